@@ -1,0 +1,119 @@
+"""Hub settings: built once in the entry point and passed down, never read at import.
+
+Every field can be set from the environment with the ``HUB_`` prefix, for
+example ``HUB_BOOTSTRAP_SERVERS`` or ``HUB_BROKER_PORT``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The agencies the hub knows until the data-sharing agreement lists them.
+DEFAULT_AGENCIES: tuple[str, ...] = (
+    "camhs",
+    "spa",
+    "police",
+    "school-nursing",
+    "counselling",
+    "youth-service",
+    "relationships",
+    "education",
+    "voluntary",
+)
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "online-risk-hub"
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub's commands need to know about where things are."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", frozen=True, extra="ignore")
+
+    # --- the local development broker (hub broker ...) -----------------------
+    broker_cache: Path = Field(
+        default_factory=_default_cache,
+        description="HUB_BROKER_CACHE: where Kafka's jars, its Maven repository and,"
+        " unless HUB_BROKER_DATA is set, its data live. Outside the repository.",
+    )
+    broker_data: Path | None = Field(
+        default=None,
+        description="HUB_BROKER_DATA: the broker's state directory (KRaft metadata, logs, pid)."
+        " Defaults to <cache>/broker.",
+    )
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(default=9092, description="HUB_BROKER_PORT: client listener.")
+    controller_port: int = Field(default=9093, description="HUB_CONTROLLER_PORT: KRaft quorum.")
+    broker_heap: str = Field(default="512m", description="HUB_BROKER_HEAP: JVM -Xmx.")
+    broker_start_timeout: float = 90.0
+    kafka_pom: Path = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+
+    # --- clients ---------------------------------------------------------------
+    bootstrap: str | None = Field(
+        default=None,
+        description="HUB_BOOTSTRAP: Kafka bootstrap servers; defaults to the local broker.",
+    )
+    topic_namespace: str = Field(
+        default="",
+        description="HUB_TOPIC_NAMESPACE: prefix for every topic and consumer group, so"
+        " several hubs (or tests) can share one broker.",
+    )
+    agencies: tuple[str, ...] = DEFAULT_AGENCIES
+    case_partitions: int = Field(
+        default=6,
+        description="HUB_CASE_PARTITIONS: partitions of every agency topic. All agency topics"
+        " share it so one worker sees every event of a child.",
+    )
+    replication_factor: int = Field(
+        default=1,
+        description="HUB_REPLICATION_FACTOR: 1 is for the single-node development broker only.",
+    )
+
+    # --- pseudonymisation (agency side) --------------------------------------
+    key_file: Path | None = Field(
+        default=None, description="HUB_KEY_FILE: the partnership key file (hub keys new)."
+    )
+    key: SecretStr | None = Field(
+        default=None, description="HUB_KEY: the partnership key, hex; prefer HUB_KEY_FILE."
+    )
+
+    # --- stream worker ---------------------------------------------------------
+    app_id: str = Field(default="online-risk-hub", description="HUB_APP_ID: Faust app id.")
+    store: str = Field(
+        default="memory://",
+        description="HUB_STORE: Faust table store; rocksdb:// in production.",
+    )
+    worker_data: Path = Field(
+        default=Path(".hub-worker"), description="HUB_WORKER_DATA: Faust's local state."
+    )
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def broker_state(self) -> Path:
+        return self.broker_data or self.broker_cache / "broker"
+
+    def topic(self, name: str) -> str:
+        """The full name of a hub topic, with the namespace prefix."""
+        return f"{self.topic_namespace}{name}"
+
+    def case_topic(self, agency: str) -> str:
+        return self.topic(f"cases.{agency}")
+
+    @property
+    def trends_topic(self) -> str:
+        return self.topic("partnership.trends.v1")
+
+    @property
+    def worker_app_id(self) -> str:
+        return f"{self.topic_namespace}{self.app_id}"
