@@ -1,0 +1,1 @@
+"""Agency-side adapters: read -> map -> validate -> minimise -> pseudonymise -> encode -> publish."""

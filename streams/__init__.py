@@ -1,0 +1,1 @@
+"""Stream processing: Faust workers that deduplicate, count and expose case events."""

@@ -1,0 +1,96 @@
+"""The Faust app: consume every agency topic, drop replays by event_id, count per risk code.
+
+Agency topics share one partition count and are keyed by subject
+pseudonym, so the dedup table (changelog-backed, partitioned like its source
+topics) sees every version of a record on one partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import faust
+from faust.types import EventT, StreamT
+
+from hub.codec import Codec
+from hub.errors import CodecError
+from hub.settings import HubSettings
+from streams.counting import RiskCounts, contribution
+from streams.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    app: faust.App
+    counts: RiskCounts
+
+
+def broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(","))
+
+
+def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts) -> Worker:
+    app = faust.App(
+        settings.worker_app_id,
+        broker=broker_url(settings.bootstrap_servers),
+        store=settings.store,
+        datadir=str(settings.worker_data),
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.case_partitions,
+        topic_replication_factor=settings.replication_factor,
+        # A standby copy would double-count on a scrape; recovery rebuilds from the changelog.
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+    )
+    codec = Codec("case_event")
+    source = app.topic(
+        *(settings.case_topic(agency) for agency in settings.agencies),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    seen = app.Table(
+        "seen-events",
+        default=None,
+        partitions=settings.case_partitions,
+        key_type=str,
+    )
+
+    async def rebuild() -> None:
+        actives = app.assignor.assigned_actives()
+        partitions = {tp.partition for tp in actives}
+        counts.rebuild(list(seen.values()), partitions)
+        log.info("counts rebuilt for partitions %s", sorted(partitions))
+
+    seen.on_recover(rebuild)
+
+    async def count(stream: StreamT[bytes]) -> AsyncIterator[None]:
+        event: EventT[bytes]
+        async for event in stream.events():
+            metrics.consumed.inc()
+            try:
+                record = codec.decode(event.value)
+            except CodecError as exc:
+                message = event.message
+                metrics.undecodable.inc()
+                log.warning("skipped %s[%s]@%s: %s", message.topic, message.partition,
+                            message.offset, exc)
+                continue
+            event_id = record["event_id"]
+            if seen.get(event_id) is not None:
+                metrics.duplicates.inc()
+                continue
+            partition = event.message.partition
+            seen[event_id] = contribution(partition, record["online_risks"])
+            counts.add(partition, record["online_risks"])
+            yield None
+
+    app.agent(source, name="count-risk-codes")(count)
+    return Worker(app, counts)

@@ -1,0 +1,51 @@
+"""Counting distinct case events per risk code, exactly, across crashes and replays.
+
+The only durable state is the dedup table (a Faust table backed by a
+changelog topic): event id -> the contribution that event made (its source
+partition and risk codes). One table write per new event is the whole
+update, so there is no moment when "seen" and "counted" can disagree. The
+in-memory counts are a view of that table, rebuilt from it after every
+rebalance or recovery for the partitions this worker owns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RiskCounts:
+    """Distinct events per risk code, per partition, for the partitions this worker owns."""
+
+    by_partition: dict[int, Counter[str]] = field(default_factory=dict)
+    events: dict[int, int] = field(default_factory=dict)
+
+    def add(self, partition: int, codes: Iterable[str]) -> None:
+        self.by_partition.setdefault(partition, Counter()).update(codes)
+        self.events[partition] = self.events.get(partition, 0) + 1
+
+    def rebuild(self, contributions: Iterable[Mapping[str, Any]], partitions: set[int]) -> None:
+        """Recompute from the dedup table's values, keeping only `partitions`."""
+        by_partition: dict[int, Counter[str]] = {p: Counter() for p in partitions}
+        events = dict.fromkeys(partitions, 0)
+        for contribution in contributions:
+            p = int(contribution["p"])
+            if p in partitions:
+                by_partition[p].update(contribution["codes"])
+                events[p] += 1
+        self.by_partition, self.events = by_partition, events
+
+    def snapshot(self) -> tuple[dict[str, int], int]:
+        """(events per risk code, distinct events) over the owned partitions."""
+        total: Counter[str] = Counter()
+        for counts in list(self.by_partition.values()):
+            total.update(counts)
+        return dict(total), sum(list(self.events.values()))
+
+
+def contribution(partition: int, codes: Iterable[str]) -> dict[str, Any]:
+    """The dedup table value for a newly seen event."""
+    return {"p": partition, "codes": sorted(codes)}

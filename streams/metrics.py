@@ -1,0 +1,61 @@
+"""Every Prometheus metric of the stream worker, created on one injected registry.
+
+Labels are bounded: a risk code (the taxonomy's fixed set), never a
+pseudonym, case id or event id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from streams.counting import RiskCounts
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry, counts: RiskCounts) -> None:
+        self.registry = registry
+        self.consumed = Counter(
+            "hub_events_consumed", "Case-event messages read by this worker process.",
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "hub_duplicates_dropped",
+            "Messages dropped because their event_id was already counted (replays, retries).",
+            registry=registry,
+        )
+        self.undecodable = Counter(
+            "hub_undecodable_messages",
+            "Messages that are not a readable case event (unknown schema, corrupt bytes).",
+            registry=registry,
+        )
+        registry.register(_CountsCollector(counts))
+
+
+class _CountsCollector(Collector):
+    """Reads the current counts at scrape time."""
+
+    def __init__(self, counts: RiskCounts) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        by_code, events = self._counts.snapshot()
+        family = GaugeMetricFamily(
+            "hub_events_by_risk_code",
+            "Distinct case events carrying each online-risk code, in this worker's partitions.",
+            labels=["risk_code"],
+        )
+        for code in sorted(by_code):
+            family.add_metric([code], by_code[code])
+        yield family
+        yield GaugeMetricFamily(
+            "hub_events_counted", "Distinct case events counted, in this worker's partitions.",
+            value=events,
+        )
+        yield GaugeMetricFamily(
+            "hub_worker_partitions", "Agency-topic partitions this worker owns.",
+            value=len(self._counts.events),
+        )
