@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from kafka import KafkaAdminClient
 from kafka.errors import RetriableError
@@ -10,8 +11,22 @@ from kafka.errors import RetriableError
 _UNREACHABLE = (RetriableError, OSError)
 
 
+def _accepts_connections(bootstrap: str, timeout: float) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def broker_answers(bootstrap: str, timeout: float) -> bool:
     """True when a broker at `bootstrap` answers a metadata request within `timeout`."""
+    # A plain TCP check first: kafka-python leaks a socket per refused connection.
+    if not _accepts_connections(bootstrap, timeout):
+        return False
     # kafka-python logs every refused connection; while polling that is expected.
     quiet = logging.getLogger("kafka")
     level = quiet.level

@@ -92,6 +92,11 @@ class HubSettings(BaseSettings):
     worker_data: Path = Field(
         default=Path(".hub-worker"), description="HUB_WORKER_DATA: Faust's local state."
     )
+    session_timeout: float = Field(
+        default=30.0,
+        description="HUB_SESSION_TIMEOUT: seconds before the group gives a dead worker's"
+        " partitions to another.",
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
 

@@ -47,6 +47,8 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
     )
     codec = Codec("case_event")
     source = app.topic(

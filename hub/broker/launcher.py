@@ -93,6 +93,7 @@ class Broker:
         self.config = state / "server.properties"
         self.pidfile = state / "broker.pid"
         self.address = f"{settings.broker_host}:{settings.broker_port}"
+        self._process: subprocess.Popen[bytes] | None = None
 
     # --- queries ---------------------------------------------------------------
     def pid(self) -> int | None:
@@ -139,6 +140,8 @@ class Broker:
                 cwd=self.state,
                 start_new_session=True,
             )
+        # Held so the child is reaped by this object, not reported as leaked.
+        self._process = proc
         self.pidfile.write_text(f"{proc.pid}\n")
         try:
             self._wait_until_answering(proc.pid)
@@ -218,6 +221,9 @@ class Broker:
             _signal_group(pid, signal.SIGKILL)
             while _is_alive(pid):
                 time.sleep(0.1)
+        if self._process is not None:
+            self._process.wait()
+            self._process = None
         self.pidfile.unlink(missing_ok=True)
         for port in (self.settings.broker_port, self.settings.controller_port):
             _wait_port_free(self.settings.broker_host, port, 10.0)

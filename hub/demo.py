@@ -1,0 +1,175 @@
+"""`hub demo` (and `make demo`): the whole hub on one machine until Ctrl-C.
+
+Starts the local broker (unless one already runs), applies the topics,
+starts the stream worker, publishes synthetic exports as several agencies
+through the real adapter, then keeps publishing a small batch now and then.
+Ctrl-C (or SIGTERM) stops the worker and, if the demo started it, the
+broker, leaving no process behind. Its files live in ``.demo/``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from types import FrameType
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.pipeline import CsvAdapter
+from adapters.publisher import KafkaPublisher
+from adapters.synth import child_pool, synth_rows, write_csv
+from hub.broker import Broker
+from hub.errors import HubError
+from hub.pseudonymise import Pseudonymiser, load_key, new_key_file
+from hub.settings import HubSettings
+from hub.topics import apply_topics, declared_topics
+
+DEMO_AGENCIES = ("camhs", "spa", "police", "school-nursing", "counselling", "education")
+DEMO_DIR = Path(".demo")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
+    """Samples from a Prometheus endpoint (http://host:port/path) as {"name{labels}": value}."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        connection.request("GET", parts.path or "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def wait_for_metrics(url: str, worker: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise HubError(f"the stream worker exited early; see {DEMO_DIR / 'worker.log'}")
+        try:
+            scrape(url)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise HubError(f"the stream worker did not serve {url} within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_demo(base: HubSettings) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    DEMO_DIR.mkdir(exist_ok=True)
+    key_file = DEMO_DIR / "partnership.key"
+    if not key_file.exists():
+        new_key_file(key_file, "demo")
+    settings = base.model_copy(update={"key_file": key_file, "worker_data": DEMO_DIR / "worker"})
+    broker = Broker(settings)
+    started_broker = broker.pid() is None
+    worker: subprocess.Popen[bytes] | None = None
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    try:
+        print("[1/4] starting the Kafka broker ...", flush=True)
+        print("      " + broker.start().describe(), flush=True)
+        print(f"[2/4] topics: {apply_topics(settings, declared_topics(settings)).summary()}")
+        print("[3/4] starting the stream worker ...", flush=True)
+        worker = _start_worker(settings)
+        wait_for_metrics(url, worker)
+        print("[4/4] agencies publishing synthetic exports ...", flush=True)
+        publish_round(settings, seed=1, rows=400)
+        time.sleep(3)
+        _show(url)
+        print(
+            f"\nThe hub is running. Metrics: {url}\n"
+            f"  curl -s {url} | grep hub_events_by_risk_code   (events per online-risk code)\n"
+            "  hub_events_counted, hub_duplicates_dropped_total: distinct events, replays dropped\n"
+            "A new small batch is published every 20 s. Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        batch = int(time.time())
+        while True:
+            time.sleep(20)
+            batch += 1
+            publish_round(settings, seed=batch, rows=25, quiet=True)
+            _show(url, brief=True)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if worker is not None:
+            stop_process(worker)
+            print("stream worker stopped", flush=True)
+        if started_broker and broker.stop():
+            print("broker stopped", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start_worker(settings: HubSettings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["HUB_WORKER_DATA"] = str(settings.worker_data)
+    log = (DEMO_DIR / "worker.log").open("ab")
+    with log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "streams", "worker"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def publish_round(settings: HubSettings, seed: int, rows: int, quiet: bool = False) -> None:
+    exports = DEMO_DIR / "exports"
+    exports.mkdir(exist_ok=True)
+    pool = child_pool(300)
+    pseudonymiser = Pseudonymiser(load_key(settings))
+    publisher = KafkaPublisher(settings, client_id="hub-demo")
+    try:
+        for agency in DEMO_AGENCIES:
+            path = exports / f"{agency}-{seed}.csv"
+            write_csv(path, synth_rows(agency, rows, seed, pool))
+            adapter = CsvAdapter(agency, settings.case_topic(agency), pseudonymiser, publisher,
+                                 DEMO_DIR / "quarantine")
+            summary = adapter.run(path)
+            if not quiet:
+                print("      " + summary.line(), flush=True)
+            path.unlink()
+    finally:
+        publisher.close()
+
+
+def _show(url: str, brief: bool = False) -> None:
+    samples = scrape(url)
+    by_code = {
+        k.split('"')[1]: v for k, v in samples.items() if k.startswith("hub_events_by_risk_code{")
+    }
+    counted = int(samples.get("hub_events_counted", 0))
+    dropped = int(samples.get("hub_duplicates_dropped_total", 0))
+    print(f"  {counted} distinct events counted, {dropped} replays dropped", flush=True)
+    if brief:
+        return
+    for code, value in sorted(by_code.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"    {code:<36} {int(value):>6}")

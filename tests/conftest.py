@@ -1,0 +1,138 @@
+"""Shared fixtures: one real Kafka broker per test session, a fresh namespace per test.
+
+The broker comes from the same launcher as `hub broker start`, on free ports
+and a temporary data directory. When it cannot start, every test that needs
+it errors: nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.broker import Broker
+from hub.demo import scrape
+from hub.pseudonymise import new_key_file
+from hub.settings import HubSettings
+from hub.topics import apply_topics, declared_topics
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubSettings]:
+    settings = HubSettings(
+        broker_data=tmp_path_factory.mktemp("broker"),
+        broker_port=free_port(),
+        controller_port=free_port(),
+    )
+    broker = Broker(settings)
+    broker.start(quiet=True)
+    try:
+        yield settings
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
+    """Settings for one test: its own topic namespace, worker state, key and metrics port."""
+    namespace = f"t{uuid.uuid4().hex[:10]}."
+    key_file = tmp_path / "partnership.key"
+    new_key_file(key_file, "test")
+    return broker_settings.model_copy(
+        update={
+            "topic_namespace": namespace,
+            "agencies": ("camhs", "police", "spa"),
+            "case_partitions": 4,
+            "worker_data": tmp_path / "worker",
+            "metrics_port": free_port(),
+            "key_file": key_file,
+            "session_timeout": 8.0,
+        }
+    )
+
+
+@pytest.fixture
+def topics(hub_settings: HubSettings) -> HubSettings:
+    apply_topics(hub_settings, declared_topics(hub_settings))
+    return hub_settings
+
+
+def settings_env(settings: HubSettings) -> dict[str, str]:
+    """The environment that makes a `hub` subprocess build the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if name == "bootstrap_servers":
+            continue
+        if isinstance(value, tuple):
+            value = "[" + ",".join(f'"{v}"' for v in value) + "]"
+        env[f"HUB_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """`hub streams worker` as a child process that a test can SIGKILL."""
+
+    def __init__(self, settings: HubSettings, log: Path) -> None:
+        self.settings = settings
+        self.log = log
+        self.url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "streams", "worker"],
+                env=settings_env(self.settings),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited: {self.log.read_text()[-3000:]}")
+            try:
+                scrape(self.url)
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("worker did not serve metrics within 60 s")
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(self.url)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker(topics: HubSettings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(topics, tmp_path / "worker.log")
+    try:
+        yield process
+    finally:
+        process.stop()
