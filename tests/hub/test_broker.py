@@ -1,0 +1,140 @@
+"""The broker launcher against a real second Kafka broker of its own (not the session one)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from hub.broker import Broker, ensure_artifacts, kafka_version
+from hub.broker.launcher import port_is_free
+from hub.errors import BrokerError
+from hub.settings import HubSettings
+from tests.conftest import free_port, settings_env
+
+
+@pytest.fixture
+def own_broker(broker_settings: HubSettings, tmp_path: Path) -> Iterator[Broker]:
+    settings = broker_settings.model_copy(
+        update={
+            "broker_data": tmp_path / "state",
+            "broker_port": free_port(),
+            "controller_port": free_port(),
+        }
+    )
+    broker = Broker(settings)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def java_processes(config: Path) -> int:
+    found = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            found += b"kafka.Kafka" in argv and str(config).encode() in argv
+    return found
+
+
+def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        env=settings_env(settings), capture_output=True, text=True, check=False, timeout=180,
+    )
+
+
+def test_start_twice_is_one_broker_and_stop_frees_the_port(own_broker: Broker) -> None:
+    s = own_broker.settings
+    assert hub(s, "broker", "status").returncode == 3
+
+    first = hub(s, "broker", "start")
+    assert first.returncode == 0, first.stderr
+    assert "running: Kafka on" in first.stdout and str(own_broker.logs) in first.stdout
+    second = hub(s, "broker", "start")
+    assert second.returncode == 0 and second.stdout.startswith("already running")
+    assert java_processes(own_broker.config) == 1
+
+    status = hub(s, "broker", "status")
+    assert status.returncode == 0 and status.stdout.startswith("running")
+
+    stopped = hub(s, "broker", "stop")
+    assert stopped.returncode == 0 and "broker stopped" in stopped.stdout
+    assert java_processes(own_broker.config) == 0
+    assert port_is_free(s.broker_host, s.broker_port)
+    assert port_is_free(s.broker_host, s.controller_port)
+    assert hub(s, "broker", "status").returncode == 3
+    assert "not running" in hub(s, "broker", "status").stdout
+
+
+def test_data_survives_a_restart(own_broker: Broker) -> None:
+    own_broker.start(quiet=True)
+    admin = KafkaAdminClient(bootstrap_servers=own_broker.settings.bootstrap_servers)
+    admin.create_topics([NewTopic("survives-restart", 2, 1)])
+    admin.close()
+    own_broker.stop()
+    own_broker.start(quiet=True)
+    admin = KafkaAdminClient(bootstrap_servers=own_broker.settings.bootstrap_servers)
+    try:
+        assert "survives-restart" in admin.list_topics()
+    finally:
+        admin.close()
+
+
+def test_a_stale_pid_file_does_not_block_start(own_broker: Broker) -> None:
+    own_broker.state.mkdir(parents=True)
+    own_broker.pidfile.write_text(f"{os.getpid()}\n")  # alive, but not a broker
+    assert own_broker.pid() is None
+    assert not own_broker.pidfile.exists()
+
+
+def test_a_taken_port_is_a_clear_error(own_broker: Broker) -> None:
+    s = own_broker.settings
+    with socket.socket() as squatter:
+        squatter.bind((s.broker_host, s.broker_port))
+        squatter.listen()
+        with pytest.raises(BrokerError, match=f"port {s.broker_port} .* is taken"):
+            own_broker.start(quiet=True)
+
+
+def test_missing_java_or_maven_is_a_clear_error(
+    broker_settings: HubSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    empty_cache = broker_settings.model_copy(update={"broker_cache": tmp_path / "cache"})
+    with pytest.raises(BrokerError, match=r"Maven was not found.*apt-get install maven"):
+        ensure_artifacts(empty_cache, quiet=True)
+    with pytest.raises(BrokerError, match=r"Java 17 was not found"):
+        Broker(empty_cache.model_copy(update={"broker_data": tmp_path / "b"})).start(quiet=True)
+
+
+def test_a_failed_download_is_a_clear_error(broker_settings: HubSettings, tmp_path: Path) -> None:
+    pom = tmp_path / "pom.xml"
+    pom.write_text(
+        broker_settings.kafka_pom.read_text().replace(
+            f"<kafka.version>{kafka_version(broker_settings.kafka_pom)}<",
+            "<kafka.version>0.0.404-no-such-release<",
+        )
+    )
+    settings = broker_settings.model_copy(
+        update={"kafka_pom": pom, "broker_cache": tmp_path / "cache"}
+    )
+    with pytest.raises(BrokerError, match="Maven could not fetch Kafka"):
+        ensure_artifacts(settings, quiet=True)
+    assert not (tmp_path / "cache" / "kafka-0.0.404-no-such-release" / ".complete").exists()
+
+
+def test_the_pinned_version_is_on_the_3_9_line_or_newer(broker_settings: HubSettings) -> None:
+    major, minor, _ = (int(x) for x in kafka_version(broker_settings.kafka_pom).split("."))
+    assert (major, minor) >= (3, 9)

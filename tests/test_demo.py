@@ -1,0 +1,73 @@
+"""`hub demo`, the command behind `make demo`, run as a user would, twice, with Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hub.broker.launcher import port_is_free
+from hub.demo import scrape
+from hub.settings import HubSettings
+from tests.conftest import free_port, settings_env
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def run_demo_until_counts(settings: HubSettings, cwd: Path) -> dict[str, float]:
+    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    out = cwd / "demo.out"
+    with out.open("w") as log:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "demo"], cwd=cwd, env=settings_env(settings),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "The hub is running" not in out.read_text():
+            assert demo.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.5)
+        samples = scrape(url)
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        demo.wait(120)
+    assert "broker stopped" in out.read_text() and "stream worker stopped" in out.read_text()
+    return samples
+
+
+def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
+    broker_settings: HubSettings, tmp_path: Path
+) -> None:
+    settings = broker_settings.model_copy(
+        update={
+            "broker_data": tmp_path / "broker",
+            "broker_port": free_port(),
+            "controller_port": free_port(),
+            "metrics_port": free_port(),
+            "topic_namespace": f"demo{tmp_path.name[-6:]}.",
+        }
+    )
+    for attempt in (1, 2):  # running it again works
+        samples = run_demo_until_counts(settings, tmp_path)
+        by_code = {k: v for k, v in samples.items() if k.startswith("hub_events_by_risk_code{")}
+        assert by_code and all(v > 0 for v in by_code.values()), attempt
+        assert samples["hub_events_counted"] > 0
+        assert processes_with(f"HUB_TOPIC_NAMESPACE={settings.topic_namespace}") == []
+        for port in (settings.broker_port, settings.controller_port, settings.metrics_port):
+            assert port_is_free("127.0.0.1", port)
+    # The second run republished the first run's exports: replays, not new events.
+    assert samples["hub_duplicates_dropped_total"] > 0
