@@ -1,1 +1,4 @@
-"""Agency-side adapters: read -> map -> validate -> minimise -> pseudonymise -> encode -> publish."""
+"""Agency-side adapters.
+
+read -> map -> validate -> minimise -> pseudonymise -> encode -> publish.
+"""

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from hub.errors import RecordError
 
-
 Row = tuple[int, dict[str, str]]
 
 

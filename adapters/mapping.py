@@ -34,9 +34,14 @@ from hub.taxonomy import RISK_CODES
 E = TypeVar("E", EventType, Outcome)
 
 _SEX = {"f": Sex.FEMALE, "female": Sex.FEMALE, "m": Sex.MALE, "male": Sex.MALE}
-_ONLINE = {"yes": OnlineComponent.YES, "y": OnlineComponent.YES, "no": OnlineComponent.NO,
-           "n": OnlineComponent.NO, "": OnlineComponent.NOT_ASSESSED,
-           "not assessed": OnlineComponent.NOT_ASSESSED}
+_ONLINE = {
+    "yes": OnlineComponent.YES,
+    "y": OnlineComponent.YES,
+    "no": OnlineComponent.NO,
+    "n": OnlineComponent.NO,
+    "": OnlineComponent.NOT_ASSESSED,
+    "not assessed": OnlineComponent.NOT_ASSESSED,
+}
 
 
 class RowMapper:
@@ -85,7 +90,9 @@ class RowMapper:
         nhs = cells.get("nhs_number", "")
         if nhs:
             try:
-                return self.pseudonymiser.subject(normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER)
+                return self.pseudonymiser.subject(
+                    normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER
+                )
             except ValueError as exc:
                 raise self._bad(row, "nhs_number", str(exc)) from None
         family = cells.get("family_name", "").casefold()
@@ -114,9 +121,7 @@ class RowMapper:
         except ValueError:
             raise self._bad(row, field, "not a date in YYYY-MM-DD form") from None
 
-    def _enum(
-        self, row: int, cells: Mapping[str, str], field: str, kind: type[E], default: E
-    ) -> E:
+    def _enum(self, row: int, cells: Mapping[str, str], field: str, kind: type[E], default: E) -> E:
         text = cells.get(field, "").strip().upper().replace(" ", "_")
         if not text:
             return default

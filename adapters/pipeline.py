@@ -30,7 +30,9 @@ class RunSummary:
     def line(self) -> str:
         reasons = Counter(f"{e.field}: {e.reason}" for e in self.rejected)
         detail = "; ".join(f"{n} x {r}" for r, n in reasons.most_common())
-        rejected = f", {len(self.rejected)} rejected ({detail})" if self.rejected else ", 0 rejected"
+        rejected = (
+            f", {len(self.rejected)} rejected ({detail})" if self.rejected else ", 0 rejected"
+        )
         return f"{self.source}: {self.read} rows read, {self.published} published{rejected}"
 
 
@@ -64,7 +66,9 @@ class CsvAdapter:
             except RecordError as exc:
                 summary.rejected.append(exc)
                 continue
-            self.publisher.send(self.topic, partition_key(event), self.codec.encode(event.to_avro()))
+            self.publisher.send(
+                self.topic, partition_key(event), self.codec.encode(event.to_avro())
+            )
         summary.published = self.publisher.flush()
         self._write_quarantine(path, summary.rejected)
         return summary

@@ -19,21 +19,75 @@ from pathlib import Path
 from hub.taxonomy import RISK_CODES
 
 COLUMNS = (
-    "record_id", "record_version", "event_type", "occurred_on", "nhs_number", "family_name",
-    "given_name", "date_of_birth", "sex", "postcode", "online_component", "risk_codes", "outcome",
+    "record_id",
+    "record_version",
+    "event_type",
+    "occurred_on",
+    "nhs_number",
+    "family_name",
+    "given_name",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "online_component",
+    "risk_codes",
+    "outcome",
 )
-_FAMILY = ("Smith", "Jones", "Patel", "O'Brien", "Nowak", "Begum", "Williams", "Khan", "Evans",
-           "Taylor", "Brown", "Davies", "Wilson", "Ahmed", "Hughes", "Ward")
-_GIVEN = ("Amelia", "Oliver", "Isla", "Noah", "Ava", "Leo", "Mia", "Zara", "Jack", "Aisha",
-          "Freya", "Harry", "Maya", "Ruby", "Theo", "Yusuf")
+_FAMILY = (
+    "Smith",
+    "Jones",
+    "Patel",
+    "O'Brien",
+    "Nowak",
+    "Begum",
+    "Williams",
+    "Khan",
+    "Evans",
+    "Taylor",
+    "Brown",
+    "Davies",
+    "Wilson",
+    "Ahmed",
+    "Hughes",
+    "Ward",
+)
+_GIVEN = (
+    "Amelia",
+    "Oliver",
+    "Isla",
+    "Noah",
+    "Ava",
+    "Leo",
+    "Mia",
+    "Zara",
+    "Jack",
+    "Aisha",
+    "Freya",
+    "Harry",
+    "Maya",
+    "Ruby",
+    "Theo",
+    "Yusuf",
+)
 _DISTRICTS = ("DY1", "DY2", "DY3", "DY5", "DY8", "B62", "B63", "WV14")
 _EVENT_TYPES = ("REFERRAL", "ASSESSMENT", "INCIDENT", "CONTACT")
-_OUTCOMES = ("NO_FURTHER_ACTION", "ADVICE_GIVEN", "EARLY_HELP", "SOCIAL_CARE_REFERRAL",
-             "POLICE_REFERRAL", "CAMHS_REFERRAL", "ONGOING")
+_OUTCOMES = (
+    "NO_FURTHER_ACTION",
+    "ADVICE_GIVEN",
+    "EARLY_HELP",
+    "SOCIAL_CARE_REFERRAL",
+    "POLICE_REFERRAL",
+    "CAMHS_REFERRAL",
+    "ONGOING",
+)
 # Rough weights: cyberbullying, unwanted contact and image sharing are the commonest.
 _RISK_WEIGHTS = {code: 1 for code in RISK_CODES} | {
-    "CYBERBULLYING": 8, "UNWANTED_STRANGER_CONTACT": 7, "NUDE_IMAGE_SHARING_U18": 6,
-    "GROOMING": 4, "ONLINE_HARASSMENT": 4, "SELF_HARM_CONTENT": 3,
+    "CYBERBULLYING": 8,
+    "UNWANTED_STRANGER_CONTACT": 7,
+    "NUDE_IMAGE_SHARING_U18": 6,
+    "GROOMING": 4,
+    "ONLINE_HARASSMENT": 4,
+    "SELF_HARM_CONTENT": 3,
 }
 
 
@@ -62,9 +116,18 @@ def child_pool(size: int, seed: int = 7) -> list[Child]:
     pool = []
     for _ in range(size):
         born = date(2008, 1, 1) + timedelta(days=rng.randrange(16 * 365))
-        postcode = f"{rng.choice(_DISTRICTS)} {rng.randrange(10)}{rng.choice('ABDEFGHJ')}{rng.choice('LNPQRSTU')}"
-        pool.append(Child(nhs_number(rng), rng.choice(_FAMILY), rng.choice(_GIVEN), born,
-                          rng.choice("FM"), postcode))
+        inward = f"{rng.randrange(10)}{rng.choice('ABDEFGHJ')}{rng.choice('LNPQRSTU')}"
+        postcode = f"{rng.choice(_DISTRICTS)} {inward}"
+        pool.append(
+            Child(
+                nhs_number(rng),
+                rng.choice(_FAMILY),
+                rng.choice(_GIVEN),
+                born,
+                rng.choice("FM"),
+                postcode,
+            )
+        )
     return pool
 
 
@@ -87,7 +150,9 @@ def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dic
         child = rng.choice(pool)
         occurred = date(2026, 1, 1) + timedelta(days=rng.randrange(300))
         online = rng.choices(("yes", "no", ""), (70, 10, 20))[0]
-        risks = rng.sample(codes, k=rng.choice((1, 1, 1, 2)), counts=weights) if online == "yes" else []
+        risks = (
+            rng.sample(codes, k=rng.choice((1, 1, 1, 2)), counts=weights) if online == "yes" else []
+        )
         row = {
             "record_id": f"{agency.upper()}-{seed}-{len(out):06d}",
             "record_version": "1",

@@ -141,12 +141,19 @@ def adapter() -> None:
 
 @adapter.command("run")
 @click.option("--agency", required=True, help="The agency id, e.g. camhs.")
-@click.option("--quarantine", type=click.Path(path_type=Path), default=Path("quarantine"),
-              show_default=True, help="Where rejected-row reports stay (on this machine).")
+@click.option(
+    "--quarantine",
+    type=click.Path(path_type=Path),
+    default=Path("quarantine"),
+    show_default=True,
+    help="Where rejected-row reports stay (on this machine).",
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_obj
 @_friendly
-def adapter_run(settings: HubSettings, agency: str, quarantine: Path, files: tuple[Path, ...]) -> None:
+def adapter_run(
+    settings: HubSettings, agency: str, quarantine: Path, files: tuple[Path, ...]
+) -> None:
     """Publish FILES (generic CSV layout) as AGENCY's case events."""
     from adapters.pipeline import CsvAdapter
     from adapters.publisher import KafkaPublisher
@@ -155,7 +162,9 @@ def adapter_run(settings: HubSettings, agency: str, quarantine: Path, files: tup
     pseudonymiser = Pseudonymiser(load_key(settings))
     publisher = KafkaPublisher(settings, client_id=f"hub-adapter-{agency}")
     try:
-        runner = CsvAdapter(agency, settings.case_topic(agency), pseudonymiser, publisher, quarantine)
+        runner = CsvAdapter(
+            agency, settings.case_topic(agency), pseudonymiser, publisher, quarantine
+        )
         for path in files:
             summary = runner.run(path)
             for error in summary.rejected[:20]:

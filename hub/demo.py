@@ -41,7 +41,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
     """Samples from a Prometheus endpoint (http://host:port/path) as {"name{labels}": value}."""
     parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port, timeout=timeout
+    )
     try:
         connection.request("GET", parts.path or "/metrics")
         text = connection.getresponse().read().decode()
@@ -151,8 +153,13 @@ def publish_round(settings: HubSettings, seed: int, rows: int, quiet: bool = Fal
         for agency in DEMO_AGENCIES:
             path = exports / f"{agency}-{seed}.csv"
             write_csv(path, synth_rows(agency, rows, seed, pool))
-            adapter = CsvAdapter(agency, settings.case_topic(agency), pseudonymiser, publisher,
-                                 DEMO_DIR / "quarantine")
+            adapter = CsvAdapter(
+                agency,
+                settings.case_topic(agency),
+                pseudonymiser,
+                publisher,
+                DEMO_DIR / "quarantine",
+            )
             summary = adapter.run(path)
             if not quiet:
                 print("      " + summary.line(), flush=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 
-from kafka import KafkaAdminClient
 from kafka.errors import RetriableError
+
+from kafka import KafkaAdminClient
 
 _UNREACHABLE = (RetriableError, OSError)
 

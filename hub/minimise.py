@@ -23,7 +23,9 @@ def age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def age_band(born: date | None, on: date, bands: tuple[tuple[int, int], ...] = DEFAULT_AGE_BANDS) -> str:
+def age_band(
+    born: date | None, on: date, bands: tuple[tuple[int, int], ...] = DEFAULT_AGE_BANDS
+) -> str:
     """The band holding the age at `on`; "unknown" without a date of birth or outside the bands."""
     if born is None:
         return "unknown"
@@ -35,7 +37,7 @@ def age_band(born: date | None, on: date, bands: tuple[tuple[int, int], ...] = D
 
 
 def postcode_sector(raw: str) -> str:
-    """"DY1 4RT" -> "DY1 4"; anything that is not a full UK postcode -> "unknown"."""
+    """ "DY1 4RT" -> "DY1 4"; anything that is not a full UK postcode -> "unknown"."""
     match = _POSTCODE.match(raw.strip().upper())
     if match is None:
         return "unknown"

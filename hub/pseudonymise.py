@@ -36,9 +36,7 @@ class PartnershipKey:
 def new_key_file(path: Path, key_id: str | None = None) -> PartnershipKey:
     """Write a new random key to `path`, readable by its owner only (0600)."""
     key = PartnershipKey(key_id or f"k-{secrets.token_hex(4)}", secrets.token_bytes(KEY_BYTES))
-    body = json.dumps(
-        {"key_id": key.key_id, "key": base64.b64encode(key.secret).decode("ascii")}
-    )
+    body = json.dumps({"key_id": key.key_id, "key": base64.b64encode(key.secret).decode("ascii")})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(body + "\n")

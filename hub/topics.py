@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.errors import BrokerError
 from hub.settings import HubSettings
+from kafka import KafkaAdminClient
 
 _DAY_MS = 24 * 60 * 60 * 1000
 
@@ -69,7 +69,9 @@ def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:
     """Create missing topics and set declared configs on existing ones."""
     report = ApplyReport()
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="hub-topics")
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id="hub-topics"
+        )
     except KafkaError as exc:
         raise BrokerError(
             f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); is it running?"
@@ -114,9 +116,7 @@ def _reconcile(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
         changed = True
     resource = ConfigResource(ConfigResourceType.TOPIC, spec.name)
     response = admin.describe_configs([resource])
-    current = {
-        name: entry["value"] for name, entry in response["topic"].get(spec.name, {}).items()
-    }
+    current = {name: entry["value"] for name, entry in response["topic"].get(spec.name, {}).items()}
     if any(current.get(k) != v for k, v in spec.config.items()):
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.config)])
         changed = True

@@ -82,8 +82,9 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
             except CodecError as exc:
                 message = event.message
                 metrics.undecodable.inc()
-                log.warning("skipped %s[%s]@%s: %s", message.topic, message.partition,
-                            message.offset, exc)
+                log.warning(
+                    "skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
+                )
                 continue
             event_id = record["event_id"]
             if seen.get(event_id) is not None:

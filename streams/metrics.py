@@ -19,7 +19,8 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry, counts: RiskCounts) -> None:
         self.registry = registry
         self.consumed = Counter(
-            "hub_events_consumed", "Case-event messages read by this worker process.",
+            "hub_events_consumed",
+            "Case-event messages read by this worker process.",
             registry=registry,
         )
         self.duplicates = Counter(
@@ -52,10 +53,12 @@ class _CountsCollector(Collector):
             family.add_metric([code], by_code[code])
         yield family
         yield GaugeMetricFamily(
-            "hub_events_counted", "Distinct case events counted, in this worker's partitions.",
+            "hub_events_counted",
+            "Distinct case events counted, in this worker's partitions.",
             value=events,
         )
         yield GaugeMetricFamily(
-            "hub_worker_partitions", "Agency-topic partitions this worker owns.",
+            "hub_worker_partitions",
+            "Agency-topic partitions this worker owns.",
             value=len(self._counts.events),
         )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from faust.worker import Worker as FaustWorker
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.errors import BrokerError, HubError
 from hub.settings import HubSettings
+from kafka import KafkaAdminClient
 from streams.app import create_app
 from streams.counting import RiskCounts
 from streams.metrics import WorkerMetrics
@@ -17,7 +17,9 @@ from streams.metrics import WorkerMetrics
 def check_topics(settings: HubSettings) -> None:
     """Fail with a clear message when the agency topics are missing."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="hub-worker")
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id="hub-worker"
+        )
     except KafkaError as exc:
         raise BrokerError(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}."
@@ -27,8 +29,9 @@ def check_topics(settings: HubSettings) -> None:
         existing = set(admin.list_topics())
     finally:
         admin.close()
-    missing = [settings.case_topic(a) for a in settings.agencies
-               if settings.case_topic(a) not in existing]
+    missing = [
+        settings.case_topic(a) for a in settings.agencies if settings.case_topic(a) not in existing
+    ]
     if missing:
         raise BrokerError(f"missing topics {', '.join(missing)}: run `hub topics apply` first")
 

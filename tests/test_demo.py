@@ -32,8 +32,12 @@ def run_demo_until_counts(settings: HubSettings, cwd: Path) -> dict[str, float]:
     out = cwd / "demo.out"
     with out.open("w") as log:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "demo"], cwd=cwd, env=settings_env(settings),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "hub.cli", "demo"],
+            cwd=cwd,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 240

@@ -9,10 +9,10 @@ one is never repeated.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
-import re
 from dataclasses import dataclass
 from pathlib import Path
 

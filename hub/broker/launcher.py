@@ -132,8 +132,14 @@ class Broker:
         out = (self.logs / "broker.out").open("ab")
         with out:
             proc = subprocess.Popen(
-                [java, *self._jvm_options(), "-cp", artifacts.classpath, "kafka.Kafka",
-                 str(self.config)],
+                [
+                    java,
+                    *self._jvm_options(),
+                    "-cp",
+                    artifacts.classpath,
+                    "kafka.Kafka",
+                    str(self.config),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -179,9 +185,19 @@ class Broker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
-            [java, "-Xmx256m", f"-Dlog4j.configuration=file:{self.state / 'log4j.properties'}",
-             "-cp", artifacts.classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.config)],
+            [
+                java,
+                "-Xmx256m",
+                f"-Dlog4j.configuration=file:{self.state / 'log4j.properties'}",
+                "-cp",
+                artifacts.classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -197,7 +213,8 @@ class Broker:
             if not _is_alive(pid):
                 raise BrokerError(
                     f"the broker exited during start-up. Last lines of {self.logs}/server.log:\n"
-                    + _tail(self.logs / "server.log") + _tail(self.logs / "broker.out")
+                    + _tail(self.logs / "server.log")
+                    + _tail(self.logs / "broker.out")
                 )
             if broker_answers(self.settings.bootstrap_servers, 2.0):
                 return

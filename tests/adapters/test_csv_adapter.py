@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from adapters.pipeline import CsvAdapter, RunSummary
 from adapters.publisher import KafkaPublisher
 from adapters.synth import child_pool, synth_rows, write_csv
@@ -14,19 +12,32 @@ from hub.codec import Codec
 from hub.models import CaseEvent, LinkageBasis
 from hub.pseudonymise import Pseudonymiser, load_key
 from hub.settings import HubSettings
+from kafka import KafkaConsumer
 
 GOOD = {
-    "record_id": "CAMHS-1", "record_version": "1", "event_type": "referral",
-    "occurred_on": "2026-09-14", "nhs_number": "943 476 5919", "family_name": "Nowak",
-    "given_name": "Zara", "date_of_birth": "2013-05-02", "sex": "F", "postcode": "DY1 4RT",
-    "online_component": "yes", "risk_codes": "grooming;SEXTORTION", "outcome": "police referral",
+    "record_id": "CAMHS-1",
+    "record_version": "1",
+    "event_type": "referral",
+    "occurred_on": "2026-09-14",
+    "nhs_number": "943 476 5919",
+    "family_name": "Nowak",
+    "given_name": "Zara",
+    "date_of_birth": "2013-05-02",
+    "sex": "F",
+    "postcode": "DY1 4RT",
+    "online_component": "yes",
+    "risk_codes": "grooming;SEXTORTION",
+    "outcome": "police referral",
 }
 
 
 def consume_all(settings: HubSettings, topic: str, expected: int) -> list[tuple[bytes, bytes]]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=5000,
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
         group_id=f"{settings.topic_namespace}reader",
     )
     try:
@@ -40,7 +51,10 @@ def consume_all(settings: HubSettings, topic: str, expected: int) -> list[tuple[
 def run(settings: HubSettings, path: Path, tmp_path: Path) -> RunSummary:
     publisher = KafkaPublisher(settings)
     adapter = CsvAdapter(
-        "camhs", settings.case_topic("camhs"), Pseudonymiser(load_key(settings)), publisher,
+        "camhs",
+        settings.case_topic("camhs"),
+        Pseudonymiser(load_key(settings)),
+        publisher,
         quarantine=tmp_path / "quarantine",
     )
     try:
@@ -49,7 +63,9 @@ def run(settings: HubSettings, path: Path, tmp_path: Path) -> RunSummary:
         publisher.close()
 
 
-def test_good_row_maps_minimises_and_is_keyed_by_subject(topics: HubSettings, tmp_path: Path) -> None:
+def test_good_row_maps_minimises_and_is_keyed_by_subject(
+    topics: HubSettings, tmp_path: Path
+) -> None:
     path = tmp_path / "export.csv"
     write_csv(path, [GOOD])
     run(topics, path, tmp_path)
@@ -63,7 +79,9 @@ def test_good_row_maps_minimises_and_is_keyed_by_subject(topics: HubSettings, tm
     assert event.event_type.value == "REFERRAL" and event.outcome.value == "POLICE_REFERRAL"
 
 
-def test_bad_rows_are_quarantined_and_the_rest_published(topics: HubSettings, tmp_path: Path) -> None:
+def test_bad_rows_are_quarantined_and_the_rest_published(
+    topics: HubSettings, tmp_path: Path
+) -> None:
     rows = [
         GOOD,
         GOOD | {"record_id": "CAMHS-2", "nhs_number": "9434765918"},
@@ -92,8 +110,14 @@ def test_no_planted_identifier_reaches_kafka(topics: HubSettings, tmp_path: Path
     messages = consume_all(topics, topics.case_topic("camhs"), summary.published)
     blob = b"\n".join(k + b"\0" + v for k, v in messages)
     for child in pool:
-        for planted in (child.nhs_number, child.family_name, child.given_name,
-                        child.born.isoformat(), child.postcode, child.postcode.replace(" ", "")):
+        for planted in (
+            child.nhs_number,
+            child.family_name,
+            child.given_name,
+            child.born.isoformat(),
+            child.postcode,
+            child.postcode.replace(" ", ""),
+        ):
             assert planted.encode() not in blob, "an identifier reached Kafka"
     for row in rows:
         assert row["record_id"].encode() not in blob

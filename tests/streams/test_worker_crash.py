@@ -17,7 +17,9 @@ from hub.settings import HubSettings
 from tests.conftest import WorkerProcess
 
 
-def expected_counts(files: dict[str, Path], pseudonymiser: Pseudonymiser) -> tuple[Counter[str], int]:
+def expected_counts(
+    files: dict[str, Path], pseudonymiser: Pseudonymiser
+) -> tuple[Counter[str], int]:
     """Ground truth computed offline from the files: distinct event ids, codes per event."""
     events: dict[str, tuple[str, ...]] = {}
     for agency, path in files.items():
@@ -38,7 +40,11 @@ def expected_counts(files: dict[str, Path], pseudonymiser: Pseudonymiser) -> tup
 
 def by_code(samples: dict[str, float]) -> Counter[str]:
     return Counter(
-        {k.split('"')[1]: int(v) for k, v in samples.items() if k.startswith("hub_events_by_risk_code{")}
+        {
+            k.split('"')[1]: int(v)
+            for k, v in samples.items()
+            if k.startswith("hub_events_by_risk_code{")
+        }
     )
 
 
