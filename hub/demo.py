@@ -82,6 +82,8 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 
 
 def run_demo(base: HubSettings) -> None:
+    # Installed explicitly: a shell starting this in the background ignores SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     DEMO_DIR.mkdir(exist_ok=True)
     key_file = DEMO_DIR / "partnership.key"
