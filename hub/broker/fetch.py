@@ -95,7 +95,7 @@ def _run_maven(cmd: list[str], quiet: bool) -> int:
             tail = [*tail[-30:], line.rstrip()]
             if "Downloaded from" in line:
                 fetched += 1
-                if not quiet and fetched % 10 == 0:
+                if not quiet and fetched % 50 == 0:
                     print(f"  ... {fetched} artifacts downloaded", flush=True)
         code = proc.wait()
     if code != 0:
