@@ -18,18 +18,17 @@ from typing import TypeVar
 
 from hub.agencies import agency_type
 from hub.errors import RecordError
-from hub.minimise import age_band, postcode_sector
+from hub.minimise import Minimiser
 from hub.models import (
     CaseEvent,
     EventType,
     LinkageBasis,
     OnlineComponent,
     Outcome,
-    Pseudonym,
     Sex,
 )
-from hub.pseudonymise import Pseudonymiser, normalise_nhs_number
-from hub.taxonomy import RISK_CODES
+from hub.pseudonymise import Pseudonymiser, name_dob_key, normalise_nhs_number
+from hub.taxonomy import Taxonomy
 
 E = TypeVar("E", EventType, Outcome)
 
@@ -47,11 +46,20 @@ _ONLINE = {
 class RowMapper:
     """Turns rows of one agency's file into case events."""
 
-    def __init__(self, agency: str, pseudonymiser: Pseudonymiser, source: str) -> None:
+    def __init__(
+        self,
+        agency: str,
+        pseudonymiser: Pseudonymiser,
+        source: str,
+        minimiser: Minimiser | None = None,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
         self.agency = agency
         self.agency_type = agency_type(agency)
         self.pseudonymiser = pseudonymiser
         self.source = source
+        self.minimiser = minimiser or Minimiser()
+        self.taxonomy = taxonomy or Taxonomy()
 
     def _bad(self, row: int, field: str, reason: str) -> RecordError:
         return RecordError(self.source, row, field, reason)
@@ -68,6 +76,7 @@ class RowMapper:
         if born is not None and born > occurred:
             raise self._bad(row, "date_of_birth", "after occurred_on")
         p = self.pseudonymiser
+        linkage = self._linkage(row, cells, born)
         return CaseEvent(
             event_id=p.event_id(self.agency, record_id, version),
             agency_id=self.agency,
@@ -75,38 +84,39 @@ class RowMapper:
             event_type=self._enum(row, cells, "event_type", EventType, EventType.CONTACT),
             record_key=p.record_key(self.agency, record_id),
             record_version=version,
-            subject=self._subject(row, cells, born),
+            subject=p.subject(*linkage) if linkage else None,
+            previous_subjects=p.previous_subjects(*linkage) if linkage else (),
             occurred_on=occurred,
             reported_at=now or datetime.now(UTC),
-            age_band=age_band(born, occurred),
+            age_band=self.minimiser.age_band(born, occurred),
             sex=_SEX.get(cells.get("sex", "").lower(), Sex.UNKNOWN),
-            area_code=postcode_sector(cells.get("postcode", "")),
+            area_code=self.minimiser.area(cells.get("postcode", "")),
             online_component=self._online(row, cells),
             online_risks=self._risks(row, cells),
             outcome=self._enum(row, cells, "outcome", Outcome, Outcome.UNKNOWN),
         )
 
-    def _subject(self, row: int, cells: Mapping[str, str], born: date | None) -> Pseudonym | None:
+    def _linkage(
+        self, row: int, cells: Mapping[str, str], born: date | None
+    ) -> tuple[str, LinkageBasis] | None:
+        """The identifier to pseudonymise and its basis; None when the row has none."""
         nhs = cells.get("nhs_number", "")
         if nhs:
             try:
-                return self.pseudonymiser.subject(
-                    normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER
-                )
+                return normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER
             except ValueError as exc:
                 raise self._bad(row, "nhs_number", str(exc)) from None
-        family = cells.get("family_name", "").casefold()
-        given = cells.get("given_name", "").casefold()
-        if family and given and born is not None:
-            key = f"{' '.join(family.split())}|{' '.join(given.split())}|{born.isoformat()}"
-            return self.pseudonymiser.subject(key, LinkageBasis.NAME_DOB)
+        if born is not None:
+            key = name_dob_key(cells.get("family_name", ""), cells.get("given_name", ""), born)
+            if key is not None:
+                return key, LinkageBasis.NAME_DOB
         return None
 
     def _int(self, row: int, cells: Mapping[str, str], field: str, default: int) -> int:
         text = cells.get(field, "")
         if not text:
             return default
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise self._bad(row, field, "not a whole number of 1 or more")
         return int(text)
 
@@ -141,7 +151,7 @@ class RowMapper:
         codes = tuple(
             sorted({c.strip().upper() for c in cells.get("risk_codes", "").split(";") if c.strip()})
         )
-        unknown = sum(1 for c in codes if c not in RISK_CODES)
+        unknown = sum(1 for c in codes if c not in self.taxonomy)
         if unknown:
             # The cell is not echoed: a mis-filled column can hold free text.
             raise self._bad(row, "risk_codes", f"{unknown} code(s) not in the taxonomy")

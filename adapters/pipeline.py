@@ -17,6 +17,7 @@ from adapters.mapping import RowMapper
 from adapters.publisher import KafkaPublisher, partition_key
 from hub.codec import Codec
 from hub.errors import RecordError
+from hub.minimise import Minimiser
 from hub.pseudonymise import Pseudonymiser
 
 
@@ -25,6 +26,7 @@ class RunSummary:
     source: str
     read: int = 0
     published: int = 0
+    unlinked: int = 0
     rejected: list[RecordError] = field(default_factory=list)
 
     def line(self) -> str:
@@ -33,7 +35,10 @@ class RunSummary:
         rejected = (
             f", {len(self.rejected)} rejected ({detail})" if self.rejected else ", 0 rejected"
         )
-        return f"{self.source}: {self.read} rows read, {self.published} published{rejected}"
+        return (
+            f"{self.source}: {self.read} rows read, {self.published} published{rejected},"
+            f" {self.unlinked} with no linkable subject"
+        )
 
 
 class CsvAdapter:
@@ -44,17 +49,19 @@ class CsvAdapter:
         pseudonymiser: Pseudonymiser,
         publisher: KafkaPublisher,
         quarantine: Path | None = None,
+        minimiser: Minimiser | None = None,
     ) -> None:
         self.agency = agency
         self.topic = topic
         self.pseudonymiser = pseudonymiser
         self.publisher = publisher
         self.quarantine = quarantine
+        self.minimiser = minimiser
         self.codec = Codec("case_event")
 
     def run(self, path: Path) -> RunSummary:
         summary = RunSummary(str(path))
-        mapper = RowMapper(self.agency, self.pseudonymiser, str(path))
+        mapper = RowMapper(self.agency, self.pseudonymiser, str(path), self.minimiser)
         for item in read_csv(path):
             summary.read += 1
             if isinstance(item, RecordError):
@@ -66,6 +73,7 @@ class CsvAdapter:
             except RecordError as exc:
                 summary.rejected.append(exc)
                 continue
+            summary.unlinked += event.subject is None
             self.publisher.send(
                 self.topic, partition_key(event), self.codec.encode(event.to_avro())
             )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from hub.taxonomy import RISK_CODES
+from hub.taxonomy import STARTER_CODES
 
 COLUMNS = (
     "record_id",
@@ -81,7 +81,7 @@ _OUTCOMES = (
     "ONGOING",
 )
 # Rough weights: cyberbullying, unwanted contact and image sharing are the commonest.
-_RISK_WEIGHTS = {code: 1 for code in RISK_CODES} | {
+_RISK_WEIGHTS = {code: 1 for code in STARTER_CODES} | {
     "CYBERBULLYING": 8,
     "UNWANTED_STRANGER_CONTACT": 7,
     "NUDE_IMAGE_SHARING_U18": 6,

@@ -6,12 +6,15 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
 from hub.errors import ConfigError, HubError
 from hub.settings import HubSettings
+
+if TYPE_CHECKING:
+    from hub.pseudonymise import KeyRing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,6 +95,34 @@ def broker_status(settings: HubSettings) -> None:
         sys.exit(3)
 
 
+# --- schema -------------------------------------------------------------------
+@main.group()
+def schema() -> None:
+    """The Avro schemas in schemas/."""
+
+
+@schema.command("check")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A schemas directory; defaults to the shipped one.",
+)
+def schema_check(root: Path | None) -> None:
+    """Check every version of every schema against every earlier one, both directions."""
+    from hub.codec import SCHEMAS_DIR
+    from hub.schema_check import check, schema_names
+
+    base = root or SCHEMAS_DIR
+    pairs, problems = check(base)
+    for problem in problems:
+        click.secho(f"incompatible: {problem}", fg="red", err=True)
+    names = ", ".join(schema_names(base))
+    click.echo(f"{names}: {pairs} version pairs checked, {len(problems)} incompatible")
+    if problems:
+        sys.exit(1)
+
+
 # --- topics -------------------------------------------------------------------
 @main.group()
 def topics() -> None:
@@ -122,15 +153,57 @@ def keys() -> None:
 @keys.command("new")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True)
 @click.option("--key-id", default=None, help="Defaults to a random k-xxxxxxxx.")
+@click.option(
+    "--encrypt", is_flag=True, help="Seal with a passphrase (HUB_KEY_PASSPHRASE, else asked)."
+)
+@click.pass_obj
 @_friendly
-def keys_new(out: Path, key_id: str | None) -> None:
-    """Write a new random key file, readable by its owner only (0600)."""
-    from hub.pseudonymise import new_key_file
+def keys_new(settings: HubSettings, out: Path, key_id: str | None, encrypt: bool) -> None:
+    """Write a new key file, readable by its owner only (0600); never overwrites."""
+    from hub.pseudonymise import KeyRing
+
+    ring = KeyRing.generate(key_id)
+    _write_keys(settings, out, ring, encrypt)
+    click.echo(f"wrote key {ring.current.key_id} to {out}; set HUB_KEY_FILE={out}")
+
+
+@keys.command("rotate")
+@click.option("--key-file", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--key-id", default=None)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="How many previous keys stay for linkage across the change.",
+)
+@click.option("--encrypt", is_flag=True)
+@click.pass_obj
+@_friendly
+def keys_rotate(
+    settings: HubSettings, key_file: Path, out: Path, key_id: str | None, keep: int, encrypt: bool
+) -> None:
+    """Write a key file with a new current key, keeping previous keys and the record secret."""
+    from hub.pseudonymise import read_key_file
+
+    ring = read_key_file(key_file, settings.passphrase).rotated(key_id, keep)
+    _write_keys(settings, out, ring, encrypt)
+    kept = ", ".join(k.key_id for k in ring.keys[1:]) or "none"
+    click.echo(f"wrote {out}: current key {ring.current.key_id}, previous kept: {kept}")
+
+
+def _write_keys(settings: HubSettings, out: Path, ring: KeyRing, encrypt: bool) -> None:
+    from hub.pseudonymise import write_key_file
 
     if out.exists():
         raise ConfigError(f"{out} exists; a key file is never overwritten")
-    key = new_key_file(out, key_id)
-    click.echo(f"wrote key {key.key_id} to {out}; set HUB_KEY_FILE={out}")
+    passphrase = None
+    if encrypt:
+        passphrase = settings.passphrase or click.prompt(
+            "Passphrase", hide_input=True, confirmation_prompt=True
+        )
+    write_key_file(out, ring, passphrase)
 
 
 # --- adapter --------------------------------------------------------------------
@@ -157,13 +230,15 @@ def adapter_run(
     """Publish FILES (generic CSV layout) as AGENCY's case events."""
     from adapters.pipeline import CsvAdapter
     from adapters.publisher import KafkaPublisher
-    from hub.pseudonymise import Pseudonymiser, load_key
+    from hub.minimise import Minimiser
+    from hub.pseudonymise import Pseudonymiser
 
-    pseudonymiser = Pseudonymiser(load_key(settings))
+    pseudonymiser = Pseudonymiser.from_settings(settings)
+    minimiser = Minimiser.from_settings(settings)
     publisher = KafkaPublisher(settings, client_id=f"hub-adapter-{agency}")
     try:
         runner = CsvAdapter(
-            agency, settings.case_topic(agency), pseudonymiser, publisher, quarantine
+            agency, settings.case_topic(agency), pseudonymiser, publisher, quarantine, minimiser
         )
         for path in files:
             summary = runner.run(path)

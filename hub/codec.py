@@ -1,10 +1,15 @@
-"""Avro encoding of hub messages with the single-object encoding header.
+"""Avro encoding of hub messages: single-object encoding, or the Confluent wire format.
 
-A message is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of
+A single-object message is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of
 the writer schema's canonical form + the Avro binary body. A reader finds the
 writer schema by fingerprint among every shipped version in ``schemas/`` and
 resolves it into the current version, so an event written with v1 is still
 read after v2 ships.
+
+Partners who run a schema registry can use the Confluent wire format
+instead: ``00`` + the 4-byte big-endian id their registry gave the schema
+version + the body. The ids are configuration (version -> id); `decode`
+recognises either format by its first byte.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +31,8 @@ from hub.settings import REPO_ROOT
 
 SCHEMAS_DIR = REPO_ROOT / "schemas"
 MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+CONFLUENT_HEADER_SIZE = 5
 HEADER_SIZE = len(MAGIC) + 8
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 
@@ -67,19 +75,44 @@ def versions(name: str, root: Path = SCHEMAS_DIR) -> tuple[SchemaVersion, ...]:
 class Codec:
     """Encode with the current version of one schema; decode any shipped version."""
 
-    def __init__(self, name: str, root: Path = SCHEMAS_DIR) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: Path = SCHEMAS_DIR,
+        registry_ids: Mapping[int, int] | None = None,
+    ) -> None:
+        """`registry_ids` maps schema version -> schema registry id, for the Confluent format."""
         shipped = versions(name, root)
         self.name = name
         self.current = shipped[-1]
         self._by_fingerprint = {v.fingerprint: v for v in shipped}
+        by_version = {v.version: v for v in shipped}
+        ids = dict(registry_ids or {})
+        unknown = sorted(set(ids) - set(by_version))
+        if unknown:
+            raise CodecError(f"registry ids given for {name} versions not shipped: {unknown}")
+        self._registry_id = ids.get(self.current.version)
+        self._by_registry_id = {rid: by_version[v] for v, rid in ids.items()}
 
-    def encode(self, record: dict[str, Any]) -> bytes:
+    def encode(self, record: dict[str, Any], wire: str = "single-object") -> bytes:
+        """Encode with the current version; `wire` is "single-object" or "confluent"."""
         out = io.BytesIO()
-        out.write(self.current.header)
+        if wire == "confluent":
+            if self._registry_id is None:
+                raise CodecError(
+                    f"no schema registry id configured for {self.name} v{self.current.version}"
+                )
+            out.write(CONFLUENT_MAGIC + self._registry_id.to_bytes(4, "big"))
+        elif wire == "single-object":
+            out.write(self.current.header)
+        else:
+            raise CodecError(f"unknown wire format {wire!r}: single-object or confluent")
         fastavro.schemaless_writer(out, self.current.parsed, record)
         return out.getvalue()
 
     def decode(self, message: bytes) -> dict[str, Any]:
+        if message[:1] == CONFLUENT_MAGIC:
+            return self._decode_confluent(message)
         if len(message) < HEADER_SIZE or message[:2] != MAGIC:
             raise CodecError(
                 f"not an Avro single-object {self.name} message"
@@ -91,9 +124,24 @@ class Codec:
                 f"unknown {self.name} schema fingerprint {message[2:HEADER_SIZE].hex()};"
                 " the writer used a schema version this reader does not ship"
             )
+        return self._read(writer, message[HEADER_SIZE:])
+
+    def _decode_confluent(self, message: bytes) -> dict[str, Any]:
+        if len(message) < CONFLUENT_HEADER_SIZE:
+            raise CodecError(f"truncated Confluent-format {self.name} message")
+        schema_id = int.from_bytes(message[1:CONFLUENT_HEADER_SIZE], "big")
+        writer = self._by_registry_id.get(schema_id)
+        if writer is None:
+            raise CodecError(
+                f"unknown schema registry id {schema_id} for {self.name}; configure which"
+                " shipped version it is"
+            )
+        return self._read(writer, message[CONFLUENT_HEADER_SIZE:])
+
+    def _read(self, writer: SchemaVersion, body: bytes) -> dict[str, Any]:
         try:
             record = fastavro.schemaless_reader(
-                io.BytesIO(message[HEADER_SIZE:]), writer.parsed, self.current.parsed
+                io.BytesIO(body), writer.parsed, self.current.parsed
             )
         except (EOFError, ValueError, IndexError, UnicodeDecodeError) as exc:
             raise CodecError(

@@ -26,7 +26,7 @@ from adapters.publisher import KafkaPublisher
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.broker import Broker
 from hub.errors import HubError
-from hub.pseudonymise import Pseudonymiser, load_key, new_key_file
+from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
 
@@ -88,7 +88,7 @@ def run_demo(base: HubSettings) -> None:
     DEMO_DIR.mkdir(exist_ok=True)
     key_file = DEMO_DIR / "partnership.key"
     if not key_file.exists():
-        new_key_file(key_file, "demo")
+        write_key_file(key_file, KeyRing.generate("demo"))
     settings = base.model_copy(update={"key_file": key_file, "worker_data": DEMO_DIR / "worker"})
     broker = Broker(settings)
     started_broker = broker.pid() is None
@@ -149,7 +149,7 @@ def publish_round(settings: HubSettings, seed: int, rows: int, quiet: bool = Fal
     exports = DEMO_DIR / "exports"
     exports.mkdir(exist_ok=True)
     pool = child_pool(300)
-    pseudonymiser = Pseudonymiser(load_key(settings))
+    pseudonymiser = Pseudonymiser.from_settings(settings)
     publisher = KafkaPublisher(settings, client_id="hub-demo")
     try:
         for agency in DEMO_AGENCIES:

@@ -123,6 +123,7 @@ class CaseEvent(BaseModel):
     record_key: str = Field(pattern=r"^[0-9a-f]{64}$")
     record_version: int = Field(ge=1)
     subject: Pseudonym | None = None
+    previous_subjects: tuple[Pseudonym, ...] = ()
     case: Pseudonym | None = None
     occurred_on: date
     reported_at: datetime
@@ -140,10 +141,37 @@ class CaseEvent(BaseModel):
     def to_avro(self) -> dict[str, Any]:
         """The record as fastavro writes it (enums as symbols, sequences as lists)."""
         data = self.model_dump(mode="python")
-        for name in ("vulnerabilities", "online_risks", "platform_types"):
+        for name in ("previous_subjects", "vulnerabilities", "online_risks", "platform_types"):
             data[name] = list(data[name])
         return data
 
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> CaseEvent:
         return cls.model_validate(record)
+
+
+class Suppression(StrEnum):
+    NONE = "NONE"
+    PRIMARY = "PRIMARY"
+    SECONDARY = "SECONDARY"
+
+
+class TrendSnapshot(BaseModel):
+    """One published aggregate cell, as analysts read it from partnership.trends.v1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partnership: str
+    publication: str
+    period_start: date
+    period_end: date
+    measure: str = "events"
+    dimension: str
+    value: str
+    count: int | None = Field(default=None, ge=0)
+    suppression: Suppression = Suppression.NONE
+    revision: int = Field(default=0, ge=0)
+    published_at: datetime
+
+    def to_avro(self) -> dict[str, Any]:
+        return self.model_dump(mode="python")

@@ -79,8 +79,17 @@ class HubSettings(BaseSettings):
     key_file: Path | None = Field(
         default=None, description="HUB_KEY_FILE: the partnership key file (hub keys new)."
     )
-    key: SecretStr | None = Field(
-        default=None, description="HUB_KEY: the partnership key, hex; prefer HUB_KEY_FILE."
+    key_passphrase: SecretStr | None = Field(
+        default=None, description="HUB_KEY_PASSPHRASE: opens an encrypted key file."
+    )
+    age_bands: str = Field(
+        default="0-4,5-7,8-10,11-13,14-15,16-17,18-25",
+        description="HUB_AGE_BANDS: inclusive age bands, comma-separated.",
+    )
+    area_lookup: Path | None = Field(
+        default=None,
+        description="HUB_AREA_LOOKUP: the partnership's CSV of postcode,area; without it, or"
+        " for a postcode it lacks, the postcode sector is used.",
     )
 
     # --- stream worker ---------------------------------------------------------
@@ -99,6 +108,10 @@ class HubSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
+
+    @property
+    def passphrase(self) -> str | None:
+        return self.key_passphrase.get_secret_value() if self.key_passphrase else None
 
     @property
     def bootstrap_servers(self) -> str:

@@ -17,7 +17,7 @@ from faust.types import EventT, StreamT
 from hub.codec import Codec
 from hub.errors import CodecError
 from hub.settings import HubSettings
-from streams.counting import RiskCounts, contribution
+from streams.counting import RiskCounts, contribution, linkage_basis
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,9 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
             if seen.get(event_id) is not None:
                 metrics.duplicates.inc()
                 continue
-            partition = event.message.partition
-            seen[event_id] = contribution(partition, record["online_risks"])
-            counts.add(partition, record["online_risks"])
+            partition, basis = event.message.partition, linkage_basis(record)
+            seen[event_id] = contribution(partition, record["online_risks"], basis)
+            counts.add(partition, record["online_risks"], basis)
             yield None
 
     app.agent(source, name="count-risk-codes")(count)

@@ -43,7 +43,7 @@ class _CountsCollector(Collector):
         self._counts = counts
 
     def collect(self) -> Iterator[Metric]:
-        by_code, events = self._counts.snapshot()
+        by_code, by_basis, events = self._counts.snapshot()
         family = GaugeMetricFamily(
             "hub_events_by_risk_code",
             "Distinct case events carrying each online-risk code, in this worker's partitions.",
@@ -52,6 +52,15 @@ class _CountsCollector(Collector):
         for code in sorted(by_code):
             family.add_metric([code], by_code[code])
         yield family
+        linkage = GaugeMetricFamily(
+            "hub_events_by_linkage",
+            "Distinct case events by how their subject was pseudonymised; NONE: no linkable"
+            " subject (counted, not hidden).",
+            labels=["basis"],
+        )
+        for basis in sorted(by_basis):
+            linkage.add_metric([basis], by_basis[basis])
+        yield linkage
         yield GaugeMetricFamily(
             "hub_events_counted",
             "Distinct case events counted, in this worker's partitions.",

@@ -20,7 +20,7 @@ import pytest
 
 from hub.broker import Broker
 from hub.demo import scrape
-from hub.pseudonymise import new_key_file
+from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
 
@@ -51,7 +51,7 @@ def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
     """Settings for one test: its own topic namespace, worker state, key and metrics port."""
     namespace = f"t{uuid.uuid4().hex[:10]}."
     key_file = tmp_path / "partnership.key"
-    new_key_file(key_file, "test")
+    write_key_file(key_file, KeyRing.generate("test"))
     return broker_settings.model_copy(
         update={
             "topic_namespace": namespace,

@@ -10,7 +10,7 @@ from adapters.publisher import KafkaPublisher
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.codec import Codec
 from hub.models import CaseEvent, LinkageBasis
-from hub.pseudonymise import Pseudonymiser, load_key
+from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 from kafka import KafkaConsumer
 
@@ -53,7 +53,7 @@ def run(settings: HubSettings, path: Path, tmp_path: Path) -> RunSummary:
     adapter = CsvAdapter(
         "camhs",
         settings.case_topic("camhs"),
-        Pseudonymiser(load_key(settings)),
+        Pseudonymiser.from_settings(settings),
         publisher,
         quarantine=tmp_path / "quarantine",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,37 @@ def avro_enums(schema: Any, found: dict[str, list[str]]) -> dict[str, list[str]]
         for item in schema:
             avro_enums(item, found)
     return found
+
+
+def test_trend_snapshot_matches_its_schema() -> None:
+    current = versions("trend_snapshot")[-1]
+    assert [f["name"] for f in current.parsed["fields"]] == list(models.TrendSnapshot.model_fields)
+    symbols = avro_enums(current.parsed, {})
+    assert [m.value for m in models.Suppression] == symbols["org.onlinerisk.hub.Suppression"]
+
+
+def test_every_field_and_enum_symbol_has_a_doc() -> None:
+    for name in ("case_event", "trend_snapshot"):
+        for version in versions(name):
+            raw = json.loads(version.path.read_text())
+            assert raw.get("doc"), version.path
+            undocumented: list[str] = []
+            _collect_undocumented(raw, undocumented)
+            assert undocumented == [], f"{version.path}: {undocumented}"
+
+
+def _collect_undocumented(node: Any, missing: list[str]) -> None:
+    if isinstance(node, dict):
+        if "fields" in node:
+            missing += [f["name"] for f in node["fields"] if not f.get("doc")]
+        if node.get("type") == "enum":
+            docs = node.get("symbolDocs", {})
+            missing += [f"{node['name']}.{s}" for s in node["symbols"] if not docs.get(s)]
+        for value in node.values():
+            _collect_undocumented(value, missing)
+    elif isinstance(node, list):
+        for item in node:
+            _collect_undocumented(item, missing)
 
 
 def test_fields_match_the_current_schema() -> None:

@@ -12,7 +12,7 @@ from adapters.pipeline import CsvAdapter
 from adapters.publisher import KafkaPublisher
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.errors import RecordError
-from hub.pseudonymise import Pseudonymiser, load_key
+from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 from tests.conftest import WorkerProcess
 
@@ -67,7 +67,7 @@ def test_counts_exact_after_replays_and_sigkill(
     topics: HubSettings, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     settings = topics
-    pseudonymiser = Pseudonymiser(load_key(settings))
+    pseudonymiser = Pseudonymiser.from_settings(settings)
     pool = child_pool(400)
     files = {}
     for agency in settings.agencies:

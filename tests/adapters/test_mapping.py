@@ -1,0 +1,70 @@
+"""The row mapper on its own: errors name the row and field, never the identifier."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.mapping import RowMapper
+from adapters.synth import COLUMNS
+from hub.errors import RecordError
+from hub.models import LinkageBasis
+from hub.pseudonymise import KeyRing, Pseudonymiser
+
+MAPPER = RowMapper("police", Pseudonymiser(KeyRing.generate("t")), "export.csv")
+ROW = {
+    "record_id": "POL-77",
+    "occurred_on": "2026-03-01",
+    "nhs_number": "",
+    "family_name": "Begum",
+    "given_name": "Aisha",
+    "date_of_birth": "2012-11-30",
+    "postcode": "B63 3AB",
+    "online_component": "yes",
+    "risk_codes": "CYBERBULLYING",
+}
+PLANTED = ("Begum", "Aisha", "2012-11-30", "B63 3AB", "POL-77", "9434765918", "943476591X")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"nhs_number": "9434765918"}, "nhs_number"),
+        ({"nhs_number": "943476591X"}, "nhs_number"),
+        ({"date_of_birth": "30/11/2012 Aisha Begum"}, "date_of_birth"),
+        ({"risk_codes": "Aisha Begum B63 3AB"}, "risk_codes"),
+        ({"date_of_birth": "2026-03-02"}, "date_of_birth"),
+        ({"online_component": "Aisha said yes"}, "online_component"),
+    ],
+)
+def test_errors_and_logs_never_carry_the_identifier(
+    change: dict[str, str], field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RecordError) as error:
+        MAPPER.map(4, ROW | change)
+    assert (error.value.source, error.value.row, error.value.field) == ("export.csv", 4, field)
+    text = str(error.value) + repr(error.value) + caplog.text
+    for planted in (*PLANTED, *change.values()):
+        assert planted not in text
+
+
+def test_no_linkable_identifier_gives_no_subject() -> None:
+    event = MAPPER.map(2, ROW | {"family_name": "", "date_of_birth": ""})
+    assert event.subject is None and event.age_band == "unknown"
+    linked = MAPPER.map(2, ROW)
+    assert linked.subject is not None and linked.subject.basis is LinkageBasis.NAME_DOB
+    assert linked.age_band == "11-13" and linked.occurred_on == date(2026, 3, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={c: st.text(max_size=30) for c in COLUMNS}))
+def test_generated_rows_never_crash_the_mapper(row: dict[str, str]) -> None:
+    try:
+        MAPPER.map(2, row)
+    except RecordError as error:
+        assert error.row == 2 and error.field in COLUMNS
