@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 
-from kafka.errors import RetriableError
+from kafka.errors import KafkaError, RetriableError
 
+from hub.errors import BrokerError
 from kafka import KafkaAdminClient
 
 _UNREACHABLE = (RetriableError, OSError)
@@ -50,3 +51,14 @@ def broker_answers(bootstrap: str, timeout: float) -> bool:
         return False
     finally:
         admin.close()
+
+
+def admin_client(bootstrap: str, client_id: str) -> KafkaAdminClient:
+    """An admin client, or a BrokerError that says how to start the local broker."""
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    except KafkaError as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {bootstrap} ({exc}); is it running?"
+            " `hub broker start` starts the local one, HUB_BOOTSTRAP points elsewhere."
+        ) from exc

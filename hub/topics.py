@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError
 
 from hub.errors import BrokerError
+from hub.kafka import admin_client
 from hub.settings import HubSettings
 from kafka import KafkaAdminClient
 
@@ -68,15 +69,7 @@ def declared_topics(settings: HubSettings) -> list[TopicSpec]:
 def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:
     """Create missing topics and set declared configs on existing ones."""
     report = ApplyReport()
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, client_id="hub-topics"
-        )
-    except KafkaError as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); is it running?"
-            " `hub broker start` starts the local one."
-        ) from exc
+    admin = admin_client(settings.bootstrap_servers, "hub-topics")
     try:
         existing = set(admin.list_topics())
         for spec in specs:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from faust.worker import Worker as FaustWorker
-from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.errors import BrokerError, HubError
+from hub.kafka import admin_client
 from hub.settings import HubSettings
-from kafka import KafkaAdminClient
 from streams.app import create_app
 from streams.counting import RiskCounts
 from streams.metrics import WorkerMetrics
@@ -16,15 +15,7 @@ from streams.metrics import WorkerMetrics
 
 def check_topics(settings: HubSettings) -> None:
     """Fail with a clear message when the agency topics are missing."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, client_id="hub-worker"
-        )
-    except KafkaError as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}."
-            " Start it with `hub broker start`."
-        ) from exc
+    admin = admin_client(settings.bootstrap_servers, "hub-worker")
     try:
         existing = set(admin.list_topics())
     finally:
