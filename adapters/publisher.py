@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from hub.errors import PublishError
 from hub.models import CaseEvent
 from hub.settings import HubSettings
-from kafka import KafkaProducer
 
 
 def partition_key(event: CaseEvent) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import socket
 
+from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, RetriableError
 
 from hub.errors import BrokerError
-from kafka import KafkaAdminClient
 
 _UNREACHABLE = (RetriableError, OSError)
 

@@ -7,15 +7,16 @@ data-sharing agreement drives it, the agency list comes from HUB_AGENCIES.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
 
 from hub.errors import BrokerError
 from hub.kafka import admin_client
 from hub.settings import HubSettings
-from kafka import KafkaAdminClient
 
 _DAY_MS = 24 * 60 * 60 * 1000
 
@@ -91,7 +92,27 @@ def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> bool:
         admin.create_topics([topic])
     except TopicAlreadyExistsError:
         return False
+    _await_visible(admin, spec)
     return True
+
+
+def _await_visible(admin: KafkaAdminClient, spec: TopicSpec, timeout: float = 15.0) -> None:
+    """Wait until the broker's metadata shows the new topic with its partitions and configs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (described,) = admin.describe_topics([spec.name])
+        if (
+            len(described.get("partitions") or ()) == spec.partitions
+            and _current_config(admin, spec.name).items() >= spec.config.items()
+        ):
+            return
+        time.sleep(0.1)
+    raise BrokerError(f"topic {spec.name} was created but is not visible after {timeout:.0f}s")
+
+
+def _current_config(admin: KafkaAdminClient, name: str) -> dict[str, str]:
+    response = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    return {key: entry["value"] for key, entry in response["topic"].get(name, {}).items()}
 
 
 def _reconcile(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
@@ -105,11 +126,15 @@ def _reconcile(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
         )
     changed = False
     if have < spec.partitions:
-        admin.create_partitions({spec.name: NewPartitions(spec.partitions)})
-        changed = True
-    resource = ConfigResource(ConfigResourceType.TOPIC, spec.name)
-    response = admin.describe_configs([resource])
-    current = {name: entry["value"] for name, entry in response["topic"].get(spec.name, {}).items()}
+        try:
+            admin.create_partitions({spec.name: NewPartitions(spec.partitions)})
+            changed = True
+        except InvalidPartitionsError:
+            # Metadata lagged just after creation: the partitions are already there.
+            (described,) = admin.describe_topics([spec.name])
+            if len(described["partitions"]) < spec.partitions:
+                raise
+    current = _current_config(admin, spec.name)
     if any(current.get(k) != v for k, v in spec.config.items()):
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.config)])
         changed = True

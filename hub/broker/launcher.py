@@ -193,8 +193,8 @@ class Broker:
                 artifacts.classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One token: an id may start with "-", which a separate argument would not survive.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(self.config),
             ],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from kafka import KafkaConsumer
+
 from adapters.pipeline import CsvAdapter, RunSummary
 from adapters.publisher import KafkaPublisher
 from adapters.synth import child_pool, synth_rows, write_csv
@@ -12,7 +14,6 @@ from hub.codec import Codec
 from hub.models import CaseEvent, LinkageBasis
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
-from kafka import KafkaConsumer
 
 GOOD = {
     "record_id": "CAMHS-1",

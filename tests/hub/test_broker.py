@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from hub.broker import Broker, ensure_artifacts, kafka_version
 from hub.broker.launcher import port_is_free
 from hub.errors import BrokerError
 from hub.settings import HubSettings
-from kafka import KafkaAdminClient
 from tests.conftest import free_port, settings_env
 
 

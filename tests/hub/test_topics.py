@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
-from kafka import KafkaAdminClient
 
 
 def test_apply_creates_then_changes_nothing(hub_settings: HubSettings) -> None:
