@@ -1,92 +1,193 @@
-"""The adapter, top to bottom: read -> map (validate, minimise, pseudonymise) -> encode -> publish.
+"""The adapter, top to bottom.
 
-A rejected row stays here: its file, row, field and reason go to the
-quarantine report beside the run (``<quarantine>/<file>.rejects.csv``), and
-the rest of the file carries on.
+read (a Source) -> map (validate, minimise, pseudonymise; adapters.mapping)
+-> encode (Avro) -> outbox (durable, on this machine) -> forward (Kafka).
+
+A rejected record stays here: its source, row, field and reason go to the
+quarantine report (``<quarantine>/<source name>.rejects.csv``), and the rest
+of the source carries on. Nothing reaches Kafka except through the outbox,
+and only encoded, pseudonymised events enter the outbox.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
+import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.csv_source import read_csv
 from adapters.mapping import RowMapper
-from adapters.publisher import KafkaPublisher, partition_key
+from adapters.outbox import Outbox, OutboxItem
+from adapters.profile import Profile
+from adapters.publisher import KafkaUnavailable, Publisher, partition_key
+from adapters.source import Source, SourceRecord
 from hub.codec import Codec
 from hub.errors import RecordError
 from hub.minimise import Minimiser
 from hub.pseudonymise import Pseudonymiser
+from hub.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+BATCH = 2000
 
 
 @dataclass
 class RunSummary:
     source: str
     read: int = 0
-    published: int = 0
+    accepted: int = 0
+    new: int = 0
     unlinked: int = 0
     rejected: list[RecordError] = field(default_factory=list)
 
+    def reasons(self) -> list[tuple[str, int]]:
+        return Counter(f"{e.field}: {e.reason}" for e in self.rejected).most_common()
+
     def line(self) -> str:
-        reasons = Counter(f"{e.field}: {e.reason}" for e in self.rejected)
-        detail = "; ".join(f"{n} x {r}" for r, n in reasons.most_common())
-        rejected = (
-            f", {len(self.rejected)} rejected ({detail})" if self.rejected else ", 0 rejected"
-        )
+        detail = "; ".join(f"{n} x {r}" for r, n in self.reasons())
+        rejected = f"{len(self.rejected)} rejected" + (f" ({detail})" if detail else "")
         return (
-            f"{self.source}: {self.read} rows read, {self.published} published{rejected},"
+            f"{self.source}: {self.read} rows read, {self.accepted} accepted"
+            f" ({self.new} new to the outbox), {rejected},"
             f" {self.unlinked} with no linkable subject"
         )
 
 
-class CsvAdapter:
+class Adapter:
+    """Turns one agency's source into outbox events."""
+
     def __init__(
         self,
-        agency: str,
+        profile: Profile,
         topic: str,
         pseudonymiser: Pseudonymiser,
-        publisher: KafkaPublisher,
+        outbox: Outbox | None,
         quarantine: Path | None = None,
         minimiser: Minimiser | None = None,
+        taxonomy: Taxonomy | None = None,
+        agency: str | None = None,
     ) -> None:
-        self.agency = agency
+        self.profile = profile
         self.topic = topic
         self.pseudonymiser = pseudonymiser
-        self.publisher = publisher
+        self.outbox = outbox
         self.quarantine = quarantine
         self.minimiser = minimiser
+        self.taxonomy = taxonomy
+        self.agency = agency
         self.codec = Codec("case_event")
 
-    def run(self, path: Path) -> RunSummary:
-        summary = RunSummary(str(path))
-        mapper = RowMapper(self.agency, self.pseudonymiser, str(path), self.minimiser)
-        for item in read_csv(path):
+    def mapper(self, source_name: str) -> RowMapper:
+        return RowMapper(
+            self.profile,
+            self.pseudonymiser,
+            source_name,
+            self.minimiser,
+            self.taxonomy,
+            self.agency,
+        )
+
+    def ingest(
+        self,
+        source: Source,
+        progress: Callable[[int], None] | None = None,
+        watermark: Callable[[SourceRecord], str] | None = None,
+    ) -> RunSummary:
+        """Read, map and store every record of `source`; with no outbox, a dry run.
+
+        `watermark`, for incremental sources, gives the value to store with each
+        batch so that the source resumes after the last stored record.
+        """
+        summary = RunSummary(source.name)
+        mapper = self.mapper(source.name)
+        batch: list[OutboxItem] = []
+        mark: str | None = None
+        for item in source.records():
             summary.read += 1
+            if progress is not None:
+                progress(1)
             if isinstance(item, RecordError):
                 summary.rejected.append(item)
                 continue
-            row, cells = item
             try:
-                event = mapper.map(row, cells)
+                event = mapper.map(item.row, item.values)
             except RecordError as exc:
                 summary.rejected.append(exc)
                 continue
+            summary.accepted += 1
             summary.unlinked += event.subject is None
-            self.publisher.send(
-                self.topic, partition_key(event), self.codec.encode(event.to_avro())
-            )
-        summary.published = self.publisher.flush()
-        self._write_quarantine(path, summary.rejected)
+            value = self.codec.encode(event.to_avro())
+            batch.append(OutboxItem(event.event_id, self.topic, partition_key(event), value))
+            if watermark is not None:
+                mark = watermark(item)
+            if len(batch) >= BATCH:
+                summary.new += self._store(batch, source.name, mark)
+                batch = []
+        summary.new += self._store(batch, source.name, mark)
+        self._write_quarantine(source.name, summary.rejected)
         return summary
 
-    def _write_quarantine(self, path: Path, rejected: list[RecordError]) -> None:
+    def _store(self, batch: list[OutboxItem], source: str, mark: str | None) -> int:
+        if self.outbox is None or (not batch and mark is None):
+            return 0
+        return self.outbox.put(batch, None if mark is None else (source, mark))
+
+    def _write_quarantine(self, source: str, rejected: list[RecordError]) -> None:
         if self.quarantine is None or not rejected:
             return
         self.quarantine.mkdir(parents=True, exist_ok=True)
-        with (self.quarantine / f"{path.name}.rejects.csv").open("w", newline="") as out:
+        name = Path(source).name or "source"
+        with (self.quarantine / f"{name}.rejects.csv").open("w", newline="") as out:
             writer = csv.writer(out)
-            writer.writerow(["file", "row", "field", "reason"])
+            writer.writerow(["source", "row", "field", "reason"])
             for error in rejected:
                 writer.writerow([error.source, error.row, error.field, error.reason])
+
+
+class Forwarder:
+    """Sends what the outbox holds, marking each event sent only once Kafka acknowledged it."""
+
+    def __init__(self, outbox: Outbox, publisher: Publisher) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+
+    def drain(self, timeout: float | None = None, retry_every: float = 2.0) -> int:
+        """Send until the outbox is empty; retry while Kafka is down, up to `timeout` seconds.
+
+        Returns the number sent. Raises `KafkaUnavailable` when the time runs out with
+        events still held (they stay in the outbox for the next run).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sent = 0
+        while True:
+            items = self.outbox.pending()
+            if not items:
+                return sent
+            try:
+                acknowledged = self.publisher.send(items)
+            except KafkaUnavailable as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    pending, _ = self.outbox.counts()
+                    raise KafkaUnavailable(
+                        f"{exc}. {pending} events are held in the outbox {self.outbox.path}"
+                        " and will be sent by the next run once Kafka is reachable."
+                    ) from exc
+                log.warning("Kafka unavailable (%s); retrying in %.0f s", exc, retry_every)
+                time.sleep(retry_every)
+                continue
+            self.outbox.mark_sent(acknowledged)
+            sent += len(acknowledged)
+            if len(acknowledged) < len(items):
+                time.sleep(retry_every)
+
+
+def summarise(summaries: Iterable[RunSummary]) -> str:
+    """One line over several sources."""
+    items = list(summaries)
+    read = sum(s.read for s in items)
+    accepted = sum(s.accepted for s in items)
+    rejected = sum(len(s.rejected) for s in items)
+    return f"{len(items)} source(s): {read} rows read, {accepted} accepted, {rejected} rejected"

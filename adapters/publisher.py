@@ -1,70 +1,110 @@
-"""Publish encoded case events to Kafka with kafka-python: acks=all, idempotence on.
+"""Publish outbox items to Kafka: acks=all, idempotence on, delivery reports per event.
 
-Each event is keyed by its subject pseudonym (or, with no linkable subject,
-by its record key), so every event about one child lands on the same
-partition of every agency topic.
+kafka-python is the default; confluent-kafka (librdkafka, install extra
+``confluent``, HUB_PUBLISHER=confluent) is the faster option. Both connect
+lazily, so an adapter starts and keeps accepting input while Kafka is down;
+`send` returns the ids Kafka acknowledged and raises `KafkaUnavailable`
+when it cannot deliver at all.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from adapters.outbox import OutboxItem
 from hub.errors import PublishError
 from hub.models import CaseEvent
 from hub.settings import HubSettings
 
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(PublishError):
+    """Kafka could not be reached or did not acknowledge in time; events stay in the outbox."""
+
 
 def partition_key(event: CaseEvent) -> bytes:
+    """The subject pseudonym (or, with no linkable subject, the record key)."""
     return (event.subject.value if event.subject else event.record_key).encode("ascii")
 
 
-class KafkaPublisher:
+class Publisher(Protocol):
+    def send(self, items: Sequence[OutboxItem]) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaPythonPublisher:
     def __init__(self, settings: HubSettings, client_id: str = "hub-adapter") -> None:
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_block_ms=30_000,
-            )
-        except KafkaError as exc:
-            raise PublishError(
-                f"cannot reach Kafka at {settings.bootstrap_servers} ({exc});"
-                " start it with `hub broker start` or set HUB_BOOTSTRAP"
-            ) from exc
-        self._pending: list[tuple[str, Any]] = []
+        self.settings = settings
+        self.client_id = client_id
+        self._producer: Any = None
 
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
-        try:
-            future = self._producer.send(topic, key=key, value=value)
-        except KafkaError as exc:
-            raise PublishError(
-                f"Kafka refused an event for {topic}: {exc}. Does the topic exist?"
-                " `hub topics apply` creates the hub's topics."
-            ) from exc
-        self._pending.append((topic, future))
+    def _connect(self) -> Any:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.settings.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=5,
+                    batch_size=256 * 1024,
+                    max_block_ms=10_000,
+                )
+            except KafkaError as exc:
+                raise KafkaUnavailable(
+                    f"cannot reach Kafka at {self.settings.bootstrap_servers} ({exc})"
+                ) from exc
+        return self._producer
 
-    def flush(self, timeout: float = 60.0) -> int:
-        """Wait for every pending delivery report; the number acknowledged, else PublishError."""
-        self._producer.flush(timeout=timeout)
-        pending, self._pending = self._pending, []
-        failures = []
-        for topic, future in pending:
+    def send(self, items: Sequence[OutboxItem]) -> list[str]:
+        producer = self._connect()
+        futures = []
+        try:
+            for item in items:
+                futures.append(
+                    (item.event_id, producer.send(item.topic, key=item.key, value=item.value))
+                )
+            producer.flush(timeout=60)
+        except KafkaError as exc:
+            self._reset()
+            raise KafkaUnavailable(f"Kafka did not take the events: {exc}") from exc
+        acknowledged, failures = [], []
+        for event_id, future in futures:
             try:
                 future.get(timeout=0)
+                acknowledged.append(event_id)
             except KafkaError as exc:
-                failures.append(f"{topic}: {exc}")
+                failures.append(exc)
         if failures:
-            raise PublishError(
-                f"{len(failures)} of {len(pending)} events were not acknowledged;"
-                f" first: {failures[0]}"
+            log.warning(
+                "%d of %d events not acknowledged (first: %s); they stay in the outbox",
+                len(failures),
+                len(futures),
+                failures[0],
             )
-        return len(pending)
+        return acknowledged
+
+    def _reset(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=5)
 
     def close(self) -> None:
-        self._producer.close(timeout=10)
+        self._reset()
+
+
+def make_publisher(settings: HubSettings, client_id: str = "hub-adapter") -> Publisher:
+    """The publisher HUB_PUBLISHER names."""
+    if settings.publisher == "confluent":
+        from adapters.confluent_publisher import ConfluentPublisher
+
+        publisher: Publisher = ConfluentPublisher(settings, client_id)
+        return publisher
+    return KafkaPythonPublisher(settings, client_id)

@@ -213,7 +213,20 @@ def adapter() -> None:
 
 
 @adapter.command("run")
-@click.option("--agency", required=True, help="The agency id, e.g. camhs.")
+@click.option(
+    "--profile",
+    "profile_name",
+    required=True,
+    help="A shipped profile (e.g. camhs) or a profile YAML file.",
+)
+@click.option("--agency", default=None, help="The agency id; defaults to the profile's.")
+@click.option(
+    "--watch",
+    "watch_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Process files dropped into this folder until Ctrl-C.",
+)
 @click.option(
     "--quarantine",
     type=click.Path(path_type=Path),
@@ -221,32 +234,89 @@ def adapter() -> None:
     show_default=True,
     help="Where rejected-row reports stay (on this machine).",
 )
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to keep retrying Kafka before leaving events in the outbox.",
+)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 @_friendly
 def adapter_run(
-    settings: HubSettings, agency: str, quarantine: Path, files: tuple[Path, ...]
+    settings: HubSettings,
+    profile_name: str,
+    agency: str | None,
+    watch_dir: Path | None,
+    quarantine: Path,
+    drain_timeout: float,
+    files: tuple[Path, ...],
 ) -> None:
-    """Publish FILES (generic CSV layout) as AGENCY's case events."""
-    from adapters.pipeline import CsvAdapter
-    from adapters.publisher import KafkaPublisher
-    from hub.minimise import Minimiser
-    from hub.pseudonymise import Pseudonymiser
+    """Pseudonymise, minimise and publish FILES (or a watched folder) through the outbox."""
+    from adapters.pipeline import summarise
+    from adapters.runner import adapter_run as open_run
+    from adapters.runner import watch
 
-    pseudonymiser = Pseudonymiser.from_settings(settings)
-    minimiser = Minimiser.from_settings(settings)
-    publisher = KafkaPublisher(settings, client_id=f"hub-adapter-{agency}")
-    try:
-        runner = CsvAdapter(
-            agency, settings.case_topic(agency), pseudonymiser, publisher, quarantine, minimiser
-        )
+    if not files and watch_dir is None:
+        raise ConfigError("give FILES, or --watch DIR")
+    with open_run(settings, profile_name, agency, quarantine=quarantine) as run:
+        summaries = []
         for path in files:
-            summary = runner.run(path)
+            summary = run.ingest_file(path)
             for error in summary.rejected[:20]:
                 click.echo(f"rejected: {error}", err=True)
             click.echo(summary.line())
+            summaries.append(summary)
+        if files:
+            sent = run.drain(drain_timeout)
+            click.echo(f"{summarise(summaries)}; {sent} sent to Kafka")
+        if watch_dir is not None:
+            click.echo(f"watching {watch_dir} (Ctrl-C stops)")
+            try:
+                watch(run, watch_dir)
+            except KeyboardInterrupt:
+                click.echo("stopped watching")
+
+
+@adapter.command("check")
+@click.option("--profile", "profile_name", required=True)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.pass_obj
+@_friendly
+def adapter_check(settings: HubSettings, profile_name: str, files: tuple[Path, ...]) -> None:
+    """Dry run: report accepted rows and rejected rows by reason. Publishes nothing."""
+    from adapters.runner import adapter_run as open_run
+    from adapters.runner import check_file
+
+    with open_run(settings, profile_name, None, dry_run=True) as run:
+        for path in files:
+            summary = check_file(run, path)
+            for reason, count in summary.reasons():
+                click.echo(f"  {count:>6} rejected: {reason}")
+            click.echo(summary.line())
+
+
+@adapter.command("drain")
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.pass_obj
+@_friendly
+def adapter_drain(settings: HubSettings, timeout: float) -> None:
+    """Send what the outbox (HUB_OUTBOX) still holds."""
+    from adapters.outbox import Outbox
+    from adapters.pipeline import Forwarder
+    from adapters.publisher import make_publisher
+
+    outbox = Outbox(settings.outbox)
+    publisher = make_publisher(settings)
+    try:
+        sent = Forwarder(outbox, publisher).drain(timeout)
     finally:
         publisher.close()
+        outbox.close()
+    click.echo(f"{sent} events sent; outbox {settings.outbox} is empty")
 
 
 @main.command()

@@ -21,12 +21,11 @@ from types import FrameType
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.pipeline import CsvAdapter
-from adapters.publisher import KafkaPublisher
+from adapters.runner import adapter_run
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.broker import Broker
 from hub.errors import HubError
-from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
+from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
 
@@ -89,7 +88,13 @@ def run_demo(base: HubSettings) -> None:
     key_file = DEMO_DIR / "partnership.key"
     if not key_file.exists():
         write_key_file(key_file, KeyRing.generate("demo"))
-    settings = base.model_copy(update={"key_file": key_file, "worker_data": DEMO_DIR / "worker"})
+    settings = base.model_copy(
+        update={
+            "key_file": key_file,
+            "worker_data": DEMO_DIR / "worker",
+            "outbox": DEMO_DIR / "outbox.sqlite",
+        }
+    )
     broker = Broker(settings)
     started_broker = broker.pid() is None
     worker: subprocess.Popen[bytes] | None = None
@@ -146,28 +151,19 @@ def _start_worker(settings: HubSettings) -> subprocess.Popen[bytes]:
 
 
 def publish_round(settings: HubSettings, seed: int, rows: int, quiet: bool = False) -> None:
+    """Each demo agency writes an export and runs it through the real adapter and outbox."""
     exports = DEMO_DIR / "exports"
     exports.mkdir(exist_ok=True)
     pool = child_pool(300)
-    pseudonymiser = Pseudonymiser.from_settings(settings)
-    publisher = KafkaPublisher(settings, client_id="hub-demo")
-    try:
-        for agency in DEMO_AGENCIES:
-            path = exports / f"{agency}-{seed}.csv"
-            write_csv(path, synth_rows(agency, rows, seed, pool))
-            adapter = CsvAdapter(
-                agency,
-                settings.case_topic(agency),
-                pseudonymiser,
-                publisher,
-                DEMO_DIR / "quarantine",
-            )
-            summary = adapter.run(path)
-            if not quiet:
-                print("      " + summary.line(), flush=True)
-            path.unlink()
-    finally:
-        publisher.close()
+    for agency in DEMO_AGENCIES:
+        path = exports / f"{agency}-{seed}.csv"
+        write_csv(path, synth_rows(agency, rows, seed, pool))
+        with adapter_run(settings, "generic", agency, quarantine=DEMO_DIR / "quarantine") as run:
+            summary = run.ingest_file(path)
+            run.drain(timeout=60)
+        if not quiet:
+            print("      " + summary.line(), flush=True)
+        path.unlink()
 
 
 def _show(url: str, brief: bool = False) -> None:

@@ -95,7 +95,10 @@ class Minimiser:
         """The band holding the age at `on`; "unknown" without a birth date or outside the bands."""
         if born is None:
             return UNKNOWN
-        age = age_on(born, on)
+        return self.band_of_age(age_on(born, on))
+
+    def band_of_age(self, age: int) -> str:
+        """The band holding `age`, for sources that record an age and no date of birth."""
         for low, high in self.bands:
             if low <= age <= high:
                 return f"{low}-{high}"

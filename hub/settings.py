@@ -7,6 +7,7 @@ example ``HUB_BOOTSTRAP_SERVERS`` or ``HUB_BROKER_PORT``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,16 @@ class HubSettings(BaseSettings):
     replication_factor: int = Field(
         default=1,
         description="HUB_REPLICATION_FACTOR: 1 is for the single-node development broker only.",
+    )
+
+    publisher: Literal["kafka-python", "confluent"] = Field(
+        default="kafka-python",
+        description="HUB_PUBLISHER: kafka-python (default) or confluent (install extra"
+        " `confluent`, librdkafka, much faster).",
+    )
+    outbox: Path = Field(
+        default=Path("outbox.sqlite"),
+        description="HUB_OUTBOX: the adapter's store-and-forward database.",
     )
 
     # --- pseudonymisation (agency side) --------------------------------------

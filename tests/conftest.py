@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.pipeline import RunSummary
+from adapters.runner import adapter_run
 from hub.broker import Broker
 from hub.demo import scrape
 from hub.pseudonymise import KeyRing, write_key_file
@@ -61,6 +63,7 @@ def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
             "metrics_port": free_port(),
             "key_file": key_file,
             "session_timeout": 8.0,
+            "outbox": tmp_path / "outbox.sqlite",
         }
     )
 
@@ -69,6 +72,16 @@ def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
 def topics(hub_settings: HubSettings) -> HubSettings:
     apply_topics(hub_settings, declared_topics(hub_settings))
     return hub_settings
+
+
+def publish_file(
+    settings: HubSettings, path: Path, agency: str, profile: str = "generic"
+) -> RunSummary:
+    """Run one file through the real adapter (outbox, then Kafka) as `agency`."""
+    with adapter_run(settings, profile, agency, quarantine=path.parent / "quarantine") as run:
+        summary = run.ingest_file(path)
+        run.drain(timeout=60)
+    return summary
 
 
 def settings_env(settings: HubSettings) -> dict[str, str]:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 
-from adapters.pipeline import CsvAdapter, RunSummary
-from adapters.publisher import KafkaPublisher
+from adapters.pipeline import RunSummary
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.codec import Codec
 from hub.models import CaseEvent, LinkageBasis
-from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
+from tests.conftest import publish_file
 
 GOOD = {
     "record_id": "CAMHS-1",
@@ -50,18 +49,7 @@ def consume_all(settings: HubSettings, topic: str, expected: int) -> list[tuple[
 
 
 def run(settings: HubSettings, path: Path, tmp_path: Path) -> RunSummary:
-    publisher = KafkaPublisher(settings)
-    adapter = CsvAdapter(
-        "camhs",
-        settings.case_topic("camhs"),
-        Pseudonymiser.from_settings(settings),
-        publisher,
-        quarantine=tmp_path / "quarantine",
-    )
-    try:
-        return adapter.run(path)
-    finally:
-        publisher.close()
+    return publish_file(settings, path, "camhs")
 
 
 def test_good_row_maps_minimises_and_is_keyed_by_subject(
@@ -93,10 +81,11 @@ def test_bad_rows_are_quarantined_and_the_rest_published(
     path = tmp_path / "export.csv"
     write_csv(path, rows)
     summary = run(topics, path, tmp_path)
-    assert summary.published == 2
+    assert summary.accepted == 2
     rejected = {(e.row, e.field) for e in summary.rejected}
-    assert rejected == {(3, "nhs_number"), (4, "occurred_on"), (5, "risk_codes")}
+    assert rejected == {(3, "nhs_number"), (4, "occurred_on"), (5, "risk")}
     text = (tmp_path / "quarantine" / "export.csv.rejects.csv").read_text()
+    assert "risk" in text
     assert [r["row"] for r in csv.DictReader(text.splitlines())] == ["3", "4", "5"]
     assert "9434765918" not in text and "Zara" not in text and "14/09/2026" not in text
     consume_all(topics, topics.case_topic("camhs"), 2)
@@ -108,7 +97,7 @@ def test_no_planted_identifier_reaches_kafka(topics: HubSettings, tmp_path: Path
     path = tmp_path / "export.csv"
     write_csv(path, rows)
     summary = run(topics, path, tmp_path)
-    messages = consume_all(topics, topics.case_topic("camhs"), summary.published)
+    messages = consume_all(topics, topics.case_topic("camhs"), summary.new)
     blob = b"\n".join(k + b"\0" + v for k, v in messages)
     for child in pool:
         for planted in (

@@ -1,0 +1,179 @@
+"""Mapping profiles: how one agency's export becomes case events, declared in YAML.
+
+A profile names, for each canonical field, the header variants the agency's
+exports use; maps the agency's own vocabulary (event types, risk terms,
+outcomes, ...) to the hub's codes; lists the date formats to try, the text
+encodings to try, which fields hold identifiers, and which event fields the
+data-sharing agreement lets this agency share. Shipped profiles live in
+``adapters/profiles/``; `load_profile` takes a shipped name or a path.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.errors import ConfigError
+from hub.models import (
+    AgencyType,
+    EventType,
+    OnlineComponent,
+    Outcome,
+    PlatformType,
+    Role,
+    Sex,
+    Vulnerability,
+)
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+#: Canonical source fields a profile can map columns to.
+SourceField = Literal[
+    "record_id",
+    "record_version",
+    "event_type",
+    "occurred_on",
+    "nhs_number",
+    "local_id",
+    "family_name",
+    "given_name",
+    "date_of_birth",
+    "age",
+    "sex",
+    "postcode",
+    "area",
+    "online_component",
+    "risk",
+    "platform",
+    "role",
+    "outcome",
+    "threshold_level",
+    "case_id",
+]
+IdentifierField = Literal[
+    "nhs_number",
+    "local_id",
+    "family_name",
+    "given_name",
+    "date_of_birth",
+    "postcode",
+    "case_id",
+]
+#: Event fields an agreement may or may not let an agency share.
+ShareableField = Literal[
+    "age_band",
+    "sex",
+    "area_code",
+    "vulnerabilities",
+    "threshold_level",
+    "platform_types",
+    "role",
+    "outcome",
+]
+ALL_SHAREABLE: tuple[ShareableField, ...] = (
+    "age_band",
+    "sex",
+    "area_code",
+    "vulnerabilities",
+    "threshold_level",
+    "platform_types",
+    "role",
+    "outcome",
+)
+
+
+def vocabulary_key(text: str) -> str:
+    """How vocabulary and headers are matched: trimmed, case-folded, inner whitespace collapsed."""
+    return " ".join(text.replace("\ufeff", "").split()).casefold()
+
+
+class ValueMaps(BaseModel):
+    """The agency's words -> the hub's codes. Keys are matched by `vocabulary_key`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: dict[str, EventType] = Field(default_factory=dict)
+    online_component: dict[str, OnlineComponent] = Field(default_factory=dict)
+    risk: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    sex: dict[str, Sex] = Field(default_factory=dict)
+    role: dict[str, Role] = Field(default_factory=dict)
+    outcome: dict[str, Outcome] = Field(default_factory=dict)
+    platform: dict[str, tuple[PlatformType, ...]] = Field(default_factory=dict)
+    threshold_level: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _normalise_keys(cls, value: dict[str, object]) -> dict[str, object]:
+        return {vocabulary_key(k): v for k, v in value.items()}
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agency: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    agency_type: AgencyType
+    description: str = ""
+    format: Literal["csv", "tsv", "jsonl"] = "csv"
+    encodings: tuple[str, ...] = ("utf-8-sig", "cp1252")
+    columns: dict[SourceField, tuple[str, ...]]
+    vulnerability_columns: dict[Vulnerability, tuple[str, ...]] = Field(default_factory=dict)
+    truthy: tuple[str, ...] = ("y", "yes", "true", "1", "x")
+    date_formats: tuple[str, ...] = ("%Y-%m-%d",)
+    multi_value_separator: str = ";"
+    values: ValueMaps = Field(default_factory=ValueMaps)
+    default_event_type: EventType = EventType.CONTACT
+    identifiers: tuple[IdentifierField, ...] = ()
+    share: tuple[ShareableField, ...] = ALL_SHAREABLE
+
+    @field_validator("columns")
+    @classmethod
+    def _needs_record_and_date(
+        cls, columns: dict[SourceField, tuple[str, ...]]
+    ) -> dict[SourceField, tuple[str, ...]]:
+        for required in ("record_id", "occurred_on"):
+            if not columns.get(required):
+                raise ValueError(f"columns must name the {required} column")
+        return columns
+
+    @field_validator("date_formats")
+    @classmethod
+    def _formats_parse(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        for fmt in formats:
+            if not re.search(r"%[dYmbBy]", fmt):
+                raise ValueError(f"date format {fmt!r} has no day, month or year directive")
+        return formats
+
+    @property
+    def delimiter(self) -> str:
+        return "\t" if self.format == "tsv" else ","
+
+
+def shipped_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A shipped profile by name (e.g. camhs) or a profile file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        known = ", ".join(shipped_profiles())
+        raise ConfigError(
+            f"no profile {name_or_path!r} ({exc}); shipped profiles: {known}"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

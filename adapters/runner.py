@@ -1,0 +1,151 @@
+"""What `hub adapter ...` does: build the pipeline from settings and run it on sources.
+
+One-shot files, a watched drop folder (processed files move to ``done/`` or
+``failed/``), and the dry run behind `hub adapter check`. The outbox is
+drained after every source; while Kafka is down the adapter keeps reading
+and the events wait in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from adapters.csv_source import CsvSource, FileError
+from adapters.jsonl_source import JsonLinesSource
+from adapters.outbox import Outbox
+from adapters.pipeline import Adapter, Forwarder, RunSummary
+from adapters.profile import Profile, load_profile
+from adapters.publisher import KafkaUnavailable, make_publisher
+from adapters.source import Source
+from hub.errors import HubError
+from hub.minimise import Minimiser
+from hub.pseudonymise import Pseudonymiser
+from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+PROGRESS_ABOVE_BYTES = 1_000_000
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
+
+
+def file_source(path: Path, profile: Profile) -> Source:
+    if profile.format == "jsonl" or path.suffix.lower() in (".jsonl", ".json"):
+        return JsonLinesSource(path, profile)
+    return CsvSource(path, profile)
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+@dataclass
+class AdapterRun:
+    settings: HubSettings
+    profile: Profile
+    adapter: Adapter
+    outbox: Outbox | None
+    forwarder: Forwarder | None
+
+    def ingest_file(self, path: Path) -> RunSummary:
+        source = file_source(path, self.profile)
+        if path.stat().st_size < PROGRESS_ABOVE_BYTES:
+            return self.adapter.ingest(source)
+        with click.progressbar(
+            length=max(count_lines(path) - 1, 1),
+            label=f"{path.name}",
+            file=click.get_text_stream("stderr"),
+        ) as bar:
+            return self.adapter.ingest(source, progress=bar.update)
+
+    def drain(self, timeout: float | None) -> int:
+        if self.forwarder is None:
+            return 0
+        return self.forwarder.drain(timeout)
+
+
+@contextmanager
+def adapter_run(
+    settings: HubSettings,
+    profile_name: str,
+    agency: str | None,
+    dry_run: bool = False,
+    quarantine: Path | None = Path("quarantine"),
+) -> Iterator[AdapterRun]:
+    profile = load_profile(profile_name)
+    agency_id = agency or profile.agency
+    outbox = None if dry_run else Outbox(settings.outbox)
+    publisher = None if dry_run else make_publisher(settings, f"hub-adapter-{agency_id}")
+    adapter = Adapter(
+        profile,
+        settings.case_topic(agency_id),
+        Pseudonymiser.from_settings(settings),
+        outbox,
+        None if dry_run else quarantine,
+        Minimiser.from_settings(settings),
+        agency=agency_id,
+    )
+    forwarder = None if outbox is None or publisher is None else Forwarder(outbox, publisher)
+    try:
+        yield AdapterRun(settings, profile, adapter, outbox, forwarder)
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if outbox is not None:
+            outbox.close()
+
+
+def check_file(run: AdapterRun, path: Path) -> RunSummary:
+    """Dry run: map every row, publish nothing. HubError when no row is usable."""
+    summary = run.ingest_file(path)
+    if summary.accepted == 0:
+        raise HubError(
+            f"{path}: no usable rows ({summary.read} read, {len(summary.rejected)} rejected)."
+            f" Is this an export for the {run.profile.agency} profile? The first reasons:"
+            f" {summary.reasons()[:3]}"
+        )
+    return summary
+
+
+def watch(
+    run: AdapterRun, folder: Path, poll: float = 2.0, settle: float = 1.0, once: bool = False
+) -> None:
+    """Process each new file in `folder`, moving it to done/ or failed/; Ctrl-C stops.
+
+    A file is taken once it has not changed for `settle` seconds, so one still
+    being copied in is left for the next pass.
+    """
+    done, failed = folder / "done", folder / "failed"
+    done.mkdir(parents=True, exist_ok=True)
+    failed.mkdir(parents=True, exist_ok=True)
+    while True:
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in FILE_SUFFIXES):
+            if time.time() - path.stat().st_mtime < settle:
+                continue
+            try:
+                summary = run.ingest_file(path)
+            except FileError as exc:
+                click.echo(f"failed: {exc}", err=True)
+                shutil.move(path, failed / path.name)
+                continue
+            click.echo(summary.line())
+            shutil.move(path, (done if summary.accepted else failed) / path.name)
+            _drain_quietly(run)
+        if once:
+            return
+        _drain_quietly(run)
+        time.sleep(poll)
+
+
+def _drain_quietly(run: AdapterRun) -> None:
+    try:
+        run.drain(timeout=0)
+    except KafkaUnavailable as exc:
+        log.warning("%s", exc)
