@@ -44,6 +44,8 @@ class KafkaPythonPublisher:
         self.settings = settings
         self.client_id = client_id
         self._producer: Any = None
+        #: Seconds to wait for delivery reports before treating Kafka as unavailable.
+        self.flush_timeout = 30.0
 
     def _connect(self) -> Any:
         if self._producer is None:
@@ -56,6 +58,8 @@ class KafkaPythonPublisher:
                     linger_ms=5,
                     batch_size=256 * 1024,
                     max_block_ms=10_000,
+                    request_timeout_ms=10_000,
+                    delivery_timeout_ms=30_000,
                 )
             except KafkaError as exc:
                 raise KafkaUnavailable(
@@ -71,7 +75,7 @@ class KafkaPythonPublisher:
                 futures.append(
                     (item.event_id, producer.send(item.topic, key=item.key, value=item.value))
                 )
-            producer.flush(timeout=60)
+            producer.flush(timeout=self.flush_timeout)
         except KafkaError as exc:
             self._reset()
             raise KafkaUnavailable(f"Kafka did not take the events: {exc}") from exc

@@ -8,10 +8,12 @@ and the events wait in the outbox.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import click
 from adapters.csv_source import CsvSource, FileError
 from adapters.jsonl_source import JsonLinesSource
 from adapters.outbox import Outbox
-from adapters.pipeline import Adapter, Forwarder, RunSummary
+from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
 from adapters.publisher import KafkaUnavailable, make_publisher
 from adapters.source import Source
@@ -70,6 +72,39 @@ class AdapterRun:
             return 0
         return self.forwarder.drain(timeout)
 
+    @contextmanager
+    def forwarding_in_background(self, poll: float = 2.0) -> Iterator[None]:
+        """Drain the outbox in a thread (own SQLite connection) while the caller ingests.
+
+        Used by the watch and serve modes, so reading input never waits for Kafka.
+        """
+        if self.forwarder is None:
+            yield
+            return
+        stop = threading.Event()
+        publisher = self.forwarder.publisher
+
+        def loop() -> None:
+            outbox = Outbox(self.settings.outbox)
+            forwarder = Forwarder(outbox, publisher)
+            try:
+                while not stop.is_set():
+                    try:
+                        forwarder.drain(timeout=0)
+                    except KafkaUnavailable as exc:
+                        log.warning("%s", exc)
+                    stop.wait(poll)
+            finally:
+                outbox.close()
+
+        thread = threading.Thread(target=loop, name="outbox-forwarder", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+
 
 @contextmanager
 def adapter_run(
@@ -102,6 +137,42 @@ def adapter_run(
             outbox.close()
 
 
+def run_files(run: AdapterRun, files: Iterable[Path], drain_timeout: float) -> None:
+    """Ingest each file, then send everything; a one-line summary per file and overall."""
+    summaries = []
+    for path in files:
+        summary = run.ingest_file(path)
+        for error in summary.rejected[:20]:
+            click.echo(f"rejected: {error}", err=True)
+        if len(summary.rejected) > 20:
+            click.echo(
+                f"... and {len(summary.rejected) - 20} more in the quarantine report", err=True
+            )
+        click.echo(summary.line())
+        summaries.append(summary)
+    sent = run.drain(drain_timeout)
+    click.echo(f"{summarise(summaries)}; {sent} sent to Kafka")
+
+
+def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> None:
+    """The HTTP push endpoint until Ctrl-C (adapters.http_source)."""
+    from adapters.http_source import serve as open_endpoint
+
+    if tokens_file is None:
+        raise HubError('--serve needs --tokens FILE: JSON {"<bearer token>": "<provider>"}')
+    try:
+        tokens = json.loads(tokens_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise HubError(f"cannot read the tokens file {tokens_file}: {exc}") from exc
+    if not isinstance(tokens, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tokens.items()
+    ):
+        raise HubError(f'{tokens_file} must be a JSON object {{"<bearer token>": "<provider>"}}')
+    endpoint = open_endpoint(run, host, port, tokens, drain_every=2.0)
+    click.echo(f"accepting events at {endpoint.url}/events (Ctrl-C stops)")
+    endpoint.serve_forever()
+
+
 def check_file(run: AdapterRun, path: Path) -> RunSummary:
     """Dry run: map every row, publish nothing. HubError when no row is usable."""
     summary = run.ingest_file(path)
@@ -125,6 +196,22 @@ def watch(
     done, failed = folder / "done", folder / "failed"
     done.mkdir(parents=True, exist_ok=True)
     failed.mkdir(parents=True, exist_ok=True)
+    with run.forwarding_in_background(poll):
+        try:
+            _watch_loop(run, folder, done, failed, poll, settle, once)
+        except KeyboardInterrupt:
+            click.echo("stopped watching")
+
+
+def _watch_loop(
+    run: AdapterRun,
+    folder: Path,
+    done: Path,
+    failed: Path,
+    poll: float,
+    settle: float,
+    once: bool,
+) -> None:
     while True:
         for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in FILE_SUFFIXES):
             if time.time() - path.stat().st_mtime < settle:
@@ -135,17 +222,8 @@ def watch(
                 click.echo(f"failed: {exc}", err=True)
                 shutil.move(path, failed / path.name)
                 continue
-            click.echo(summary.line())
+            click.echo(summary.line(), nl=True)
             shutil.move(path, (done if summary.accepted else failed) / path.name)
-            _drain_quietly(run)
         if once:
             return
-        _drain_quietly(run)
         time.sleep(poll)
-
-
-def _drain_quietly(run: AdapterRun) -> None:
-    try:
-        run.drain(timeout=0)
-    except KafkaUnavailable as exc:
-        log.warning("%s", exc)

@@ -6,6 +6,11 @@ name and date of birth). Files carry what real exports carry: replayed rows,
 corrected records (a higher record_version), and a few bad rows that the
 adapter must reject. All people are invented; NHS numbers are in the 999
 range that is never issued.
+
+`synth_rows` and `write_csv` write the hub's generic layout. `write_export`
+writes a file in one agency's own shape (its mapping profile's headers,
+vocabulary, date formats, encoding and format) and returns, row by row, what
+the mapper should make of it, so tests can check every field.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ COLUMNS = (
     "risk_codes",
     "outcome",
 )
-_FAMILY = (
+FAMILY = (
     "Smith",
     "Jones",
     "Patel",
@@ -51,7 +56,7 @@ _FAMILY = (
     "Hughes",
     "Ward",
 )
-_GIVEN = (
+GIVEN = (
     "Amelia",
     "Oliver",
     "Isla",
@@ -69,9 +74,9 @@ _GIVEN = (
     "Theo",
     "Yusuf",
 )
-_DISTRICTS = ("DY1", "DY2", "DY3", "DY5", "DY8", "B62", "B63", "WV14")
-_EVENT_TYPES = ("REFERRAL", "ASSESSMENT", "INCIDENT", "CONTACT")
-_OUTCOMES = (
+DISTRICTS = ("DY1", "DY2", "DY3", "DY5", "DY8", "B62", "B63", "WV14")
+EVENT_TYPES = ("REFERRAL", "ASSESSMENT", "INCIDENT", "CONTACT")
+OUTCOMES = (
     "NO_FURTHER_ACTION",
     "ADVICE_GIVEN",
     "EARLY_HELP",
@@ -81,7 +86,7 @@ _OUTCOMES = (
     "ONGOING",
 )
 # Rough weights: cyberbullying, unwanted contact and image sharing are the commonest.
-_RISK_WEIGHTS = {code: 1 for code in STARTER_CODES} | {
+RISK_WEIGHTS = {code: 1 for code in STARTER_CODES} | {
     "CYBERBULLYING": 8,
     "UNWANTED_STRANGER_CONTACT": 7,
     "NUDE_IMAGE_SHARING_U18": 6,
@@ -117,12 +122,12 @@ def child_pool(size: int, seed: int = 7) -> list[Child]:
     for _ in range(size):
         born = date(2008, 1, 1) + timedelta(days=rng.randrange(16 * 365))
         inward = f"{rng.randrange(10)}{rng.choice('ABDEFGHJ')}{rng.choice('LNPQRSTU')}"
-        postcode = f"{rng.choice(_DISTRICTS)} {inward}"
+        postcode = f"{rng.choice(DISTRICTS)} {inward}"
         pool.append(
             Child(
                 nhs_number(rng),
-                rng.choice(_FAMILY),
-                rng.choice(_GIVEN),
+                rng.choice(FAMILY),
+                rng.choice(GIVEN),
                 born,
                 rng.choice("FM"),
                 postcode,
@@ -134,7 +139,7 @@ def child_pool(size: int, seed: int = 7) -> list[Child]:
 def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dict[str, str]]:
     """`rows` data rows for `agency`, including replays, corrections and a few bad rows."""
     rng = random.Random(f"{agency}:{seed}")
-    codes, weights = zip(*_RISK_WEIGHTS.items(), strict=True)
+    codes, weights = zip(*RISK_WEIGHTS.items(), strict=True)
     out: list[dict[str, str]] = []
     while len(out) < rows:
         roll = rng.random()
@@ -144,7 +149,7 @@ def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dic
         if out and roll < 0.08:  # a correction of an earlier record
             corrected = dict(rng.choice(out))
             corrected["record_version"] = str(int(corrected["record_version"] or 1) + 1)
-            corrected["outcome"] = rng.choice(_OUTCOMES)
+            corrected["outcome"] = rng.choice(OUTCOMES)
             out.append(corrected)
             continue
         child = rng.choice(pool)
@@ -156,7 +161,7 @@ def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dic
         row = {
             "record_id": f"{agency.upper()}-{seed}-{len(out):06d}",
             "record_version": "1",
-            "event_type": rng.choice(_EVENT_TYPES),
+            "event_type": rng.choice(EVENT_TYPES),
             "occurred_on": occurred.isoformat(),
             "nhs_number": child.nhs_number if rng.random() < 0.6 else "",
             "family_name": child.family_name,
@@ -166,7 +171,7 @@ def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dic
             "postcode": child.postcode,
             "online_component": online,
             "risk_codes": ";".join(sorted(set(risks))),
-            "outcome": rng.choice(_OUTCOMES),
+            "outcome": rng.choice(OUTCOMES),
         }
         if roll > 0.98:  # a bad row: the adapter must reject it and carry on
             row[rng.choice(("nhs_number", "occurred_on", "risk_codes"))] = "NOT-VALID"
@@ -179,3 +184,8 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+# --- exports in an agency's own shape ---------------------------------------------
+
+#: Postcode district -> the town an anonymous service records as the user's area.

@@ -249,34 +249,26 @@ def adapter_run(
     profile_name: str,
     agency: str | None,
     watch_dir: Path | None,
+    serve_port: int | None,
+    host: str,
+    tokens_file: Path | None,
     quarantine: Path,
     drain_timeout: float,
     files: tuple[Path, ...],
 ) -> None:
-    """Pseudonymise, minimise and publish FILES (or a watched folder) through the outbox."""
-    from adapters.pipeline import summarise
-    from adapters.runner import adapter_run as open_run
-    from adapters.runner import watch
+    """Pseudonymise, minimise and publish FILES, a watched folder or pushed events."""
+    from adapters import runner
 
-    if not files and watch_dir is None:
-        raise ConfigError("give FILES, or --watch DIR")
-    with open_run(settings, profile_name, agency, quarantine=quarantine) as run:
-        summaries = []
-        for path in files:
-            summary = run.ingest_file(path)
-            for error in summary.rejected[:20]:
-                click.echo(f"rejected: {error}", err=True)
-            click.echo(summary.line())
-            summaries.append(summary)
+    if not files and watch_dir is None and serve_port is None:
+        raise ConfigError("give FILES, --watch DIR or --serve PORT")
+    with runner.adapter_run(settings, profile_name, agency, quarantine=quarantine) as run:
         if files:
-            sent = run.drain(drain_timeout)
-            click.echo(f"{summarise(summaries)}; {sent} sent to Kafka")
+            runner.run_files(run, files, drain_timeout)
         if watch_dir is not None:
             click.echo(f"watching {watch_dir} (Ctrl-C stops)")
-            try:
-                watch(run, watch_dir)
-            except KeyboardInterrupt:
-                click.echo("stopped watching")
+            runner.watch(run, watch_dir)
+        if serve_port is not None:
+            runner.serve(run, host, serve_port, tokens_file)
 
 
 @adapter.command("check")
@@ -320,15 +312,22 @@ def adapter_drain(settings: HubSettings, timeout: float) -> None:
 
 
 @main.command()
-@click.option("--agency", required=True)
+@click.option("--agency", required=True, help="A shipped profile: the export takes its shape.")
 @click.option("--rows", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
+@_friendly
 def synth(agency: str, rows: int, seed: int, out: Path) -> None:
-    """Write a synthetic export for AGENCY (invented people, with realistic faults)."""
+    """Write a synthetic export in AGENCY's own shape (invented people, realistic mess)."""
+    from adapters.profile import load_profile
     from adapters.synth import child_pool, synth_rows, write_csv
+    from adapters.synth_export import write_export
 
-    write_csv(out, synth_rows(agency, rows, seed, child_pool(max(50, rows // 2))))
+    pool = child_pool(max(50, rows // 2))
+    if agency == "generic":
+        write_csv(out, synth_rows(agency, rows, seed, pool))
+    else:
+        write_export(load_profile(agency), rows, seed, pool, out)
     click.echo(f"wrote {rows} rows for {agency} to {out}")
 
 

@@ -49,6 +49,23 @@ def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubSet
 
 
 @pytest.fixture
+def private_broker(broker_settings: HubSettings, tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own (not started), for tests that stop and start it."""
+    settings = broker_settings.model_copy(
+        update={
+            "broker_data": tmp_path / "state",
+            "broker_port": free_port(),
+            "controller_port": free_port(),
+        }
+    )
+    broker = Broker(settings)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
 def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
     """Settings for one test: its own topic namespace, worker state, key and metrics port."""
     namespace = f"t{uuid.uuid4().hex[:10]}."

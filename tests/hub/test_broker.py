@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,7 @@ from hub.broker import Broker, ensure_artifacts, kafka_version
 from hub.broker.launcher import port_is_free
 from hub.errors import BrokerError
 from hub.settings import HubSettings
-from tests.conftest import free_port, settings_env
-
-
-@pytest.fixture
-def own_broker(broker_settings: HubSettings, tmp_path: Path) -> Iterator[Broker]:
-    settings = broker_settings.model_copy(
-        update={
-            "broker_data": tmp_path / "state",
-            "broker_port": free_port(),
-            "controller_port": free_port(),
-        }
-    )
-    broker = Broker(settings)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+from tests.conftest import settings_env
 
 
 def java_processes(config: Path) -> int:
@@ -59,57 +42,57 @@ def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_start_twice_is_one_broker_and_stop_frees_the_port(own_broker: Broker) -> None:
-    s = own_broker.settings
+def test_start_twice_is_one_broker_and_stop_frees_the_port(private_broker: Broker) -> None:
+    s = private_broker.settings
     assert hub(s, "broker", "status").returncode == 3
 
     first = hub(s, "broker", "start")
     assert first.returncode == 0, first.stderr
-    assert "running: Kafka on" in first.stdout and str(own_broker.logs) in first.stdout
+    assert "running: Kafka on" in first.stdout and str(private_broker.logs) in first.stdout
     second = hub(s, "broker", "start")
     assert second.returncode == 0 and second.stdout.startswith("already running")
-    assert java_processes(own_broker.config) == 1
+    assert java_processes(private_broker.config) == 1
 
     status = hub(s, "broker", "status")
     assert status.returncode == 0 and status.stdout.startswith("running")
 
     stopped = hub(s, "broker", "stop")
     assert stopped.returncode == 0 and "broker stopped" in stopped.stdout
-    assert java_processes(own_broker.config) == 0
+    assert java_processes(private_broker.config) == 0
     assert port_is_free(s.broker_host, s.broker_port)
     assert port_is_free(s.broker_host, s.controller_port)
     assert hub(s, "broker", "status").returncode == 3
     assert "not running" in hub(s, "broker", "status").stdout
 
 
-def test_data_survives_a_restart(own_broker: Broker) -> None:
-    own_broker.start(quiet=True)
-    admin = KafkaAdminClient(bootstrap_servers=own_broker.settings.bootstrap_servers)
+def test_data_survives_a_restart(private_broker: Broker) -> None:
+    private_broker.start(quiet=True)
+    admin = KafkaAdminClient(bootstrap_servers=private_broker.settings.bootstrap_servers)
     admin.create_topics([NewTopic("survives-restart", 2, 1)])
     admin.close()
-    own_broker.stop()
-    own_broker.start(quiet=True)
-    admin = KafkaAdminClient(bootstrap_servers=own_broker.settings.bootstrap_servers)
+    private_broker.stop()
+    private_broker.start(quiet=True)
+    admin = KafkaAdminClient(bootstrap_servers=private_broker.settings.bootstrap_servers)
     try:
         assert "survives-restart" in admin.list_topics()
     finally:
         admin.close()
 
 
-def test_a_stale_pid_file_does_not_block_start(own_broker: Broker) -> None:
-    own_broker.state.mkdir(parents=True)
-    own_broker.pidfile.write_text(f"{os.getpid()}\n")  # alive, but not a broker
-    assert own_broker.pid() is None
-    assert not own_broker.pidfile.exists()
+def test_a_stale_pid_file_does_not_block_start(private_broker: Broker) -> None:
+    private_broker.state.mkdir(parents=True)
+    private_broker.pidfile.write_text(f"{os.getpid()}\n")  # alive, but not a broker
+    assert private_broker.pid() is None
+    assert not private_broker.pidfile.exists()
 
 
-def test_a_taken_port_is_a_clear_error(own_broker: Broker) -> None:
-    s = own_broker.settings
+def test_a_taken_port_is_a_clear_error(private_broker: Broker) -> None:
+    s = private_broker.settings
     with socket.socket() as squatter:
         squatter.bind((s.broker_host, s.broker_port))
         squatter.listen()
         with pytest.raises(BrokerError, match=f"port {s.broker_port} .* is taken"):
-            own_broker.start(quiet=True)
+            private_broker.start(quiet=True)
 
 
 def test_missing_java_or_maven_is_a_clear_error(

@@ -1,0 +1,444 @@
+"""HTTP push endpoint: providers (e.g. an online counselling service) POST JSON events.
+
+TLS is terminated by the partnership's reverse proxy; this server speaks plain
+HTTP and binds to loopback unless told otherwise. Standard library only.
+
+``POST /events`` with ``Authorization: Bearer <token>`` and
+``Content-Type: application/json``; the body is one flat JSON object or a list
+of them, keyed as in the adapter's profile (the same rules as a JSON-lines
+file: see `adapters.jsonl_source.flat_values`). Responses, checked in order:
+
+- 401: no bearer token, or one not in the configured tokens (compared in constant time).
+- 415: the content type is not ``application/json``.
+- 411 / 400: no usable Content-Length (chunked bodies are not accepted).
+- 413: the body is over the limit (`MAX_BODY`, 5 MB, by default).
+- 400: the body is not valid JSON, is neither an object nor a list, is an empty
+  list, or no item in it was accepted. The JSON answer names each rejected
+  item's ``index`` (0-based position in the list; 0 for a single object),
+  ``row`` (index + 1, the row of the quarantine report), ``field`` and
+  ``reason``. Values are never echoed.
+- 202: ``{"accepted": n, "new": m, "rejected": [...], "request": "http-<provider>-<t>-<n>"}``
+  sent only after the accepted events are committed to the outbox
+  (`Adapter.ingest` returns after the outbox transaction commits). ``new``
+  counts events not already in the outbox (a resent request stores nothing twice).
+
+Partial acceptance: a request with some bad items accepts the good ones and
+answers 202 with the rejected ones listed (they also go to the quarantine
+report as ``<quarantine>/http:<provider>:<n>.rejects.csv``); only when every
+item is bad is the answer 400. A provider should fix and resend only the
+rejected items (resending all is harmless: events are keyed by event id).
+
+``GET /health`` answers 200 ``{"status": "ok", "pending": <events waiting in the outbox>}``
+without authentication.
+
+Every request is logged with its provider, counts and status, never its body.
+The outbox's SQLite connection is shared, so ingestion is serialised with a
+lock. Forwarding to Kafka is not done in the request path; `serve` can start a
+background thread that drains the outbox every few seconds, over its own
+connection to the outbox database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from adapters.jsonl_source import flat_values
+from adapters.outbox import Outbox
+from adapters.pipeline import Forwarder, RunSummary
+from adapters.publisher import KafkaUnavailable
+from adapters.runner import AdapterRun
+from adapters.source import SourceRecord
+from hub.errors import ConfigError, HubError, RecordError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 5 * 1024 * 1024
+DEFAULT_HOST = "127.0.0.1"
+DRAIN_EVERY = 5.0
+#: Seconds a client may take to send its request before the connection is dropped.
+SOCKET_TIMEOUT = 30.0
+#: Longest field name echoed back (a field name comes from the provider's JSON keys).
+FIELD_CHARS = 100
+
+
+@dataclass
+class RequestSource:
+    """The items of one request as a `Source`: row = 1-based position of the item."""
+
+    name: str
+    items: list[Any]
+
+    def records(self) -> Iterator[SourceRecord | RecordError]:
+        for row, item in enumerate(self.items, start=1):
+            yield flat_values(self.name, row, item)
+
+
+def rejection(error: RecordError) -> dict[str, Any]:
+    """What the provider is told about one rejected item: where and why, never the value."""
+    return {
+        "index": error.row - 1,
+        "row": error.row,
+        "field": error.field[:FIELD_CHARS],
+        "reason": error.reason,
+    }
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_items(raw: bytes) -> tuple[list[Any] | None, str]:
+    """A body's items (one object or a list), or None and what is wrong, never quoting it."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        # The position only: the message of a JSONDecodeError never holds the document.
+        return None, f"body is not valid JSON (line {exc.lineno}, column {exc.colno})"
+    except (ValueError, RecursionError):
+        return None, "body is not valid JSON"
+    if isinstance(data, dict):
+        return [data], ""
+    if not isinstance(data, list):
+        return None, "body must be a JSON object or a list of objects"
+    if not data:
+        return None, "empty list: no items"
+    return data, ""
+
+
+class PushServer(ThreadingHTTPServer):
+    """The HTTP server; holds the adapter run, the tokens and the ingest lock."""
+
+    daemon_threads = False  # server_close() waits for requests in flight
+    block_on_close = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        run: AdapterRun,
+        tokens: Mapping[str, str],
+        max_body: int = MAX_BODY,
+    ) -> None:
+        if run.outbox is None:
+            raise ConfigError("the HTTP push endpoint needs an outbox (not a dry run)")
+        if not tokens:
+            raise ConfigError("the HTTP push endpoint needs at least one provider token")
+        self.run = run
+        self.outbox: Outbox = run.outbox
+        self.tokens = [(t.encode("utf-8"), provider) for t, provider in tokens.items()]
+        self.max_body = max_body
+        self.lock = threading.Lock()
+        self._numbers = itertools.count(1)
+        self.started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self._numbers_lock = threading.Lock()
+        super().__init__(address, PushHandler)
+
+    def provider_of(self, token: str) -> str | None:
+        """The provider whose token this is; every known token is compared, in constant time."""
+        given = token.encode("utf-8")
+        found: str | None = None
+        for known, provider in self.tokens:
+            if hmac.compare_digest(given, known) and found is None:
+                found = provider
+        return found
+
+    def next_request(self) -> int:
+        with self._numbers_lock:
+            return next(self._numbers)
+
+    def ingest(self, source: RequestSource) -> RunSummary:
+        """Map and commit one request's items; returns once the outbox transaction committed."""
+        with self.lock:
+            return self.run.adapter.ingest(source)
+
+    def pending(self) -> int:
+        with self.lock:
+            return self.outbox.counts()[0]
+
+
+class PushHandler(BaseHTTPRequestHandler):
+    server: PushServer
+    timeout = SOCKET_TIMEOUT
+    server_version = "hub-push/1"
+    sys_version = ""
+
+    # --- routes ----------------------------------------------------------------
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != "/health":
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        self._reply(HTTPStatus.OK, {"status": "ok", "pending": self.server.pending()})
+
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] != "/events":
+            self._discard_body()
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        provider = self._provider()
+        if provider is None:
+            self._discard_body()
+            self._finish(None, None, HTTPStatus.UNAUTHORIZED, {"error": "unauthorised"})
+            return
+        number = self.server.next_request()
+        # Unique across restarts, so a quarantine report is never overwritten.
+        name = f"http-{provider}-{self.server.started}-{number}"
+        items, status, problem = self._read_items()
+        if items is None:
+            self._finish(provider, name, status, {"error": problem, "rejected": []})
+            return
+        try:
+            summary = self.server.ingest(RequestSource(name, items))
+        except Exception:
+            log.exception("request %s from %s: ingest failed", name, provider)
+            self._finish(provider, name, HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal"})
+            return
+        body = {
+            "request": name,
+            "accepted": summary.accepted,
+            "new": summary.new,
+            "rejected": [rejection(e) for e in summary.rejected],
+        }
+        if summary.accepted == 0:
+            body["error"] = "no item was accepted"
+            self._finish(provider, name, HTTPStatus.BAD_REQUEST, body, summary)
+            return
+        self._finish(provider, name, HTTPStatus.ACCEPTED, body, summary)
+
+    # --- request checks ----------------------------------------------------------
+    def _provider(self) -> str | None:
+        scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return self.server.provider_of(token)
+
+    def _content_length(self) -> int | None:
+        text = self.headers.get("Content-Length")
+        if text is None or not (text.strip().isascii() and text.strip().isdigit()):
+            return None
+        return int(text)
+
+    def _read_items(self) -> tuple[list[Any] | None, HTTPStatus, str]:
+        """The request's items, or (None, status, problem) when the request is refused whole."""
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            self._discard_body()
+            return None, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "content type must be application/json"
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return None, HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length"
+        length = self._content_length()
+        if length is None:
+            self.close_connection = True
+            return None, HTTPStatus.LENGTH_REQUIRED, "a valid Content-Length is required"
+        if length > self.server.max_body:
+            self.close_connection = True
+            limit = self.server.max_body
+            return None, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes"
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            self.close_connection = True
+            return None, HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length"
+        items, problem = parse_items(raw)
+        if items is None:
+            return None, HTTPStatus.BAD_REQUEST, problem
+        return items, HTTPStatus.OK, ""
+
+    def _discard_body(self) -> None:
+        """Read and drop a body within the limit, so the client sees the answer, not a reset."""
+        length = self._content_length()
+        if length is None or length > self.server.max_body or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return
+        try:
+            self.rfile.read(length)
+        except OSError:
+            self.close_connection = True
+
+    # --- answers -------------------------------------------------------------------
+    def _finish(
+        self,
+        provider: str | None,
+        name: str | None,
+        status: HTTPStatus,
+        body: Mapping[str, Any],
+        summary: RunSummary | None = None,
+    ) -> None:
+        accepted = summary.accepted if summary else 0
+        rejected = len(summary.rejected) if summary else 0
+        log.info(
+            "POST /events provider=%s request=%s status=%d accepted=%d new=%d rejected=%d",
+            provider or "-",
+            name or "-",
+            status,
+            accepted,
+            summary.new if summary else 0,
+            rejected,
+        )
+        self._reply(status, body)
+
+    def _reply(self, status: HTTPStatus, body: Mapping[str, Any]) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", 'Bearer realm="hub"')
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The base class writes every request line to stderr; our own log line suffices.
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+class Drainer:
+    """Forwards the outbox to Kafka every `every` seconds, in its own thread.
+
+    It uses its own connection to the outbox database (SQLite serialises the
+    writers), so a slow or unreachable Kafka never holds up the request path.
+    """
+
+    def __init__(self, run: AdapterRun, every: float = DRAIN_EVERY) -> None:
+        if run.outbox is None or run.forwarder is None:
+            raise ConfigError("draining needs an outbox and a publisher (not a dry run)")
+        self.path = run.outbox.path
+        self.publisher = run.forwarder.publisher
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hub-push-drain", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to stop and wait for it (a send in progress is finished first)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            log.info("waiting for the forwarder to finish its current send")
+            self._thread.join()
+
+    def _loop(self) -> None:
+        outbox = Outbox(self.path)
+        try:
+            forwarder = Forwarder(outbox, self.publisher)
+            while not self._stop.wait(self.every):
+                try:
+                    sent = forwarder.drain(timeout=0)
+                except KafkaUnavailable as exc:
+                    log.warning("%s", exc)
+                except HubError as exc:
+                    log.error("forwarding failed: %s", exc)
+                else:
+                    if sent:
+                        log.info("forwarded %d events to Kafka", sent)
+        finally:
+            outbox.close()
+
+
+class PushEndpoint:
+    """A bound push server: `start()` in the background or `serve_forever()`; `stop()`."""
+
+    def __init__(self, server: PushServer, drainer: Drainer | None) -> None:
+        self.server = server
+        self.drainer = drainer
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def host(self) -> str:
+        return str(self.server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> PushEndpoint:
+        """Serve (and drain, if asked) in background threads; returns at once."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="hub-push"
+        )
+        self._thread.start()
+        if self.drainer is not None:
+            self.drainer.start()
+        log.info("push endpoint listening on %s (POST /events, GET /health)", self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve until `stop()` or Ctrl-C, then stop cleanly (requests in flight finish)."""
+        self.start()
+        try:
+            self._stopped.wait()
+        except KeyboardInterrupt:
+            log.info("interrupted: stopping the push endpoint")
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop accepting, let requests in flight finish, stop draining, close the socket."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join()
+        self.server.server_close()  # joins the request threads
+        if self.drainer is not None:
+            self.drainer.stop()
+
+    def __enter__(self) -> PushEndpoint:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve(
+    run: AdapterRun,
+    host: str,
+    port: int,
+    tokens: Mapping[str, str],
+    *,
+    drain_every: float | None = None,
+    max_body: int = MAX_BODY,
+) -> PushEndpoint:
+    """Bind the push endpoint for `run` (port 0: any free port); call `.start()` or
+    `.serve_forever()` on the result, and `.stop()` (or use it as a context manager).
+
+    `tokens` maps bearer token -> provider name. With `drain_every` (seconds), a
+    background thread forwards the outbox to Kafka that often, logging (not
+    raising) while Kafka is unavailable. Raises `ConfigError` for a dry run or
+    no tokens, and `HubError` when the address cannot be bound.
+    """
+    drainer = None if drain_every is None else Drainer(run, drain_every)
+    try:
+        server = PushServer((host, port), run, tokens, max_body)
+    except OSError as exc:
+        raise HubError(
+            f"cannot listen on {host}:{port} ({exc}); is another process using the port?"
+        ) from exc
+    return PushEndpoint(server, drainer)

@@ -1,0 +1,61 @@
+"""`hub adapter check` and `hub synth`, run as an agency IT team would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.profile import shipped_profiles
+from adapters.synth import child_pool, synth_rows, write_csv
+from hub.settings import HubSettings
+from tests.conftest import settings_env
+
+
+def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_check_reports_accepted_and_rejected_by_reason(
+    hub_settings: HubSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.csv"
+    write_csv(path, synth_rows("camhs", 400, 2, child_pool(100)))
+    result = hub(hub_settings, "adapter", "check", "--profile", "generic", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "rejected: nhs_number: an NHS number has ten digits" in result.stdout
+    assert "400 rows read" in result.stdout and "accepted" in result.stdout
+    assert not hub_settings.outbox.exists()  # a dry run stores nothing
+
+
+def test_check_on_a_file_with_no_usable_rows_fails_with_advice(
+    hub_settings: HubSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "wrong.csv"
+    path.write_text("Name,Favourite colour\nZara Nowak,green\n")
+    result = hub(hub_settings, "adapter", "check", "--profile", "generic", str(path))
+    assert result.returncode == 1
+    assert "no usable rows" in result.stderr and "generic profile" in result.stderr
+    assert "Zara" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("agency", shipped_profiles())
+def test_every_shipped_synthetic_export_checks_clean(
+    hub_settings: HubSettings, tmp_path: Path, agency: str
+) -> None:
+    export = tmp_path / f"{agency}.export"
+    made = hub(hub_settings, "synth", "--agency", agency, "--rows", "300", "--out", str(export))
+    assert made.returncode == 0, made.stderr
+    result = hub(hub_settings, "adapter", "check", "--profile", agency, str(export))
+    assert result.returncode == 0, result.stderr
+    assert "accepted" in result.stdout
+    assert " rejected: " in result.stdout  # the mess is reported, by reason
