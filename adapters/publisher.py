@@ -78,7 +78,12 @@ class KafkaPythonPublisher:
             producer.flush(timeout=self.flush_timeout)
         except KafkaError as exc:
             self._reset()
-            raise KafkaUnavailable(f"Kafka did not take the events: {exc}") from exc
+            topics = ", ".join(sorted({item.topic for item in items}))
+            raise KafkaUnavailable(
+                f"Kafka did not take the events for {topics} ({exc}); is Kafka reachable at"
+                f" {self.settings.bootstrap_servers}, and does the topic exist"
+                " (`hub topics apply`)?"
+            ) from exc
         acknowledged, failures = [], []
         for event_id, future in futures:
             try:

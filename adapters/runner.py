@@ -154,6 +154,16 @@ def run_files(run: AdapterRun, files: Iterable[Path], drain_timeout: float) -> N
     click.echo(f"{summarise(summaries)}; {sent} sent to Kafka")
 
 
+def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeout: float) -> None:
+    """Read new rows of a database query (adapters.sql_source), then send them."""
+    from adapters.sql_source import run_sql
+
+    summary = run_sql(run, url, query, watermark)
+    click.echo(summary.line())
+    sent = run.drain(drain_timeout)
+    click.echo(f"{summarise([summary])}; {sent} sent to Kafka")
+
+
 def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> None:
     """The HTTP push endpoint until Ctrl-C (adapters.http_source)."""
     from adapters.http_source import serve as open_endpoint

@@ -228,6 +228,33 @@ def adapter() -> None:
     help="Process files dropped into this folder until Ctrl-C.",
 )
 @click.option(
+    "--sql",
+    "sql_url",
+    default=None,
+    help="Read a database through SQLAlchemy, e.g. postgresql+psycopg://user@host/db.",
+)
+@click.option("--query", default=None, help="With --sql: the SELECT (or view) to read.")
+@click.option(
+    "--watermark",
+    default=None,
+    help="With --sql: a column that only grows (e.g. updated_at); runs resume there.",
+)
+@click.option(
+    "--serve",
+    "serve_port",
+    type=int,
+    default=None,
+    help="Accept pushed JSON events on this port (POST /events, bearer tokens).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --serve.")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='With --serve: a JSON file {"<bearer token>": "<provider>"}.',
+)
+@click.option(
     "--quarantine",
     type=click.Path(path_type=Path),
     default=Path("quarantine"),
@@ -251,6 +278,9 @@ def adapter_run(
     watch_dir: Path | None,
     serve_port: int | None,
     host: str,
+    sql_url: str | None,
+    query: str | None,
+    watermark: str | None,
     tokens_file: Path | None,
     quarantine: Path,
     drain_timeout: float,
@@ -259,11 +289,15 @@ def adapter_run(
     """Pseudonymise, minimise and publish FILES, a watched folder or pushed events."""
     from adapters import runner
 
-    if not files and watch_dir is None and serve_port is None:
-        raise ConfigError("give FILES, --watch DIR or --serve PORT")
+    if not files and watch_dir is None and serve_port is None and sql_url is None:
+        raise ConfigError("give FILES, --watch DIR, --sql URL or --serve PORT")
+    if sql_url is not None and (query is None or watermark is None):
+        raise ConfigError("--sql needs --query and --watermark")
     with runner.adapter_run(settings, profile_name, agency, quarantine=quarantine) as run:
         if files:
             runner.run_files(run, files, drain_timeout)
+        if sql_url is not None and query is not None and watermark is not None:
+            runner.run_query(run, sql_url, query, watermark, drain_timeout)
         if watch_dir is not None:
             click.echo(f"watching {watch_dir} (Ctrl-C stops)")
             runner.watch(run, watch_dir)
