@@ -33,9 +33,8 @@ without authentication.
 
 Every request is logged with its provider, counts and status, never its body.
 The outbox's SQLite connection is shared, so ingestion is serialised with a
-lock. Forwarding to Kafka is not done in the request path; `serve` can start a
-background thread that drains the outbox every few seconds, over its own
-connection to the outbox database.
+lock. Forwarding to Kafka is not done in the request path: the caller runs
+the outbox forwarder beside the endpoint (`AdapterRun.forwarding_in_background`).
 """
 
 from __future__ import annotations
@@ -55,8 +54,7 @@ from typing import Any
 
 from adapters.jsonl_source import flat_values
 from adapters.outbox import Outbox
-from adapters.pipeline import Forwarder, RunSummary
-from adapters.publisher import KafkaUnavailable
+from adapters.pipeline import RunSummary
 from adapters.runner import AdapterRun
 from adapters.source import SourceRecord
 from hub.errors import ConfigError, HubError, RecordError
@@ -65,7 +63,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 5 * 1024 * 1024
 DEFAULT_HOST = "127.0.0.1"
-DRAIN_EVERY = 5.0
 #: Seconds a client may take to send its request before the connection is dropped.
 SOCKET_TIMEOUT = 30.0
 #: Longest field name echoed back (a field name comes from the provider's JSON keys).
@@ -305,56 +302,11 @@ class PushHandler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-class Drainer:
-    """Forwards the outbox to Kafka every `every` seconds, in its own thread.
-
-    It uses its own connection to the outbox database (SQLite serialises the
-    writers), so a slow or unreachable Kafka never holds up the request path.
-    """
-
-    def __init__(self, run: AdapterRun, every: float = DRAIN_EVERY) -> None:
-        if run.outbox is None or run.forwarder is None:
-            raise ConfigError("draining needs an outbox and a publisher (not a dry run)")
-        self.path = run.outbox.path
-        self.publisher = run.forwarder.publisher
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="hub-push-drain", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to stop and wait for it (a send in progress is finished first)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            log.info("waiting for the forwarder to finish its current send")
-            self._thread.join()
-
-    def _loop(self) -> None:
-        outbox = Outbox(self.path)
-        try:
-            forwarder = Forwarder(outbox, self.publisher)
-            while not self._stop.wait(self.every):
-                try:
-                    sent = forwarder.drain(timeout=0)
-                except KafkaUnavailable as exc:
-                    log.warning("%s", exc)
-                except HubError as exc:
-                    log.error("forwarding failed: %s", exc)
-                else:
-                    if sent:
-                        log.info("forwarded %d events to Kafka", sent)
-        finally:
-            outbox.close()
-
-
 class PushEndpoint:
     """A bound push server: `start()` in the background or `serve_forever()`; `stop()`."""
 
-    def __init__(self, server: PushServer, drainer: Drainer | None) -> None:
+    def __init__(self, server: PushServer) -> None:
         self.server = server
-        self.drainer = drainer
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
 
@@ -378,8 +330,6 @@ class PushEndpoint:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="hub-push"
         )
         self._thread.start()
-        if self.drainer is not None:
-            self.drainer.start()
         log.info("push endpoint listening on %s (POST /events, GET /health)", self.url)
         return self
 
@@ -402,8 +352,6 @@ class PushEndpoint:
             self.server.shutdown()
             self._thread.join()
         self.server.server_close()  # joins the request threads
-        if self.drainer is not None:
-            self.drainer.stop()
 
     def __enter__(self) -> PushEndpoint:
         return self.start()
@@ -423,22 +371,18 @@ def serve(
     port: int,
     tokens: Mapping[str, str],
     *,
-    drain_every: float | None = None,
     max_body: int = MAX_BODY,
 ) -> PushEndpoint:
     """Bind the push endpoint for `run` (port 0: any free port); call `.start()` or
     `.serve_forever()` on the result, and `.stop()` (or use it as a context manager).
 
-    `tokens` maps bearer token -> provider name. With `drain_every` (seconds), a
-    background thread forwards the outbox to Kafka that often, logging (not
-    raising) while Kafka is unavailable. Raises `ConfigError` for a dry run or
-    no tokens, and `HubError` when the address cannot be bound.
+    `tokens` maps bearer token -> provider name. Raises `ConfigError` for a dry
+    run or no tokens, and `HubError` when the address cannot be bound.
     """
-    drainer = None if drain_every is None else Drainer(run, drain_every)
     try:
         server = PushServer((host, port), run, tokens, max_body)
     except OSError as exc:
         raise HubError(
             f"cannot listen on {host}:{port} ({exc}); is another process using the port?"
         ) from exc
-    return PushEndpoint(server, drainer)
+    return PushEndpoint(server)

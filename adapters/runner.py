@@ -178,9 +178,10 @@ def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> No
         isinstance(k, str) and isinstance(v, str) for k, v in tokens.items()
     ):
         raise HubError(f'{tokens_file} must be a JSON object {{"<bearer token>": "<provider>"}}')
-    endpoint = open_endpoint(run, host, port, tokens, drain_every=2.0)
+    endpoint = open_endpoint(run, host, port, tokens)
     click.echo(f"accepting events at {endpoint.url}/events (Ctrl-C stops)")
-    endpoint.serve_forever()
+    with run.forwarding_in_background():
+        endpoint.serve_forever()
 
 
 def check_file(run: AdapterRun, path: Path) -> RunSummary:
