@@ -22,8 +22,8 @@ demo: setup
 	@$(BIN)/hub demo
 
 lint: setup
-	$(BIN)/ruff check hub adapters streams tests
-	$(BIN)/ruff format --check hub adapters streams tests
+	$(BIN)/ruff check hub adapters streams tests benchmarks
+	$(BIN)/ruff format --check hub adapters streams tests benchmarks
 
 typecheck: setup
 	$(BIN)/mypy --strict

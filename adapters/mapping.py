@@ -79,6 +79,8 @@ class RowMapper:
             vocabulary_key(h): v for v, hs in profile.vulnerability_columns.items() for h in hs
         }
         self._truthy = {vocabulary_key(t) for t in profile.truthy}
+        self._headers: dict[str, tuple[SourceField | None, Vulnerability | None]] = {}
+        self._dates: dict[str, date | None] = {}
 
     def _bad(self, row: int, field: str, reason: str) -> RecordError:
         return RecordError(self.source, row, field, reason)
@@ -89,15 +91,24 @@ class RowMapper:
         cells: dict[str, str] = {}
         flags: set[Vulnerability] = set()
         for header, value in raw.items():
-            key = vocabulary_key(header)
+            field, flag = self._header(header)
+            if field is None and flag is None:
+                continue
             text = (value or "").strip()
-            field = self._field_of_header.get(key)
             if field is not None and text and field not in cells:
                 cells[field] = text
-            flag = self._vulnerability_of_header.get(key)
             if flag is not None and vocabulary_key(text) in self._truthy:
                 flags.add(flag)
         return cells, flags
+
+    def _header(self, header: str) -> tuple[SourceField | None, Vulnerability | None]:
+        """What a header means, worked out once per distinct header text."""
+        known = self._headers.get(header)
+        if known is None:
+            key = vocabulary_key(header)
+            known = (self._field_of_header.get(key), self._vulnerability_of_header.get(key))
+            self._headers[header] = known
+        return known
 
     # --- map -------------------------------------------------------------------
     def map(self, row: int, raw: Mapping[str, str], now: datetime | None = None) -> CaseEvent:
@@ -184,13 +195,30 @@ class RowMapper:
         text = cells.get(field, "")
         if not text:
             return None
+        if text in self._dates:  # dates repeat across rows; parsing them is not cheap
+            parsed = self._dates[text]
+        else:
+            parsed = self._parse_date(text)
+            if len(self._dates) > 100_000:
+                self._dates.clear()
+            self._dates[text] = parsed
+        if parsed is None:
+            formats = ", ".join(self.profile.date_formats)
+            raise self._bad(row, field, f"not a date in any of the profile's formats ({formats})")
+        return parsed
+
+    def _parse_date(self, text: str) -> date | None:
         for fmt in self.profile.date_formats:
+            if fmt == "%Y-%m-%d" and len(text) == 10 and text[4] == text[7] == "-":
+                try:
+                    return date.fromisoformat(text)
+                except ValueError:
+                    continue
             try:
                 return datetime.strptime(text, fmt).date()
             except ValueError:
                 continue
-        formats = ", ".join(self.profile.date_formats)
-        raise self._bad(row, field, f"not a date in any of the profile's formats ({formats})")
+        return None
 
     def _age_band(self, row: int, cells: Mapping[str, str], born: date | None, on: date) -> str:
         if born is not None or "age" not in cells:

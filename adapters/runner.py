@@ -138,20 +138,21 @@ def adapter_run(
 
 
 def run_files(run: AdapterRun, files: Iterable[Path], drain_timeout: float) -> None:
-    """Ingest each file, then send everything; a one-line summary per file and overall."""
-    summaries = []
-    for path in files:
-        summary = run.ingest_file(path)
-        for error in summary.rejected[:20]:
-            click.echo(f"rejected: {error}", err=True)
-        if len(summary.rejected) > 20:
-            click.echo(
-                f"... and {len(summary.rejected) - 20} more in the quarantine report", err=True
-            )
-        click.echo(summary.line())
-        summaries.append(summary)
-    sent = run.drain(drain_timeout)
-    click.echo(f"{summarise(summaries)}; {sent} sent to Kafka")
+    """Ingest each file while the outbox is forwarded in the background, then send the rest."""
+    with run.forwarding_in_background(poll=0.2):
+        summaries = [_ingest_and_report(run, path) for path in files]
+    run.drain(drain_timeout)
+    click.echo(f"{summarise(summaries)}; every accepted event is acknowledged by Kafka")
+
+
+def _ingest_and_report(run: AdapterRun, path: Path) -> RunSummary:
+    summary = run.ingest_file(path)
+    for error in summary.rejected[:20]:
+        click.echo(f"rejected: {error}", err=True)
+    if len(summary.rejected) > 20:
+        click.echo(f"... and {len(summary.rejected) - 20} more in the quarantine report", err=True)
+    click.echo(summary.line())
+    return summary
 
 
 def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeout: float) -> None:

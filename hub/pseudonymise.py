@@ -21,7 +21,6 @@ A key file can be encrypted with a passphrase (scrypt + AES-256-GCM).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -177,14 +176,16 @@ class Pseudonymiser:
     @staticmethod
     def _mac(secret: bytes, *parts: str) -> str:
         message = "\x1f".join(parts).encode("utf-8")
-        return hmac.new(secret, message, hashlib.sha256).hexdigest()
+        # hmac.digest is OpenSSL's one-shot HMAC: the same value as hmac.new(...), faster.
+        return hmac.digest(secret, message, "sha256").hex()
 
     def _subject_under(
         self, key: PartnershipKey, identifier: str, basis: LinkageBasis, agency: str
     ) -> Pseudonym:
         scope = agency if basis in (LinkageBasis.LOCAL_ID, LinkageBasis.CASE) else ""
         value = self._mac(key.secret, "subject", basis.value, scope, identifier)
-        return Pseudonym(value=value, key_id=key.key_id, basis=basis)
+        # Our own hex digest and key id: nothing to validate, and this runs once per row.
+        return Pseudonym.model_construct(value=value, key_id=key.key_id, basis=basis)
 
     def subject(self, identifier: str, basis: LinkageBasis, agency: str = "") -> Pseudonym:
         """A child's pseudonym under the current key. Local ids are scoped to their agency."""
