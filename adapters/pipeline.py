@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -154,15 +155,21 @@ class Forwarder:
         self.outbox = outbox
         self.publisher = publisher
 
-    def drain(self, timeout: float | None = None, retry_every: float = 2.0) -> int:
+    def drain(
+        self,
+        timeout: float | None = None,
+        retry_every: float = 2.0,
+        stop: threading.Event | None = None,
+    ) -> int:
         """Send until the outbox is empty; retry while Kafka is down, up to `timeout` seconds.
 
         Returns the number sent. Raises `KafkaUnavailable` when the time runs out with
-        events still held (they stay in the outbox for the next run).
+        events still held (they stay in the outbox for the next run). A set `stop`
+        ends it between batches, so no acknowledged batch is left unmarked.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         sent = 0
-        while True:
+        while stop is None or not stop.is_set():
             items = self.outbox.pending()
             if not items:
                 return sent
@@ -182,6 +189,16 @@ class Forwarder:
             sent += len(acknowledged)
             if len(acknowledged) < len(items):
                 time.sleep(retry_every)
+        return sent
+
+    def follow(self, stop: threading.Event, poll: float = 2.0) -> None:
+        """Keep the outbox drained until `stop` is set, waiting out Kafka outages."""
+        while not stop.is_set():
+            try:
+                self.drain(timeout=0, stop=stop)
+            except KafkaUnavailable as exc:
+                log.warning("%s", exc)
+            stop.wait(poll)
 
 
 def summarise(summaries: Iterable[RunSummary]) -> str:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -25,7 +28,7 @@ from adapters.jsonl_source import JsonLinesSource
 from adapters.outbox import Outbox
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
-from adapters.publisher import KafkaUnavailable, make_publisher
+from adapters.publisher import make_publisher
 from adapters.source import Source
 from hub.errors import HubError
 from hub.minimise import Minimiser
@@ -73,27 +76,29 @@ class AdapterRun:
         return self.forwarder.drain(timeout)
 
     @contextmanager
-    def forwarding_in_background(self, poll: float = 2.0) -> Iterator[None]:
-        """Drain the outbox in a thread (own SQLite connection) while the caller ingests.
+    def forwarding_in_background(
+        self, poll: float = 2.0, separate_process: bool = False
+    ) -> Iterator[None]:
+        """Drain the outbox beside the caller, which keeps ingesting.
 
-        Used by the watch and serve modes, so reading input never waits for Kafka.
+        In a thread (its own SQLite connection) for the watch and serve modes; in a
+        separate process (`hub adapter drain --follow`) for large files, where
+        reading and sending are both CPU-bound Python and each gets a core.
         """
         if self.forwarder is None:
             yield
+            return
+        if separate_process:
+            with _drain_process(self.settings, poll):
+                yield
             return
         stop = threading.Event()
         publisher = self.forwarder.publisher
 
         def loop() -> None:
             outbox = Outbox(self.settings.outbox)
-            forwarder = Forwarder(outbox, publisher)
             try:
-                while not stop.is_set():
-                    try:
-                        forwarder.drain(timeout=0)
-                    except KafkaUnavailable as exc:
-                        log.warning("%s", exc)
-                    stop.wait(poll)
+                Forwarder(outbox, publisher).follow(stop, poll)
             finally:
                 outbox.close()
 
@@ -103,7 +108,26 @@ class AdapterRun:
             yield
         finally:
             stop.set()
-            thread.join(timeout=60)
+            thread.join(timeout=120)
+
+
+@contextmanager
+def _drain_process(settings: HubSettings, poll: float) -> Iterator[None]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "adapter", "drain", "--follow", "--poll", str(poll)],
+        env=settings.to_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        child.send_signal(signal.SIGTERM)  # it finishes its batch, then exits
+        try:
+            child.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 @contextmanager
@@ -139,7 +163,7 @@ def adapter_run(
 
 def run_files(run: AdapterRun, files: Iterable[Path], drain_timeout: float) -> None:
     """Ingest each file while the outbox is forwarded in the background, then send the rest."""
-    with run.forwarding_in_background(poll=0.2):
+    with run.forwarding_in_background(poll=0.2, separate_process=True):
         summaries = [_ingest_and_report(run, path) for path in files]
     run.drain(drain_timeout)
     click.echo(f"{summarise(summaries)}; every accepted event is acknowledged by Kafka")

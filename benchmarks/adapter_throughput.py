@@ -29,6 +29,7 @@ import itertools
 import os
 import pstats
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -222,8 +223,8 @@ def through_adapter(settings: HubSettings, csv_path: Path, rows: int) -> Sample:
     with adapter_run(settings, PROFILE, AGENCY, quarantine=settings.outbox.parent / "q") as run:
         with instrument(run, watch), measured(rows) as sample:
             started = time.perf_counter()
-            # As `hub adapter run FILE` does: forward in the background while reading.
-            with run.forwarding_in_background(poll=0.2):
+            # As `hub adapter run FILE` does: a drain process sends while this one reads.
+            with run.forwarding_in_background(poll=0.2, separate_process=True):
                 summary = run.ingest_file(csv_path)
             ingested = time.perf_counter()
             run.drain(timeout=120)
@@ -496,6 +497,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the broker this run started is stopped.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     key_file = work / "bench.key"
     write_key_file(key_file, KeyRing.generate("bench"))

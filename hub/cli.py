@@ -327,22 +327,34 @@ def adapter_check(settings: HubSettings, profile_name: str, files: tuple[Path, .
 
 @adapter.command("drain")
 @click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.option("--follow", is_flag=True, help="Keep draining until SIGTERM or Ctrl-C.")
+@click.option("--poll", type=float, default=2.0, show_default=True, help="With --follow.")
 @click.pass_obj
 @_friendly
-def adapter_drain(settings: HubSettings, timeout: float) -> None:
-    """Send what the outbox (HUB_OUTBOX) still holds."""
+def adapter_drain(settings: HubSettings, timeout: float, follow: bool, poll: float) -> None:
+    """Send what the outbox (HUB_OUTBOX) holds."""
+    import signal
+    import threading
+
     from adapters.outbox import Outbox
     from adapters.pipeline import Forwarder
     from adapters.publisher import make_publisher
 
     outbox = Outbox(settings.outbox)
     publisher = make_publisher(settings)
+    forwarder = Forwarder(outbox, publisher)
     try:
-        sent = Forwarder(outbox, publisher).drain(timeout)
+        if follow:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda _signum, _frame: stop.set())
+            forwarder.follow(stop, poll)
+        else:
+            sent = forwarder.drain(timeout)
+            click.echo(f"{sent} events sent; outbox {settings.outbox} is empty")
     finally:
         publisher.close()
         outbox.close()
-    click.echo(f"{sent} events sent; outbox {settings.outbox} is empty")
 
 
 @main.command()

@@ -6,6 +6,9 @@ example ``HUB_BOOTSTRAP_SERVERS`` or ``HUB_BROKER_PORT``.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -119,6 +122,18 @@ class HubSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
+
+    def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """An environment from which a `hub` subprocess builds these same settings."""
+        source = os.environ if base is None else base
+        env = {k: v for k, v in source.items() if not k.startswith("HUB_")}
+        for name, value in self.model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, tuple):
+                value = json.dumps(list(value))
+            env[f"HUB_{name.upper()}"] = str(value)
+        return env
 
     @property
     def passphrase(self) -> str | None:

@@ -103,14 +103,7 @@ def publish_file(
 
 def settings_env(settings: HubSettings) -> dict[str, str]:
     """The environment that makes a `hub` subprocess build the same settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        if name == "bootstrap_servers":
-            continue
-        if isinstance(value, tuple):
-            value = "[" + ",".join(f'"{v}"' for v in value) + "]"
-        env[f"HUB_{name.upper()}"] = str(value)
-    return env
+    return settings.to_env()
 
 
 class WorkerProcess:
