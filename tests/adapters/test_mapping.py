@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.mapping import RowMapper
-from adapters.profile import load_profile
+from adapters.profile import load_profile, shipped_profiles
 from adapters.synth import COLUMNS
 from hub.errors import RecordError
 from hub.models import LinkageBasis
@@ -71,3 +71,31 @@ def test_generated_rows_never_crash_the_mapper(row: dict[str, str]) -> None:
         MAPPER.map(2, row)
     except RecordError as error:
         assert error.row == 2 and error.field in {*COLUMNS, "risk"}
+
+
+def _profile_rows(name: str) -> st.SearchStrategy[dict[str, str]]:
+    profile = load_profile(name)
+    headers = [h for variants in profile.columns.values() for h in variants]
+    headers += [h for variants in profile.vulnerability_columns.values() for h in variants]
+    vocabulary = [term for table in profile.values.model_dump().values() for term in table] + [
+        "2026-10-01",
+        "01/10/2026",
+        "9434765919",
+        "DY1 4RT",
+        "13",
+    ]
+    value = st.sampled_from(vocabulary) | st.text(max_size=20)
+    return st.dictionaries(st.sampled_from(headers), value, max_size=len(headers))
+
+
+@pytest.mark.parametrize("name", shipped_profiles())
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_generated_rows_never_crash_any_profile(name: str, data: st.DataObject) -> None:
+    profile = load_profile(name)
+    mapper = RowMapper(profile, Pseudonymiser(KeyRing.generate("t")), "export.csv")
+    row = data.draw(_profile_rows(name))
+    try:
+        mapper.map(2, row)
+    except RecordError as error:
+        assert error.row == 2 and error.field
