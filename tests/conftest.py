@@ -106,6 +106,18 @@ def settings_env(settings: HubSettings) -> dict[str, str]:
     return settings.to_env()
 
 
+def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `hub ARGS...` as a user would, with `settings` as its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+
+
 class WorkerProcess:
     """`hub streams worker` as a child process that a test can SIGKILL."""
 

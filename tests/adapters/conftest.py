@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
+from tests.adapters.case_db import SCHEMA, Database
 from tests.adapters.postgres import PostgresCluster, PostgresUnavailable
 
 
@@ -47,3 +48,13 @@ def pg_url(postgres: str) -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Database]:
+    database = Database(pg_url)
+    database.execute(SCHEMA)
+    try:
+        yield database
+    finally:
+        database.engine.dispose()

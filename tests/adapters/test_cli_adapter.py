@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,18 +9,7 @@ import pytest
 from adapters.profile import shipped_profiles
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.settings import HubSettings
-from tests.conftest import settings_env
-
-
-def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+from tests.conftest import hub
 
 
 def test_check_reports_accepted_and_rejected_by_reason(

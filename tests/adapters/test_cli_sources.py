@@ -9,25 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from hub.settings import HubSettings
+from tests.adapters.case_db import GOOD, Database
 from tests.adapters.test_outbox_forwarding import event_ids_on, outbox_counts, wait_for
-from tests.adapters.test_sql_source import GOOD, SCHEMA, Database
 from tests.conftest import free_port, settings_env
-
-
-@pytest.fixture
-def db(pg_url: str) -> Iterator[Database]:
-    database = Database(pg_url)
-    database.execute(SCHEMA)
-    try:
-        yield database
-    finally:
-        database.engine.dispose()
 
 
 def test_sql_source_from_the_command_line(topics: HubSettings, db: Database) -> None:

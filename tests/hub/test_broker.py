@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from hub.broker import Broker, ensure_artifacts, kafka_version
 from hub.broker.launcher import port_is_free
 from hub.errors import BrokerError
 from hub.settings import HubSettings
-from tests.conftest import settings_env
+from tests.conftest import hub
 
 
 def java_processes(config: Path) -> int:
@@ -29,17 +27,6 @@ def java_processes(config: Path) -> int:
                 continue
             found += b"kafka.Kafka" in argv and str(config).encode() in argv
     return found
-
-
-def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
 
 
 def test_start_twice_is_one_broker_and_stop_frees_the_port(private_broker: Broker) -> None:
