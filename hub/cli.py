@@ -123,6 +123,27 @@ def schema_check(root: Path | None) -> None:
         sys.exit(1)
 
 
+# --- agreement ----------------------------------------------------------------
+@main.group()
+def agreement() -> None:
+    """The data-sharing agreement (one YAML file)."""
+
+
+@agreement.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def agreement_check(file: Path) -> None:
+    """Report every problem in FILE with its location; exit 1 when there is any."""
+    from hub.agreement import check_agreement
+
+    problems = check_agreement(file)
+    for problem in problems:
+        click.secho(problem, fg="red", err=True)
+    if problems:
+        click.echo(f"{file}: {len(problems)} problem(s)")
+        sys.exit(1)
+    click.echo(f"{file}: the agreement is valid")
+
+
 # --- topics -------------------------------------------------------------------
 @main.group()
 def topics() -> None:

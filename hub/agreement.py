@@ -1,0 +1,359 @@
+"""The data-sharing agreement: one YAML file, the single source of truth.
+
+It names the partners (agency id, type, topic, Kafka principal, submission
+deadline), the publication timetable (cron + timezone + the period each
+publication closes), the disclosure rule (DESIGN.md invariant 5), who may read
+which topic (invariant 7), retention and the partnership's local risk codes.
+ACLs, topic configs, the publisher's schedule and lateness metrics are derived
+from it. `check_agreement` (behind ``hub agreement check FILE``) lists every
+problem with its location; `load_agreement` raises them all at once.
+
+Cron expressions are evaluated on local wall-clock time in the agreement's
+timezone, so "0 9 10 * *" in Europe/London is 09:00 local in winter (09:00
+UTC) and in summer (08:00 UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from hub.errors import ConfigError
+from hub.models import AgencyType
+from hub.taxonomy import CELLS, LocalCode, Taxonomy, TaxonomyError
+
+Loc = tuple[str | int, ...]
+_TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
+_PRINCIPAL = r"^User:\S+$"
+_SLUG = r"^[a-z][a-z0-9-]*$"
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{name!r} is not an IANA timezone (e.g. Europe/London)") from exc
+    return name
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Cron(_Frozen):
+    """A five-field cron expression (minute hour day-of-month month day-of-week), local time."""
+
+    cron: str
+
+    @field_validator("cron")
+    @classmethod
+    def _valid(cls, expression: str) -> str:
+        if len(expression.split()) != 5 or not croniter.is_valid(expression):
+            raise ValueError(
+                f"{expression!r} is not a five-field cron expression "
+                "(minute hour day-of-month month day-of-week)"
+            )
+        return expression
+
+
+class Partner(_Frozen):
+    id: str = Field(pattern=_SLUG)
+    type: AgencyType
+    topic: str = Field(pattern=_TOPIC)
+    principal: str = Field(pattern=_PRINCIPAL)
+    submit_by: Cron
+
+
+class Schedule(_Frozen):
+    """One publication: when it runs and which period it closes."""
+
+    name: str = Field(pattern=_SLUG)
+    closes: Literal["month", "quarter"]
+    at: Cron
+    topic: str = Field(pattern=_TOPIC)
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, name: str | None) -> str | None:
+        return None if name is None else _zone(name)
+
+
+class Disclosure(_Frozen):
+    """Statistical disclosure control (DESIGN.md invariant 5)."""
+
+    suppress_at_or_below: int = Field(default=7, ge=0)
+    round_to: int = Field(default=5, ge=1)
+    secondary_suppression: bool = True
+
+
+class Reader(_Frozen):
+    principal: str = Field(pattern=_PRINCIPAL)
+    topics: tuple[str, ...] = Field(min_length=1)
+
+
+class Retention(_Frozen):
+    case_events_days: int = Field(ge=1)
+    trends_days: int | None = Field(default=None, ge=1)  # None: kept
+
+
+class LocalRiskCode(_Frozen):
+    code: str
+    cell: str
+    label: str = ""
+
+
+class Agreement(_Frozen):
+    partnership: str = Field(pattern=_SLUG)
+    timezone: str
+    partners: tuple[Partner, ...] = Field(min_length=1)
+    publication: tuple[Schedule, ...] = Field(min_length=1)
+    disclosure: Disclosure = Field(default_factory=Disclosure)
+    readers: tuple[Reader, ...] = ()
+    retention: Retention
+    local_risk_codes: tuple[LocalRiskCode, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, name: str) -> str:
+        return _zone(name)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _whole_agreement(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Agreement]
+    ) -> Agreement:
+        """Cross-field checks run on the raw input too, so one pass reports every problem."""
+        conflicts = list(_cross_field_problems(data)) if isinstance(data, Mapping) else []
+        try:
+            agreement = handler(data)
+        except ValidationError as exc:
+            if not conflicts:
+                raise
+            raise _validation_error([*_reinit(exc), *conflicts]) from None
+        if conflicts:
+            raise _validation_error(conflicts)
+        return agreement
+
+    @cached_property
+    def taxonomy(self) -> Taxonomy:
+        return Taxonomy(LocalCode(c.code, c.cell, c.label) for c in self.local_risk_codes)
+
+    @property
+    def case_topics(self) -> tuple[str, ...]:
+        return tuple(p.topic for p in self.partners)
+
+    def partner(self, partner_id: str) -> Partner:
+        for partner in self.partners:
+            if partner.id == partner_id:
+                return partner
+        known = ", ".join(p.id for p in self.partners)
+        raise ConfigError(f"no partner {partner_id!r} in the agreement; partners: {known}")
+
+    def schedule(self, name: str) -> Schedule:
+        for schedule in self.publication:
+            if schedule.name == name:
+                return schedule
+        known = ", ".join(s.name for s in self.publication)
+        raise ConfigError(f"no publication {name!r} in the agreement; publications: {known}")
+
+    def zone_of(self, schedule: Schedule) -> ZoneInfo:
+        return ZoneInfo(schedule.timezone or self.timezone)
+
+    def next_publication(self, schedule_name: str, after: datetime) -> datetime:
+        """The first scheduled time strictly after `after`, zone-aware in the schedule's zone."""
+        schedule = self.schedule(schedule_name)
+        return next_local(schedule.at.cron, self.zone_of(schedule), after)
+
+    def closed_period(self, schedule_name: str, at: datetime) -> tuple[date, date]:
+        """The period (inclusive start, end) that this schedule's publication at `at` closes."""
+        schedule = self.schedule(schedule_name)
+        local = _aware(at).astimezone(self.zone_of(schedule)).date()
+        first = local.replace(day=1)
+        if schedule.closes == "quarter":
+            first = first.replace(month=3 * ((first.month - 1) // 3) + 1)
+        end = first - timedelta(days=1)
+        months_back = 2 if schedule.closes == "quarter" else 0
+        return end.replace(month=end.month - months_back, day=1), end
+
+
+def next_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
+    """Next time matching `cron` on `zone`'s wall clock, strictly after the instant `after`.
+
+    croniter walks naive local time, so a 09:00 schedule stays 09:00 local across
+    daylight-saving changes. A wall time repeated when clocks go back runs once
+    (the first); one skipped when clocks go forward runs an hour later. A result in
+    the repeated hour never compares equal to another zone's datetime (PEP 495):
+    compare ``result.astimezone(UTC)``.
+    """
+    instant = _aware(after)
+    walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None))
+    while True:
+        local: datetime = walker.get_next(datetime)
+        # Through UTC so a wall time in the spring gap becomes a real one (01:30 -> 02:30 BST).
+        candidate = local.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+        if candidate > instant:
+            return candidate
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{moment.isoformat()} has no timezone; pass an aware datetime")
+    return moment
+
+
+# -- cross-field checks on the raw mapping, tolerant of items that fail elsewhere --
+
+
+def _items(data: Mapping[str, Any], key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    value = data.get(key)
+    if isinstance(value, list):
+        yield from ((i, item) for i, item in enumerate(value) if isinstance(item, Mapping))
+
+
+def _unique(
+    data: Mapping[str, Any], section: str, field: str, what: str
+) -> Iterator[InitErrorDetails]:
+    seen: dict[str, int] = {}
+    for i, item in _items(data, section):
+        value = item.get(field)
+        if not isinstance(value, str):
+            continue
+        if value in seen:
+            where = f"{section}[{seen[value]}].{field}"
+            yield _problem((section, i, field), f"duplicate {what} {value!r} (first at {where})")
+        else:
+            seen[value] = i
+
+
+def _partner_topics(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    for i, partner in _items(data, "partners"):
+        pid, topic = partner.get("id"), partner.get("topic")
+        if isinstance(pid, str) and isinstance(topic, str) and topic != f"cases.{pid}":
+            yield _problem(("partners", i, "topic"), f"partner {pid!r} must use topic cases.{pid}")
+
+
+def _publication_topics(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    for i, schedule in _items(data, "publication"):
+        topic = schedule.get("topic")
+        if isinstance(topic, str) and topic.startswith("cases."):
+            yield _problem(
+                ("publication", i, "topic"), "publish to an aggregate topic, not cases.*"
+            )
+
+
+def _reader_topics(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    published = {s.get("topic") for _, s in _items(data, "publication")}
+    for i, reader in _items(data, "readers"):
+        topics = reader.get("topics")
+        for j, topic in enumerate(topics if isinstance(topics, list) else []):
+            if isinstance(topic, str) and topic not in published:
+                message = f"{topic!r} is not a publication topic; readers see aggregates only"
+                yield _problem(("readers", i, "topics", j), message)
+
+
+def _local_codes(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    accepted: list[LocalCode] = []
+    for i, entry in _items(data, "local_risk_codes"):
+        code, cell = entry.get("code"), entry.get("cell")
+        if not (isinstance(code, str) and isinstance(cell, str)):
+            continue
+        local = LocalCode(code, cell)
+        try:
+            Taxonomy([*accepted, local])
+        except TaxonomyError as exc:
+            field = "cell" if cell not in CELLS else "code"
+            yield _problem(("local_risk_codes", i, field), str(exc))
+        else:
+            accepted.append(local)
+
+
+def _cross_field_problems(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    yield from _unique(data, "partners", "id", "partner id")
+    yield from _unique(data, "partners", "topic", "topic")
+    yield from _partner_topics(data)
+    yield from _unique(data, "publication", "name", "publication name")
+    yield from _publication_topics(data)
+    yield from _reader_topics(data)
+    yield from _local_codes(data)
+
+
+def _problem(loc: Loc, message: str) -> InitErrorDetails:
+    return {"type": PydanticCustomError("agreement", message), "loc": loc, "input": None}
+
+
+def _reinit(exc: ValidationError) -> Iterator[InitErrorDetails]:
+    """The handler's errors, messages kept verbatim, to merge with the cross-field ones."""
+    for error in exc.errors():
+        custom = PydanticCustomError(error["type"], error["msg"])
+        yield {"type": custom, "loc": error["loc"], "input": error["input"]}
+
+
+def _validation_error(problems: list[InitErrorDetails]) -> ValidationError:
+    return ValidationError.from_exception_data("Agreement", problems)
+
+
+# -- loading --
+
+
+class AgreementError(ConfigError):
+    """An agreement file with problems; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def format_loc(loc: Loc) -> str:
+    """('partners', 2, 'submit_by', 'cron') -> partners[2].submit_by.cron"""
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return text.lstrip(".") or "(top level)"
+
+
+def _parse(path: Path) -> Agreement:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AgreementError([f"{path}: (file): cannot read it: {exc.strerror or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        reason = re.sub(r"\s+", " ", str(getattr(exc, "problem", None) or exc))
+        raise AgreementError([f"{path}: {where}: not valid YAML: {reason}"]) from exc
+    try:
+        return Agreement.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{path}: {format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise AgreementError(problems) from exc
+
+
+def load_agreement(path: str | Path) -> Agreement:
+    """The agreement in `path`; raises AgreementError (a ConfigError) naming every problem."""
+    return _parse(Path(path))
+
+
+def check_agreement(path: str | Path) -> list[str]:
+    """One "<file>: <location>: <message>" line per problem; empty when the agreement is fine."""
+    try:
+        _parse(Path(path))
+    except AgreementError as exc:
+        return exc.problems
+    return []
