@@ -162,12 +162,6 @@ class CaseEvent(BaseModel):
         return cls.model_validate(record)
 
 
-class Suppression(StrEnum):
-    NONE = "NONE"
-    PRIMARY = "PRIMARY"
-    SECONDARY = "SECONDARY"
-
-
 class TrendSnapshot(BaseModel):
     """One published aggregate cell, as analysts read it from partnership.trends.v1."""
 
@@ -181,7 +175,7 @@ class TrendSnapshot(BaseModel):
     dimension: str
     value: str
     count: int | None = Field(default=None, ge=0)
-    suppression: Suppression = Suppression.NONE
+    suppressed: bool = False
     revision: int = Field(default=0, ge=0)
     published_at: datetime
 

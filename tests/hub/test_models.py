@@ -25,8 +25,7 @@ def avro_enums(schema: Any, found: dict[str, list[str]]) -> dict[str, list[str]]
 def test_trend_snapshot_matches_its_schema() -> None:
     current = versions("trend_snapshot")[-1]
     assert [f["name"] for f in current.parsed["fields"]] == list(models.TrendSnapshot.model_fields)
-    symbols = avro_enums(current.parsed, {})
-    assert [m.value for m in models.Suppression] == symbols["org.onlinerisk.hub.Suppression"]
+    assert avro_enums(current.parsed, {}) == {}
 
 
 def test_every_field_and_enum_symbol_has_a_doc() -> None:
