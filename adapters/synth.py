@@ -146,6 +146,12 @@ def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dic
         if out and roll < 0.05:  # a replayed row, byte for byte
             out.append(dict(rng.choice(out)))
             continue
+        if out and roll < 0.065:  # a withdrawal of an earlier record
+            withdrawn = dict(rng.choice(out))
+            withdrawn["record_version"] = str(int(withdrawn["record_version"] or 1) + 1)
+            withdrawn["event_type"] = "WITHDRAWN"
+            out.append(withdrawn)
+            continue
         if out and roll < 0.08:  # a correction of an earlier record
             corrected = dict(rng.choice(out))
             corrected["record_version"] = str(int(corrected["record_version"] or 1) + 1)

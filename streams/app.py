@@ -1,4 +1,5 @@
-"""The Faust app: consume every agency topic, drop replays by event_id, count per risk code.
+"""The Faust app: consume every agency topic, apply versions (replays, corrections,
+withdrawals) per record, count current records per risk code.
 
 Agency topics share one partition count and are keyed by subject
 pseudonym, so the dedup table (changelog-backed, partitioned like its source
@@ -17,7 +18,7 @@ from faust.types import EventT, StreamT
 from hub.codec import Codec
 from hub.errors import CodecError
 from hub.settings import HubSettings
-from streams.counting import RiskCounts, contribution, linkage_basis
+from streams.counting import RiskCounts, apply_event
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
         key_serializer="raw",
         value_serializer="raw",
     )
-    seen = app.Table(
-        "seen-events",
+    records = app.Table(
+        "case-records",
         default=None,
         partitions=settings.case_partitions,
         key_type=str,
@@ -68,10 +69,10 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
     async def rebuild() -> None:
         actives = app.assignor.assigned_actives()
         partitions = {tp.partition for tp in actives}
-        counts.rebuild(list(seen.values()), partitions)
+        counts.rebuild(list(records.values()), partitions)
         log.info("counts rebuilt for partitions %s", sorted(partitions))
 
-    seen.on_recover(rebuild)
+    records.on_recover(rebuild)
 
     async def count(stream: StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
@@ -86,13 +87,21 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
                     "skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
                 )
                 continue
-            event_id = record["event_id"]
-            if seen.get(event_id) is not None:
-                metrics.duplicates.inc()
+            key = record["record_key"]
+            partition = event.message.partition
+            change = apply_event(records.get(key), partition, record)
+            if change.store is None:
+                (metrics.duplicates if change.kind == "duplicate" else metrics.stale).inc()
                 continue
-            partition, basis = event.message.partition, linkage_basis(record)
-            seen[event_id] = contribution(partition, record["online_risks"], basis)
-            counts.add(partition, record["online_risks"], basis)
+            records[key] = change.store  # the one durable write for this event
+            if change.retract is not None:
+                counts.remove(partition, change.retract["codes"], change.retract["basis"])
+            if change.add is not None:
+                counts.add(partition, change.add["codes"], change.add["basis"])
+            if change.kind == "correction":
+                metrics.corrections.inc()
+            elif change.kind == "withdrawal":
+                metrics.withdrawals.inc()
             yield None
 
     app.agent(source, name="count-risk-codes")(count)

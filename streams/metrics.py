@@ -25,7 +25,22 @@ class WorkerMetrics:
         )
         self.duplicates = Counter(
             "hub_duplicates_dropped",
-            "Messages dropped because their event_id was already counted (replays, retries).",
+            "Messages dropped because their record version was already counted (replays, retries).",
+            registry=registry,
+        )
+        self.stale = Counter(
+            "hub_stale_versions_dropped",
+            "Events older than the version already counted for their record.",
+            registry=registry,
+        )
+        self.corrections = Counter(
+            "hub_corrections",
+            "Higher record versions that replaced a counted version.",
+            registry=registry,
+        )
+        self.withdrawals = Counter(
+            "hub_withdrawals",
+            "Records withdrawn: their contribution retracted.",
             registry=registry,
         )
         self.undecodable = Counter(
@@ -46,7 +61,8 @@ class _CountsCollector(Collector):
         by_code, by_basis, events = self._counts.snapshot()
         family = GaugeMetricFamily(
             "hub_events_by_risk_code",
-            "Distinct case events carrying each online-risk code, in this worker's partitions.",
+            "Case records (current version) carrying each online-risk code, in this worker's"
+            " partitions.",
             labels=["risk_code"],
         )
         for code in sorted(by_code):

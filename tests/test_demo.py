@@ -68,7 +68,8 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
     for attempt in (1, 2):  # running it again works
         samples = run_demo_until_counts(settings, tmp_path)
         by_code = {k: v for k, v in samples.items() if k.startswith("hub_events_by_risk_code{")}
-        assert by_code and all(v > 0 for v in by_code.values()), attempt
+        assert by_code and all(v >= 0 for v in by_code.values()), attempt
+        assert sum(by_code.values()) > 0, attempt
         assert samples["hub_events_counted"] > 0
         assert processes_with(f"HUB_TOPIC_NAMESPACE={settings.topic_namespace}") == []
         for port in (settings.broker_port, settings.controller_port, settings.metrics_port):

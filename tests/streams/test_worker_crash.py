@@ -8,35 +8,10 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from adapters.csv_source import CsvSource
-from adapters.mapping import RowMapper
-from adapters.profile import load_profile
 from adapters.synth import child_pool, synth_rows, write_csv
-from hub.errors import RecordError
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, publish_file
-
-
-def expected_counts(
-    files: dict[str, Path], pseudonymiser: Pseudonymiser
-) -> tuple[Counter[str], int]:
-    """Ground truth computed offline from the files: distinct event ids, codes per event."""
-    events: dict[str, tuple[str, ...]] = {}
-    for agency, path in files.items():
-        mapper = RowMapper(load_profile("generic"), pseudonymiser, str(path), agency=agency)
-        for item in CsvSource(path, load_profile("generic")).records():
-            if isinstance(item, RecordError):
-                continue
-            try:
-                event = mapper.map(item.row, item.values)
-            except RecordError:
-                continue
-            events[event.event_id] = event.online_risks
-    counts: Counter[str] = Counter()
-    for codes in events.values():
-        counts.update(codes)
-    return counts, len(events)
+from tests.conftest import WorkerProcess, ground_truth, publish_file
 
 
 def replay_topics(settings: HubSettings) -> int:
@@ -97,13 +72,14 @@ def test_counts_exact_after_replays_and_sigkill(
         path = tmp_path / f"{agency}.csv"
         write_csv(path, synth_rows(agency, 4000, seed=11, pool=pool))
         files[agency] = path
-    expected, expected_total = expected_counts(files, pseudonymiser)
+    truth = ground_truth(files, pseudonymiser)
+    expected, expected_total = truth.by_code, truth.records
 
     for agency, path in files.items():
         publish_file(settings, path, agency)
     # A whole re-export on top of the in-file replays: sent again, bypassing the outbox.
     published = replay_topics(settings) * 2
-    assert published == 2 * expected_total  # every event is on the topics twice
+    assert published == 2 * truth.events  # every event is on the topics twice
 
     worker.start()
     first = wait_until(worker, "hub_events_consumed_total", published * 0.25, 120)
