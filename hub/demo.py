@@ -113,7 +113,7 @@ def run_demo(base: HubSettings) -> None:
         print(
             f"\nThe hub is running. Metrics: {url}\n"
             f"  curl -s {url} | grep hub_events_by_risk_code   (events per online-risk code)\n"
-            "  hub_events_counted, hub_duplicates_dropped_total: distinct events, replays dropped\n"
+            "  hub_events_counted, hub_duplicates_dropped_total: records, replays dropped\n"
             "A new small batch is published every 20 s. Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -173,7 +173,7 @@ def _show(url: str, brief: bool = False) -> None:
     }
     counted = int(samples.get("hub_events_counted", 0))
     dropped = int(samples.get("hub_duplicates_dropped_total", 0))
-    print(f"  {counted} distinct events counted, {dropped} replays dropped", flush=True)
+    print(f"  {counted} case records counted, {dropped} replays dropped", flush=True)
     if brief:
         return
     for code, value in sorted(by_code.items(), key=lambda kv: -kv[1])[:8]:
