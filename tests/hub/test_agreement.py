@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from hub.agencies import DEFAULT_AGENCY_TYPES
+from adapters.profile import load_profile
 from hub.agreement import (
     Agreement,
     AgreementError,
@@ -17,6 +17,7 @@ from hub.agreement import (
     load_agreement,
 )
 from hub.errors import ConfigError
+from hub.settings import DEFAULT_AGENCIES
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "agreement" / "example.yaml"
 LONDON = ZoneInfo("Europe/London")
@@ -49,9 +50,12 @@ def with_schedule(cron: str) -> Agreement:
 def test_the_shipped_example_passes_the_check() -> None:
     assert check_agreement(EXAMPLE) == []
     agreement = load_agreement(EXAMPLE)
-    assert {p.id: p.type for p in agreement.partners} == dict(DEFAULT_AGENCY_TYPES)
+    # Every partner has a shipped profile of the same agency type.
+    assert {p.id: p.type for p in agreement.partners} == {
+        a: load_profile(a).agency_type for a in DEFAULT_AGENCIES
+    }
     assert agreement.partner("spa").topic == "cases.spa"
-    assert agreement.case_topics == tuple(f"cases.{p}" for p in DEFAULT_AGENCY_TYPES)
+    assert agreement.case_topics == tuple(f"cases.{p}" for p in DEFAULT_AGENCIES)
     assert {s.name: s.closes for s in agreement.publication} == {
         "monthly": "month",
         "board-quarterly": "quarter",
