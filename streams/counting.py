@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 @dataclass
 class RiskCounts:
-    """Distinct events per risk code, per partition, for the partitions this worker owns."""
+    """Current case records per risk code, per partition, for the partitions this worker owns."""
 
     by_partition: dict[int, Counter[str]] = field(default_factory=dict)
     events: dict[int, int] = field(default_factory=dict)
