@@ -106,6 +106,13 @@ class HubSettings(BaseSettings):
         " for a postcode it lacks, the postcode sector is used.",
     )
 
+    # --- the data-sharing agreement ---------------------------------------------
+    agreement: Path = Field(
+        default=REPO_ROOT / "deploy" / "agreement" / "example.yaml",
+        description="HUB_AGREEMENT: the data-sharing agreement (partners, deadlines,"
+        " publication timetable, disclosure rule). Check it with `hub agreement check`.",
+    )
+
     # --- stream worker ---------------------------------------------------------
     app_id: str = Field(default="online-risk-hub", description="HUB_APP_ID: Faust app id.")
     store: str = Field(

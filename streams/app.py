@@ -1,41 +1,71 @@
-"""The Faust app: consume every agency topic, apply versions (replays, corrections,
-withdrawals) per record, count current records per risk code.
+"""The Faust app: consume every agency topic, keep each record's current version,
+link children across agencies, and make it all durable in batches.
 
-Agency topics share one partition count and are keyed by subject
-pseudonym, so the dedup table (changelog-backed, partitioned like its source
-topics) sees every version of a record on one partition.
+Exactness without a state write per event:
+
+1. Each event's version is applied to the in-memory ``PartitionState`` of its
+   partition (dedup, corrections, withdrawals, linkage, counts).
+2. Events are consumed without automatic acknowledgement. Every
+   ``batch_size`` events of a partition, and at least every
+   ``flush_interval`` seconds, the versions that changed are written as one
+   message to partition p of the record-versions changelog (the changelog
+   topic of the Faust table ``record-versions``), and only then are the
+   batch's events acknowledged.
+3. Faust commits an offset only for acknowledged events, and flushes its
+   producer before committing, so a committed offset always has every
+   version it produced on the changelog. After a SIGKILL or a rebalance, the
+   partition's new owner recovers the table (every batch ever written for
+   the partition), merges the batches into memory (an order-free,
+   idempotent fold: highest version per record), and re-reads the events
+   after the committed offset. An event whose batch was written but not
+   committed is seen again and dropped as a duplicate.
+
+The publisher (``hub.publish``) reads the same changelog, so published
+counts are computed from exactly the durable state.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import TP, AppT, EventT, StreamT
 
 from hub.codec import Codec
 from hub.errors import CodecError
+from hub.records import RecordVersion, decode_batch, encode_batch
 from hub.settings import HubSettings
-from streams.counting import RiskCounts, apply_event
 from streams.metrics import WorkerMetrics
+from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
 
+TABLE = "record-versions"
+
+
+def changelog_topic(settings: HubSettings) -> str:
+    """The changelog topic Faust names for the record-versions table."""
+    return f"{settings.worker_app_id}-{TABLE}-changelog"
+
 
 @dataclass
-class Worker:
-    app: faust.App
-    counts: RiskCounts
+class Pending:
+    """What one partition has applied in memory but not yet written and acknowledged."""
+
+    versions: list[RecordVersion] = field(default_factory=list)
+    events: list[EventT[bytes]] = field(default_factory=list)
 
 
 def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(","))
 
 
-def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts) -> Worker:
-    app = faust.App(
+def faust_app(settings: HubSettings) -> faust.App:
+    return faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
         store=settings.store,
@@ -44,65 +74,133 @@ def create_app(settings: HubSettings, metrics: WorkerMetrics, counts: RiskCounts
         web_enabled=False,
         topic_partitions=settings.case_partitions,
         topic_replication_factor=settings.replication_factor,
-        # A standby copy would double-count on a scrape; recovery rebuilds from the changelog.
+        # Recovery rebuilds from the changelog; a standby copy would only cost memory.
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
     )
-    codec = Codec("case_event")
-    source = app.topic(
-        *(settings.case_topic(agency) for agency in settings.agencies),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    records = app.Table(
-        "case-records",
-        default=None,
-        partitions=settings.case_partitions,
-        key_type=str,
-    )
 
-    async def rebuild() -> None:
-        actives = app.assignor.assigned_actives()
-        partitions = {tp.partition for tp in actives}
-        counts.rebuild(list(records.values()), partitions)
-        log.info("counts rebuilt for partitions %s", sorted(partitions))
 
-    records.on_recover(rebuild)
+class Worker:
+    """The record-versions agent, its changelog batches and its recovery."""
 
-    async def count(stream: StreamT[bytes]) -> AsyncIterator[None]:
+    def __init__(
+        self,
+        settings: HubSettings,
+        metrics: WorkerMetrics,
+        state: WorkerState,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        on_submission: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.app = app = faust_app(settings)
+        self.state = state
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.on_submission = on_submission
+        self.positions: dict[TP, int] = {}  # last offset read per agency-topic partition
+        self.codec = Codec("case_event")
+        self.pending: dict[int, Pending] = {}
+        self.writer = uuid.uuid4().hex[:12]
+        self.sequence = 0
+        source = app.topic(
+            *(settings.case_topic(agency) for agency in settings.agencies),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        # Values are batches of record versions, keyed "<partition>:<writer>:<sequence>".
+        self.table = app.Table(
+            TABLE,
+            default=None,
+            partitions=settings.case_partitions,
+            key_type=str,
+        )
+        self.table.on_recover(self.recovered)
+        app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]
+        app.agent(source, name="record-versions")(self.process)
+        app.timer(flush_interval)(self.flush_all)
+
+    async def flush(self, partition: int) -> None:
+        """Write the partition's changed versions as one changelog message, then ack."""
+        batch = self.pending.pop(partition, None)
+        if batch is None:
+            return
+        if batch.versions:
+            self.sequence += 1
+            await self.table.changelog_topic.send(
+                key=f"{partition}:{self.writer}:{self.sequence}",
+                value=encode_batch(batch.versions),
+                partition=partition,
+            )
+            self.metrics.batches.inc()
+        for event in batch.events:
+            event.ack()
+
+    async def flush_all(self) -> None:
+        for partition in list(self.pending):
+            await self.flush(partition)
+
+    async def recovered(self) -> None:
+        """After recovery: rebuild the partitions this worker now owns and lacks."""
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives()}
+        for partition in [p for p in self.pending if p not in actives]:
+            del self.pending[partition]  # unacknowledged: their events go to the new owner
+        self.state.keep_only(actives)
+        missing = actives - set(self.state.partitions)
+        batches: dict[int, list[Any]] = {}
+        for key, value in list(self.table.data.items()):
+            partition = int(str(key).split(":", 1)[0])
+            if partition in missing and value is not None:
+                batches.setdefault(partition, []).append(value)
+        for partition in missing:
+            partition_state = self.state.partition(partition)
+            for value in batches.get(partition, ()):
+                partition_state.merge(decode_batch(value))
+        log.info("record versions recovered for partitions %s", sorted(missing))
+
+    async def revoked(self, sender: AppT, revoked: set[TP], **_: Any) -> None:
+        """Faust has waited for in-flight events: write what they changed, then forget
+        the partitions; whoever owns them next rebuilds them from the changelog."""
+        for partition in {tp.partition for tp in revoked}:
+            await self.flush(partition)
+            self.state.partitions.pop(partition, None)
+
+    async def process(self, stream: StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
-        async for event in stream.events():
-            metrics.consumed.inc()
-            try:
-                record = codec.decode(event.value)
-            except CodecError as exc:
-                message = event.message
-                metrics.undecodable.inc()
-                log.warning(
-                    "skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
-                )
-                continue
-            key = record["record_key"]
-            partition = event.message.partition
-            change = apply_event(records.get(key), partition, record)
-            if change.store is None:
-                (metrics.duplicates if change.kind == "duplicate" else metrics.stale).inc()
-                continue
-            records[key] = change.store  # the one durable write for this event
-            if change.retract is not None:
-                counts.remove(partition, change.retract["codes"], change.retract["basis"])
-            if change.add is not None:
-                counts.add(partition, change.add["codes"], change.add["basis"])
-            if change.kind == "correction":
-                metrics.corrections.inc()
-            elif change.kind == "withdrawal":
-                metrics.withdrawals.inc()
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            message = event.message
+            self.metrics.consumed.inc()
+            self.positions[message.tp] = message.offset
+            partition = message.partition
+            batch = self.pending.get(partition)
+            if batch is None:
+                batch = self.pending[partition] = Pending()
+            batch.events.append(event)
+            version = self.version_of(event)
+            if version is not None:
+                kind = self.state.partition(partition).apply(version)
+                self.metrics.count(kind)
+                if kind not in ("duplicate", "stale"):
+                    batch.versions.append(version)
+            if len(batch.events) >= self.batch_size:
+                await self.flush(partition)
             yield None
 
-    app.agent(source, name="count-risk-codes")(count)
-    return Worker(app, counts)
+    def version_of(self, event: EventT[bytes]) -> RecordVersion | None:
+        message = event.message
+        try:
+            record = self.codec.decode(event.value)
+        except CodecError as exc:
+            self.metrics.undecodable.inc()
+            log.warning(
+                "skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
+            )
+            return None
+        if self.on_submission is not None:
+            self.on_submission(record["agency_id"], message.timestamp)
+        return RecordVersion.from_event(record)

@@ -6,17 +6,18 @@ pseudonym, case id or event id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streams.counting import RiskCounts
+from hub.records import Kind
+from streams.state import WorkerState
 
 
 class WorkerMetrics:
-    def __init__(self, registry: CollectorRegistry, counts: RiskCounts) -> None:
+    def __init__(self, registry: CollectorRegistry, state: WorkerState) -> None:
         self.registry = registry
         self.consumed = Counter(
             "hub_events_consumed",
@@ -48,17 +49,40 @@ class WorkerMetrics:
             "Messages that are not a readable case event (unknown schema, corrupt bytes).",
             registry=registry,
         )
-        registry.register(_CountsCollector(counts))
+        self.batches = Counter(
+            "hub_version_batches_written",
+            "Batches of changed record versions written to the changelog (each one is"
+            " durable before its events are acknowledged).",
+            registry=registry,
+        )
+        self._by_kind = {
+            "duplicate": self.duplicates,
+            "stale": self.stale,
+            "correction": self.corrections,
+            "withdrawal": self.withdrawals,
+        }
+        self._collector = _StateCollector(state)
+        registry.register(self._collector)
+
+    def count(self, kind: Kind) -> None:
+        counter = self._by_kind.get(kind)
+        if counter is not None:
+            counter.inc()
+
+    def watch_lag(self, lag: Callable[[], Mapping[str, int]]) -> None:
+        """Serve consumer lag per agency topic from `lag` (called at scrape time)."""
+        self._collector.lag = lag
 
 
-class _CountsCollector(Collector):
-    """Reads the current counts at scrape time."""
+class _StateCollector(Collector):
+    """Reads the worker's state at scrape time."""
 
-    def __init__(self, counts: RiskCounts) -> None:
-        self._counts = counts
+    def __init__(self, state: WorkerState) -> None:
+        self._state = state
+        self.lag: Callable[[], Mapping[str, int]] | None = None
 
     def collect(self) -> Iterator[Metric]:
-        by_code, by_basis, events = self._counts.snapshot()
+        by_code, by_basis, events, multi = self._state.totals()
         family = GaugeMetricFamily(
             "hub_events_by_risk_code",
             "Case records (current version) carrying each online-risk code, in this worker's"
@@ -70,7 +94,7 @@ class _CountsCollector(Collector):
         yield family
         linkage = GaugeMetricFamily(
             "hub_events_by_linkage",
-            "Distinct case events by how their subject was pseudonymised; NONE: no linkable"
+            "Current case records by how their subject was pseudonymised; NONE: no linkable"
             " subject (counted, not hidden).",
             labels=["basis"],
         )
@@ -79,11 +103,27 @@ class _CountsCollector(Collector):
         yield linkage
         yield GaugeMetricFamily(
             "hub_events_counted",
-            "Distinct case events counted, in this worker's partitions.",
+            "Current case records (distinct records, withdrawn ones excluded), in this worker's"
+            " partitions.",
             value=events,
         )
         yield GaugeMetricFamily(
             "hub_worker_partitions",
             "Agency-topic partitions this worker owns.",
-            value=len(self._counts.events),
+            value=len(self._state.partitions),
         )
+        yield GaugeMetricFamily(
+            "hub_children_known_to_multiple_agencies",
+            "Children (distinct subject pseudonyms) with current records from two or more"
+            " agencies, in this worker's partitions.",
+            value=multi,
+        )
+        if self.lag is not None:
+            lag = GaugeMetricFamily(
+                "hub_consumer_lag",
+                "Messages on each agency topic not yet read by this worker (its partitions).",
+                labels=["topic"],
+            )
+            for topic, behind in sorted(self.lag().items()):
+                lag.add_metric([topic], behind)
+            yield lag

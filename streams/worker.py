@@ -5,12 +5,14 @@ from __future__ import annotations
 from faust.worker import Worker as FaustWorker
 from prometheus_client import CollectorRegistry, start_http_server
 
+from hub.agreement import load_agreement
 from hub.errors import BrokerError, HubError
 from hub.kafka import admin_client
 from hub.settings import HubSettings
-from streams.app import create_app
-from streams.counting import RiskCounts
+from streams.app import Worker
 from streams.metrics import WorkerMetrics
+from streams.state import WorkerState
+from streams.timeliness import Timeliness, TimelinessCollector
 
 
 def check_topics(settings: HubSettings) -> None:
@@ -30,9 +32,25 @@ def check_topics(settings: HubSettings) -> None:
 def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
     check_topics(settings)
     registry = CollectorRegistry()
-    counts = RiskCounts()
-    metrics = WorkerMetrics(registry, counts)
-    worker = create_app(settings, metrics, counts)
+    agreement = load_agreement(settings.agreement)
+    state = WorkerState()
+    metrics = WorkerMetrics(registry, state)
+    timeliness = Timeliness(agreement)
+    registry.register(TimelinessCollector(timeliness))
+    worker = Worker(settings, metrics, state, on_submission=timeliness.observe_timestamp)
+
+    def lag() -> dict[str, int]:
+        consumer = worker.app.consumer
+        behind: dict[str, int] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp) if tp.topic in topics else None
+            if highwater is not None:  # None until the first fetch of the partition
+                read = worker.positions.get(tp, -1)
+                behind[tp.topic] = behind.get(tp.topic, 0) + max(0, highwater - read - 1)
+        return behind
+
+    topics = {settings.case_topic(agency) for agency in settings.agencies}
+    metrics.watch_lag(lag)
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:

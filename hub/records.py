@@ -1,0 +1,128 @@
+"""A case record's current version, as the stream worker keeps it and the publisher reads it.
+
+Every event is a version of one record (``record_key``, ``record_version``).
+The hub keeps, per record, only what the aggregates need from the highest
+version seen: the dimensions of the trend tables and the subject pseudonym
+for distinct children and linkage. Nothing else from the event is kept.
+
+Keeping "the highest version per record" is a join semilattice: merging
+versions in any order, any number of times, gives the same result. That is
+what makes the counts exact after crashes and replays: the worker writes
+batches of versions to its changelog, a restarted worker or the publisher
+merges them all, and a batch written twice or an event processed twice
+changes nothing.
+
+Two versions of one record with the same number but different content (an
+agency re-using a version number) are ordered by their content so every
+reader picks the same one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, NamedTuple
+
+Kind = Literal["new", "duplicate", "stale", "correction", "withdrawal"]
+
+
+class RecordVersion(NamedTuple):
+    """One record's version: the trend dimensions and the subject, nothing else."""
+
+    record_key: str
+    version: int
+    live: bool  # False once withdrawn: it counts nowhere, but blocks older versions
+    agency: str  # the partner id, e.g. camhs
+    agency_type: str
+    event_type: str
+    subject: str | None  # pseudonym value; None when the event has no linkable subject
+    basis: str  # how the subject was pseudonymised; NONE without a subject
+    occurred_on: str  # ISO date, YYYY-MM-DD: the period the record counts in
+    age_band: str
+    sex: str
+    area: str
+    threshold: int | None
+    vulnerabilities: tuple[str, ...]
+    online: str  # YES / NO / NOT_ASSESSED
+    codes: tuple[str, ...]  # online-risk codes, sorted
+    role: str
+    outcome: str
+
+    @classmethod
+    def from_event(cls, record: Mapping[str, Any]) -> RecordVersion:
+        """From a decoded case event (fastavro's dict)."""
+        subject = record.get("subject")
+        occurred = record["occurred_on"]
+        return cls(
+            record_key=record["record_key"],
+            version=int(record["record_version"]),
+            live=record["event_type"] != "WITHDRAWN",
+            agency=record["agency_id"],
+            agency_type=record["agency_type"],
+            event_type=record["event_type"],
+            subject=subject["value"] if subject else None,
+            basis=str(subject["basis"]) if subject else "NONE",
+            occurred_on=occurred if isinstance(occurred, str) else occurred.isoformat(),
+            age_band=record["age_band"],
+            sex=record["sex"],
+            area=record["area_code"],
+            threshold=record["threshold_level"],
+            vulnerabilities=tuple(sorted(record["vulnerabilities"])),
+            online=record["online_component"],
+            codes=tuple(sorted(set(record["online_risks"]))),
+            role=record["role"],
+            outcome=record["outcome"],
+        )
+
+    def to_json(self) -> list[Any]:
+        """A compact JSON form (a list, field order as declared)."""
+        return [*self[:13], list(self.vulnerabilities), self.online, list(self.codes), *self[16:]]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> RecordVersion:
+        values = list(data)
+        values[13] = tuple(values[13])
+        values[15] = tuple(values[15])
+        return cls(*values)
+
+    @property
+    def month(self) -> str:
+        """YYYY-MM of occurred_on."""
+        return self.occurred_on[:7]
+
+
+def supersedes(new: RecordVersion, held: RecordVersion | None) -> bool:
+    """True when `new` replaces `held` as the record's current version."""
+    if held is None:
+        return True
+    if new.version != held.version:
+        return new.version > held.version
+    return new != held and _canonical(new) > _canonical(held)
+
+
+def _canonical(version: RecordVersion) -> str:
+    return json.dumps(version.to_json(), separators=(",", ":"))
+
+
+def classify(new: RecordVersion, held: RecordVersion | None) -> Kind:
+    """What an event does to its record, given the version held."""
+    if held is None:
+        return "withdrawal" if not new.live else "new"
+    if not supersedes(new, held):
+        return "duplicate" if new.version == held.version else "stale"
+    return "withdrawal" if not new.live else "correction"
+
+
+def merge(records: dict[str, RecordVersion], versions: Iterable[RecordVersion]) -> None:
+    """Fold versions into `records` (record key -> current version), in place."""
+    for version in versions:
+        if supersedes(version, records.get(version.record_key)):
+            records[version.record_key] = version
+
+
+def encode_batch(versions: Iterable[RecordVersion]) -> list[list[Any]]:
+    return [v.to_json() for v in versions]
+
+
+def decode_batch(data: Iterable[list[Any]]) -> list[RecordVersion]:
+    return [RecordVersion.from_json(item) for item in data]

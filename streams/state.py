@@ -1,0 +1,108 @@
+"""What a stream worker holds in memory for each agency-topic partition it owns.
+
+Per partition (agency topics share one partition count and are keyed by
+subject pseudonym, so a partition holds every event of its children):
+
+* ``records``: record key -> its current version (``hub.records``), the dedup
+  state. Replays and older versions are dropped; a higher version retracts the
+  old contribution and adds the new; a withdrawal retracts and stays as a
+  tombstone so an older version cannot come back.
+* the live view derived from it: current records per risk code and per linkage
+  basis, and per subject the agencies that know the child, giving the number
+  of children known to two or more agencies.
+
+Nothing here is durable by itself. The worker writes each batch of changed
+versions to its changelog topic before it acknowledges the batch's events;
+after a crash or rebalance the new owner merges every batch of the partition
+back in (``merge`` is idempotent and order-free), then re-reads the events
+that were not acknowledged. See ``streams.app``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hub.records import Kind, RecordVersion, classify, supersedes
+
+
+@dataclass
+class PartitionState:
+    records: dict[str, RecordVersion] = field(default_factory=dict)
+    by_code: Counter[str] = field(default_factory=Counter)
+    by_basis: Counter[str] = field(default_factory=Counter)
+    live: int = 0
+    agencies_of: dict[str, Counter[str]] = field(default_factory=dict)
+    multi_agency: int = 0  # subjects with live records from two or more agencies
+
+    def apply(self, version: RecordVersion) -> Kind:
+        """Apply one event's version; what it did."""
+        held = self.records.get(version.record_key)
+        kind = classify(version, held)
+        if kind in ("duplicate", "stale"):
+            return kind
+        if held is not None and held.live:
+            self._count(held, -1)
+        if version.live:
+            self._count(version, 1)
+        self.records[version.record_key] = version
+        return kind
+
+    def merge(self, versions: Iterable[RecordVersion]) -> None:
+        """Fold versions from the changelog in; any order, any number of times."""
+        for version in versions:
+            if supersedes(version, self.records.get(version.record_key)):
+                self.apply(version)
+
+    def _count(self, version: RecordVersion, sign: int) -> None:
+        self.live += sign
+        self.by_basis[version.basis] += sign
+        for code in version.codes:
+            self.by_code[code] += sign
+        if version.subject is None:
+            return
+        agencies = self.agencies_of.setdefault(version.subject, Counter())
+        before = len(agencies)
+        agencies[version.agency] += sign
+        if agencies[version.agency] <= 0:
+            del agencies[version.agency]
+        after = len(agencies)
+        if not agencies:
+            del self.agencies_of[version.subject]
+        self.multi_agency += (after >= 2) - (before >= 2)
+
+
+@dataclass
+class WorkerState:
+    """Every owned partition's state; read by the metrics thread at scrape time."""
+
+    partitions: dict[int, PartitionState] = field(default_factory=dict)
+
+    def partition(self, number: int) -> PartitionState:
+        state = self.partitions.get(number)
+        if state is None:
+            state = self.partitions[number] = PartitionState()
+        return state
+
+    def keep_only(self, numbers: set[int]) -> None:
+        for number in list(self.partitions):
+            if number not in numbers:
+                del self.partitions[number]
+
+    def totals(self) -> tuple[dict[str, int], dict[str, int], int, int]:
+        """(records per risk code, per linkage basis, live records, children known to 2+)."""
+        by_code: Counter[str] = Counter()
+        by_basis: Counter[str] = Counter()
+        live = multi = 0
+        for state in list(self.partitions.values()):
+            by_code.update(state.by_code)
+            by_basis.update(state.by_basis)
+            live += state.live
+            multi += state.multi_agency
+        return (
+            {k: v for k, v in by_code.items() if v},
+            {k: v for k, v in by_basis.items() if v},
+            live,
+            multi,
+        )
