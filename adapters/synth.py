@@ -136,8 +136,13 @@ def child_pool(size: int, seed: int = 7) -> list[Child]:
     return pool
 
 
-def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dict[str, str]]:
-    """`rows` data rows for `agency`, including replays, corrections and a few bad rows."""
+def synth_rows(
+    agency: str, rows: int, seed: int, pool: list[Child], until: date | None = None
+) -> list[dict[str, str]]:
+    """`rows` data rows for `agency`, including replays, corrections and a few bad rows.
+
+    Events fall in the 300 days from 1 January 2026, or the 300 days up to `until`.
+    """
     rng = random.Random(f"{agency}:{seed}")
     codes, weights = zip(*RISK_WEIGHTS.items(), strict=True)
     out: list[dict[str, str]] = []
@@ -159,7 +164,8 @@ def synth_rows(agency: str, rows: int, seed: int, pool: list[Child]) -> list[dic
             out.append(corrected)
             continue
         child = rng.choice(pool)
-        occurred = date(2026, 1, 1) + timedelta(days=rng.randrange(300))
+        days = rng.randrange(300)
+        occurred = until - timedelta(days=days) if until else date(2026, 1, 1) + timedelta(days)
         online = rng.choices(("yes", "no", ""), (70, 10, 20))[0]
         risks = (
             rng.sample(codes, k=rng.choice((1, 1, 1, 2)), counts=weights) if online == "yes" else []

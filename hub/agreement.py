@@ -183,6 +183,11 @@ class Agreement(_Frozen):
         schedule = self.schedule(schedule_name)
         return next_local(schedule.at.cron, self.zone_of(schedule), after)
 
+    def previous_publication(self, schedule_name: str, at: datetime) -> datetime:
+        """The last scheduled time at or before `at`, zone-aware in the schedule's zone."""
+        schedule = self.schedule(schedule_name)
+        return previous_local(schedule.at.cron, self.zone_of(schedule), at)
+
     def closed_period(self, schedule_name: str, at: datetime) -> tuple[date, date]:
         """The period (inclusive start, end) that this schedule's publication at `at` closes."""
         schedule = self.schedule(schedule_name)
@@ -204,14 +209,63 @@ def next_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
     the repeated hour never compares equal to another zone's datetime (PEP 495):
     compare ``result.astimezone(UTC)``.
     """
-    instant = _aware(after)
-    walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None))
+    return following_local(cron, zone, after)
+
+
+_SLACK = timedelta(days=1)
+
+
+def _instant(cron_wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant a cron wall time names, as the timetable reads it, in UTC."""
+    # Through UTC so a wall time in the spring gap becomes a real one (01:30 -> 02:30 BST),
+    # and one in the repeated hour the first of the two (fold=0).
+    return cron_wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def previous_local(cron: str, zone: ZoneInfo, at: datetime) -> datetime:
+    """Latest time matching `cron` on `zone`'s wall clock at or before the instant `at`.
+
+    A wall time skipped when
+    clocks go forward is an hour later, a repeated one is the first. Near a clock
+    change wall-clock order is not time order (01:15 GMT on the repeated hour is
+    after 01:30 BST), so the walk starts a day ahead and looks a day past the first
+    match for a later one.
+    """
+    instant = _aware(at).astimezone(UTC)
+    walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None) + _SLACK)
     while True:
-        local: datetime = walker.get_next(datetime)
-        # Through UTC so a wall time in the spring gap becomes a real one (01:30 -> 02:30 BST).
-        candidate = local.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
-        if candidate > instant:
-            return candidate
+        wall: datetime = walker.get_prev(datetime)
+        best = _instant(wall, zone)
+        if best <= instant:
+            break
+    stop = wall - _SLACK
+    while (wall := walker.get_prev(datetime)) >= stop:
+        candidate = _instant(wall, zone)
+        if best < candidate <= instant:
+            best = candidate
+    return best.astimezone(zone)
+
+
+def following_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
+    """Earliest time matching `cron` on `zone`'s wall clock strictly after the instant `after`.
+
+    A wall time skipped when clocks go forward is an hour later (and found even
+    when `after` lies between the gap and the shifted time); a repeated one is
+    the first.
+    """
+    instant = _aware(after).astimezone(UTC)
+    walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None) - _SLACK)
+    while True:
+        wall: datetime = walker.get_next(datetime)
+        best = _instant(wall, zone)
+        if best > instant:
+            break
+    stop = wall + _SLACK
+    while (wall := walker.get_next(datetime)) <= stop:
+        candidate = _instant(wall, zone)
+        if instant < candidate < best:
+            best = candidate
+    return best.astimezone(zone)
 
 
 def _aware(moment: datetime) -> datetime:

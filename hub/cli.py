@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -413,6 +414,63 @@ def streams_worker(settings: HubSettings, loglevel: str) -> None:
     from streams.worker import run_worker
 
     run_worker(settings, loglevel)
+
+
+@streams.command("publisher")
+@click.pass_obj
+@_friendly
+def streams_publisher(settings: HubSettings) -> None:
+    """Publish closed periods on the agreement's timetable; serve the published trends as
+    metrics (HUB_PUBLISHER_METRICS_PORT)."""
+    from hub.agreement import load_agreement
+    from hub.schedule import run_publisher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_publisher(settings, load_agreement(settings.agreement))
+
+
+@main.command()
+@click.option("--now", "now", is_flag=True, required=True, help="Release now, off the timetable.")
+@click.option("--period", required=True, help="A month (2026-10) or a quarter (2026Q3).")
+@click.option(
+    "--publication",
+    default=None,
+    help="The agreement's publication; by default the one that closes this kind of period.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the stream workers to catch up.",
+)
+@click.pass_obj
+@_friendly
+def publish(
+    settings: HubSettings, now: bool, period: str, publication: str | None, wait: float
+) -> None:
+    """Force the release of one ended PERIOD now (logged); a revision if it changed."""
+    from hub.agreement import load_agreement
+    from hub.publish import Publisher, period_label
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    publisher = Publisher(settings, load_agreement(settings.agreement), worker_timeout=wait)
+    try:
+        release = publisher.publish_now(period, publication)
+    finally:
+        publisher.close()
+    kind = publisher.agreement.schedule(release.publication).closes
+    label = period_label(kind, release.period)
+    if release.changed:
+        click.echo(
+            f"released {release.publication} {label} revision {release.revision}:"
+            f" {release.cells} cells, {release.suppressed} suppressed"
+        )
+    else:
+        click.echo(
+            f"{release.publication} {label} unchanged since revision {release.revision};"
+            " nothing sent"
+        )
 
 
 @main.command()

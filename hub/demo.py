@@ -2,9 +2,11 @@
 
 Starts the local broker (unless one already runs), applies the topics,
 starts the stream worker, publishes synthetic exports as several agencies
-through the real adapter, then keeps publishing a small batch now and then.
-Ctrl-C (or SIGTERM) stops the worker and, if the demo started it, the
-broker, leaving no process behind. Its files live in ``.demo/``.
+through the real adapter, starts the publisher (which releases the periods
+the agreement's timetable has already closed, then follows the timetable),
+then keeps publishing a small batch now and then. Ctrl-C (or SIGTERM) stops
+the worker, the publisher and, if the demo started it, the broker, leaving
+no process behind. Its files live in ``.demo/``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from datetime import date
 from pathlib import Path
 from types import FrameType
 
@@ -56,17 +59,19 @@ def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
     return samples
 
 
-def wait_for_metrics(url: str, worker: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+def wait_for_metrics(
+    url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 120.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise HubError(f"the stream worker exited early; see {DEMO_DIR / 'worker.log'}")
+        if proc.poll() is not None:
+            raise HubError(f"the {name} exited early; see {DEMO_DIR}/{name}.log")
         try:
             scrape(url)
             return
         except OSError:
             time.sleep(0.5)
-    raise HubError(f"the stream worker did not serve {url} within {timeout:.0f}s")
+    raise HubError(f"the {name} did not serve {url} within {timeout:.0f}s")
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -97,23 +102,32 @@ def run_demo(base: HubSettings) -> None:
     )
     broker = Broker(settings)
     started_broker = broker.pid() is None
-    worker: subprocess.Popen[bytes] | None = None
+    processes: list[subprocess.Popen[bytes]] = []
     url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    trends_url = f"http://{settings.metrics_host}:{settings.publisher_metrics_port}/metrics"
     try:
-        print("[1/4] starting the Kafka broker ...", flush=True)
+        print("[1/5] starting the Kafka broker ...", flush=True)
         print("      " + broker.start().describe(), flush=True)
-        print(f"[2/4] topics: {apply_topics(settings, declared_topics(settings)).summary()}")
-        print("[3/4] starting the stream worker ...", flush=True)
-        worker = _start_worker(settings)
-        wait_for_metrics(url, worker)
-        print("[4/4] agencies publishing synthetic exports ...", flush=True)
+        print(f"[2/5] topics: {apply_topics(settings, declared_topics(settings)).summary()}")
+        print("[3/5] starting the stream worker ...", flush=True)
+        worker = _start(settings, "worker")
+        processes.append(worker)
+        wait_for_metrics(url, worker, "worker")
+        print("[4/5] agencies publishing synthetic exports ...", flush=True)
         publish_round(settings, seed=1, rows=400)
         time.sleep(3)
         _show(url)
+        print("[5/5] starting the publisher (releases closed periods) ...", flush=True)
+        publisher = _start(settings, "publisher")
+        processes.append(publisher)
+        wait_for_metrics(trends_url, publisher, "publisher")
+        _show_trends(trends_url)
         print(
-            f"\nThe hub is running. Metrics: {url}\n"
+            f"\nThe hub is running. Worker metrics: {url}\n"
             f"  curl -s {url} | grep hub_events_by_risk_code   (events per online-risk code)\n"
             "  hub_events_counted, hub_duplicates_dropped_total: records, replays dropped\n"
+            f"Published trends (after disclosure control): {trends_url}\n"
+            f"  curl -s {trends_url} | grep 'hub_trend_count{{.*risk_code'\n"
             "A new small batch is published every 20 s. Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -127,21 +141,23 @@ def run_demo(base: HubSettings) -> None:
         print("\nstopping ...", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if worker is not None:
-            stop_process(worker)
-            print("stream worker stopped", flush=True)
+        for proc in reversed(processes):
+            stop_process(proc)
+        if processes:
+            print("stream worker and publisher stopped", flush=True)
         if started_broker and broker.stop():
             print("broker stopped", flush=True)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start_worker(settings: HubSettings) -> subprocess.Popen[bytes]:
+def _start(settings: HubSettings, service: str) -> subprocess.Popen[bytes]:
+    """`hub streams SERVICE` in its own session, logging to .demo/SERVICE.log."""
     env = dict(os.environ)
     env["HUB_WORKER_DATA"] = str(settings.worker_data)
-    log = (DEMO_DIR / "worker.log").open("ab")
+    log = (DEMO_DIR / f"{service}.log").open("ab")
     with log:
         return subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "streams", "worker"],
+            [sys.executable, "-m", "hub.cli", "streams", service],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -157,7 +173,7 @@ def publish_round(settings: HubSettings, seed: int, rows: int, quiet: bool = Fal
     pool = child_pool(300)
     for agency in DEMO_AGENCIES:
         path = exports / f"{agency}-{seed}.csv"
-        write_csv(path, synth_rows(agency, rows, seed, pool))
+        write_csv(path, synth_rows(agency, rows, seed, pool, until=date.today()))
         with adapter_run(settings, "generic", agency, quarantine=DEMO_DIR / "quarantine") as run:
             summary = run.ingest_file(path)
             run.drain(timeout=60)
@@ -178,3 +194,25 @@ def _show(url: str, brief: bool = False) -> None:
         return
     for code, value in sorted(by_code.items(), key=lambda kv: -kv[1])[:8]:
         print(f"    {code:<36} {int(value):>6}")
+
+
+def _show_trends(url: str, timeout: float = 120.0) -> None:
+    """Wait for the publisher's first releases and print their headline cells."""
+    deadline = time.monotonic() + timeout
+    samples: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        samples = scrape(url)
+        if any(k.startswith("hub_trend_revision{") for k in samples):
+            break
+        time.sleep(1)
+    else:
+        print(f"      nothing released yet; see {DEMO_DIR}/publisher.log", flush=True)
+        return
+    for key, value in sorted(samples.items()):
+        if key.startswith("hub_trend_count{") and 'dimension="total"' in key:
+            labels = {
+                name: text.strip('"')
+                for name, text in (part.split("=", 1) for part in key[16:-1].split(","))
+            }
+            publication, measure = labels["publication"], labels["measure"]
+            print(f"      {publication:<16} {measure:<30} {int(value):>6}", flush=True)

@@ -129,6 +129,10 @@ class HubSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
+    publisher_metrics_port: int = Field(
+        default=9465,
+        description="HUB_PUBLISHER_METRICS_PORT: the publisher's /metrics (published trends).",
+    )
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """An environment from which a `hub` subprocess builds these same settings."""

@@ -61,11 +61,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.agreement import Agreement
+from hub.agreement import Agreement, following_local, previous_local
 
 # Kafka stamps -1 when a message has no timestamp; ignore that and absurd values.
 _LAST_USABLE = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
@@ -83,63 +82,6 @@ def _aware(moment: datetime) -> datetime:
 
 # Wall time maps to instants out of order only near a change of UTC offset (an hour
 # or two; Samoa once skipped a whole day): looking this far either side is enough.
-_SLACK = timedelta(days=1)
-
-
-def _instant(cron_wall: datetime, zone: ZoneInfo) -> datetime:
-    """The instant a cron wall time names, as next_local reads it, in UTC."""
-    # Through UTC so a wall time in the spring gap becomes a real one (01:30 -> 02:30 BST),
-    # and one in the repeated hour the first of the two (fold=0).
-    return cron_wall.replace(tzinfo=zone).astimezone(UTC)
-
-
-def previous_local(cron: str, zone: ZoneInfo, at: datetime) -> datetime:
-    """Latest time matching `cron` on `zone`'s wall clock at or before the instant `at`.
-
-    Over the instants `hub.agreement.next_local` yields: a wall time skipped when
-    clocks go forward is an hour later, a repeated one is the first. Near a clock
-    change wall-clock order is not time order (01:15 GMT on the repeated hour is
-    after 01:30 BST), so the walk starts a day ahead and looks a day past the first
-    match for a later one.
-    """
-    instant = _aware(at).astimezone(UTC)
-    walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None) + _SLACK)
-    while True:
-        wall: datetime = walker.get_prev(datetime)
-        best = _instant(wall, zone)
-        if best <= instant:
-            break
-    stop = wall - _SLACK
-    while (wall := walker.get_prev(datetime)) >= stop:
-        candidate = _instant(wall, zone)
-        if best < candidate <= instant:
-            best = candidate
-    return best.astimezone(zone)
-
-
-def following_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """Earliest time matching `cron` on `zone`'s wall clock strictly after the instant `after`.
-
-    `hub.agreement.next_local` over the same instants, except that it also finds a
-    wall time shifted out of the spring gap when `after` is between the gap and
-    the shifted time (next_local, walking from the wall time 02:10 BST, skips the
-    01:30 that became 02:30 BST).
-    """
-    instant = _aware(after).astimezone(UTC)
-    walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None) - _SLACK)
-    while True:
-        wall: datetime = walker.get_next(datetime)
-        best = _instant(wall, zone)
-        if best > instant:
-            break
-    stop = wall + _SLACK
-    while (wall := walker.get_next(datetime)) <= stop:
-        candidate = _instant(wall, zone)
-        if instant < candidate < best:
-            best = candidate
-    return best.astimezone(zone)
-
-
 def _month_start(first: date, zone: ZoneInfo) -> float:
     """The instant (Unix seconds) the local day `first` begins in `zone`."""
     # Through UTC, as next_local does: a skipped midnight becomes the day's first real instant.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from faust.exceptions import ConsumerNotStarted
 from faust.worker import Worker as FaustWorker
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -42,7 +43,11 @@ def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
     def lag() -> dict[str, int]:
         consumer = worker.app.consumer
         behind: dict[str, int] = {}
-        for tp in consumer.assignment():
+        try:
+            assignment = consumer.assignment()
+        except ConsumerNotStarted:
+            return behind
+        for tp in assignment:
             highwater = consumer.highwater(tp) if tp.topic in topics else None
             if highwater is not None:  # None until the first fetch of the partition
                 read = worker.positions.get(tp, -1)

@@ -27,8 +27,11 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def run_demo_until_counts(settings: HubSettings, cwd: Path) -> dict[str, float]:
+def run_demo_until_counts(
+    settings: HubSettings, cwd: Path
+) -> tuple[dict[str, float], dict[str, float]]:
     url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    trends_url = f"http://127.0.0.1:{settings.publisher_metrics_port}/metrics"
     out = cwd / "demo.out"
     with out.open("w") as log:
         demo = subprocess.Popen(
@@ -46,11 +49,13 @@ def run_demo_until_counts(settings: HubSettings, cwd: Path) -> dict[str, float]:
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.5)
         samples = scrape(url)
+        trends = scrape(trends_url)
     finally:
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         demo.wait(120)
-    assert "broker stopped" in out.read_text() and "stream worker stopped" in out.read_text()
-    return samples
+    assert "broker stopped" in out.read_text()
+    assert "stream worker and publisher stopped" in out.read_text()
+    return samples, trends
 
 
 def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
@@ -62,17 +67,32 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
             "broker_port": free_port(),
             "controller_port": free_port(),
             "metrics_port": free_port(),
+            "publisher_metrics_port": free_port(),
             "topic_namespace": f"demo{tmp_path.name[-6:]}.",
         }
     )
     for attempt in (1, 2):  # running it again works
-        samples = run_demo_until_counts(settings, tmp_path)
+        samples, trends = run_demo_until_counts(settings, tmp_path)
         by_code = {k: v for k, v in samples.items() if k.startswith("hub_events_by_risk_code{")}
         assert by_code and all(v >= 0 for v in by_code.values()), attempt
         assert sum(by_code.values()) > 0, attempt
         assert samples["hub_events_counted"] > 0
+        # The timetable had closed October 2026 (monthly) and Q3 (board) before today:
+        # the publisher released them, with counts after disclosure control.
+        assert trends['hub_trend_revision{publication="monthly"}'] >= 0
+        assert trends['hub_trend_revision{publication="board-quarterly"}'] >= 0
+        published = [
+            v for k, v in trends.items() if k.startswith("hub_trend_count{") and "risk_code" in k
+        ]
+        assert published and all(v == 0 or v > 7 for v in published)
+        assert sum(published) > 0
         assert processes_with(f"HUB_TOPIC_NAMESPACE={settings.topic_namespace}") == []
-        for port in (settings.broker_port, settings.controller_port, settings.metrics_port):
+        for port in (
+            settings.broker_port,
+            settings.controller_port,
+            settings.metrics_port,
+            settings.publisher_metrics_port,
+        ):
             assert port_is_free("127.0.0.1", port)
     # The second run republished the first run's exports: the outbox knew every event.
     second_run = (tmp_path / "demo.out").read_text()

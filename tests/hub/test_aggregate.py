@@ -314,8 +314,6 @@ def test_additive_breakdowns_are_the_partitions() -> None:
 
 CODES = ("GROOMING", "SEXTORTION", "CYBERBULLYING", "SCAMS_FRAUD", "SELF_HARM_CONTENT")
 DATES = ("2024-12-30", "2025-01-01", "2025-01-09", "2025-01-15", "2025-01-31", "2025-02-01")
-
-
 SUBJECTS = tuple(f"s{n}" for n in range(20))
 record = st.builds(
     rv,

@@ -1,0 +1,423 @@
+"""Publication on the agreed timetable: closed periods, disclosure control, revisions.
+
+At each scheduled time of a publication in the agreement (cron + timezone),
+the publisher
+
+1. waits until the stream workers have processed every case event already
+   on the agency topics (their committed offsets reach the end offsets taken
+   at that moment), so a publication never misses data that had arrived;
+2. reads every record version the workers made durable (their changelog
+   topic) and keeps the highest version per record (``hub.records``), which is
+   exactly the state the workers hold, however often they crashed;
+3. computes the closed period's cells (``hub.aggregate``) with the agreement's
+   disclosure rule, and publishes them to ``partnership.trends.v1`` as trend
+   snapshots, key = publication | period | measure | dimension | value;
+4. re-checks every period this publication released before: when late or
+   corrected data changed any published cell, the whole period is released
+   again with the next revision number.
+
+Nothing is published before its time: the scheduler only acts at scheduled
+times, and ``hub publish --now`` (an operator's forced release, logged with
+who and when) refuses a period that has not ended.
+
+What has been published is read back from the trends topic itself, so a
+restarted publisher knows the latest revision of every period without any
+state of its own.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from hub.aggregate import Cell, period_cells
+from hub.agreement import Agreement, Schedule
+from hub.codec import Codec
+from hub.disclosure import DisclosureRule
+from hub.errors import BrokerError, ConfigError, PublishError
+from hub.kafka import admin_client
+from hub.models import TrendSnapshot
+from hub.records import RecordVersion, decode_batch, merge
+from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+Period = tuple[date, date]
+
+
+def changelog_topic(settings: HubSettings) -> str:
+    """The workers' record-versions changelog (Faust names it after app id and table)."""
+    return f"{settings.worker_app_id}-record-versions-changelog"
+
+
+def parse_period(text: str) -> tuple[str, Period]:
+    """'2026-10' -> ('month', (2026-10-01, 2026-10-31)); '2026Q3' -> ('quarter', ...)."""
+    text = text.strip().upper()
+    try:
+        if "Q" in text:
+            year_text, quarter_text = text.split("Q")
+            year, quarter = int(year_text.rstrip("-")), int(quarter_text)
+            if not 1 <= quarter <= 4:
+                raise ValueError
+            start = date(year, 3 * quarter - 2, 1)
+            months = 3
+            kind = "quarter"
+        else:
+            year_text, month_text = text.split("-")
+            start = date(int(year_text), int(month_text), 1)
+            months = 1
+            kind = "month"
+    except ValueError:
+        raise ConfigError(
+            f"period {text!r} is not a month (2026-10) or a quarter (2026Q3)"
+        ) from None
+    end_month = start.month + months
+    end = date(start.year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
+    return kind, (start, end - timedelta(days=1))
+
+
+def period_label(kind: str, period: Period) -> str:
+    start = period[0]
+    if kind == "quarter":
+        return f"{start.year}Q{(start.month - 1) // 3 + 1}"
+    return f"{start.year}-{start.month:02d}"
+
+
+def cell_key(publication: str, period: Period, cell: Cell) -> bytes:
+    return "|".join(
+        (publication, period[0].isoformat(), cell.measure, cell.dimension, cell.value)
+    ).encode()
+
+
+class VersionLog:
+    """The workers' changelog, folded into record key -> current version.
+
+    Keeps its consumer, so each ``catch_up`` reads only what is new.
+    """
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.topic = changelog_topic(settings)
+        self.records: dict[str, RecordVersion] = {}
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="hub-publisher",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            self._consumer.close()
+            raise PublishError(
+                f"topic {self.topic} does not exist: no stream worker has run for this hub"
+                " (start one with `hub streams worker`)"
+            )
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def catch_up(self) -> int:
+        """Read to the current end of the changelog; the number of batches read."""
+        ends = self._consumer.end_offsets(self._partitions)
+        batches = 0
+        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
+            for messages in self._consumer.poll(timeout_ms=500).values():
+                for message in messages:
+                    if message.value is not None:
+                        merge(self.records, decode_batch(json.loads(message.value)))
+                        batches += 1
+        return batches
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass
+class PublishedPeriod:
+    """What is on the trends topic for one publication and period."""
+
+    revision: int
+    published_at: datetime
+    cells: dict[tuple[str, str, str], tuple[int | None, bool]] = field(default_factory=dict)
+
+
+class TrendsLog:
+    """The trends topic read back: per (publication, period start), the latest revision."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.topic = settings.trends_topic
+        self.codec = Codec("trend_snapshot")
+        self.periods: dict[tuple[str, date], PublishedPeriod] = {}
+        self.snapshots: dict[bytes, dict[str, Any]] = {}
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="hub-publisher-trends",
+            enable_auto_commit=False,
+        )
+        partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        if not partitions:
+            self._consumer.close()
+            raise PublishError(f"topic {self.topic} does not exist: run `hub topics apply`")
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def catch_up(self) -> None:
+        ends = self._consumer.end_offsets(self._partitions)
+        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
+            for messages in self._consumer.poll(timeout_ms=500).values():
+                for message in messages:
+                    if message.value is not None:
+                        self.add(message.key, self.codec.decode(message.value))
+
+    def add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
+        self.snapshots[key] = dict(snapshot)
+        period_key = (snapshot["publication"], snapshot["period_start"])
+        held = self.periods.get(period_key)
+        revision = int(snapshot["revision"])
+        if held is None or revision > held.revision:
+            held = self.periods[period_key] = PublishedPeriod(revision, snapshot["published_at"])
+        if revision == held.revision:
+            cell = (snapshot["measure"], snapshot["dimension"], snapshot["value"])
+            held.cells[cell] = (snapshot["count"], snapshot["suppressed"])
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass(frozen=True)
+class Release:
+    """One publication of one period: what was (or would have been) sent."""
+
+    publication: str
+    period: Period
+    revision: int
+    cells: int
+    suppressed: int
+    changed: bool
+    forced: bool = False
+
+
+def wait_for_workers(settings: HubSettings, timeout: float, poll: float = 0.5) -> None:
+    """Block until the workers' committed offsets reach today's ends of the agency topics."""
+    topics = [settings.case_topic(agency) for agency in settings.agencies]
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    admin = admin_client(settings.bootstrap_servers, "hub-publisher")
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            group = settings.worker_app_id
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+            behind = sum(
+                max(0, end - (committed[tp].offset if tp in committed else 0))
+                for tp, end in ends.items()
+            )
+            if behind == 0:
+                return
+            if time.monotonic() > deadline:
+                raise PublishError(
+                    f"the stream workers are {behind} events behind the agency topics after"
+                    f" {timeout:.0f} s; is `hub streams worker` running? Nothing was published."
+                )
+            time.sleep(poll)
+    finally:
+        consumer.close()
+        admin.close()
+
+
+class Publisher:
+    """Computes and publishes closed periods; ``run_due`` is what the scheduler calls."""
+
+    def __init__(
+        self,
+        settings: HubSettings,
+        agreement: Agreement,
+        *,
+        worker_timeout: float = 300.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.agreement = agreement
+        self.worker_timeout = worker_timeout
+        self.now = now
+        self.rule = DisclosureRule(**agreement.disclosure.model_dump())
+        self.partners = [partner.id for partner in agreement.partners]
+        self.codec = Codec("trend_snapshot")
+        self.versions = VersionLog(settings)
+        self.trends = TrendsLog(settings)
+        self.last_run: dict[str, datetime] = {}
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id="hub-publisher",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=20,
+            )
+        except KafkaError as exc:
+            self.close()
+            raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+
+    def close(self) -> None:
+        self.versions.close()
+        self.trends.close()
+        producer = getattr(self, "_producer", None)
+        if producer is not None:
+            producer.close(timeout=10)
+
+    # --- the timetable -----------------------------------------------------------
+    def run_due(self, at: datetime | None = None) -> list[Release]:
+        """Publish whatever is due at `at` (default now) on every schedule.
+
+        For a schedule with a scheduled time exactly at `at`: the period that
+        time closes is released, and every period the schedule released before
+        is released again, with the next revision, if its cells changed.
+        For any other schedule, only catching up: the period closed by its
+        latest scheduled time before `at` is released if it never was (the
+        service was down then); revisions wait for a scheduled time.
+        Running it twice for the same moment publishes nothing new.
+        """
+        at = (at or self.now()).astimezone(UTC)
+        releases: list[Release] = []
+        self._catch_up()
+        for schedule in self.agreement.publication:
+            scheduled = self.agreement.previous_publication(schedule.name, at).astimezone(UTC)
+            closed = self.agreement.closed_period(schedule.name, scheduled)
+            released = self._released_periods(schedule.name)
+            if scheduled == at:
+                periods = {closed} | released
+            else:
+                periods = set() if closed in released else {closed}
+            for period in sorted(periods):
+                releases.append(self._release(schedule.name, period, at))
+        return releases
+
+    def publish_now(self, period_text: str, schedule_name: str | None = None) -> Release:
+        """An operator's forced release of one ended period, logged."""
+        kind, period = parse_period(period_text)
+        schedule = self._schedule_for(kind, schedule_name)
+        now = self.now()
+        local_today = now.astimezone(self.agreement.zone_of(schedule)).date()
+        if period[1] >= local_today:
+            raise PublishError(
+                f"period {period_label(kind, period)} has not ended (it ends {period[1]});"
+                " only a closed period can be released"
+            )
+        self._catch_up()
+        release = self._release(schedule.name, period, now, forced=True)
+        log.warning(
+            "forced release by %s at %s: %s %s revision %d (%d cells, %s)",
+            getpass.getuser(),
+            now.isoformat(timespec="seconds"),
+            schedule.name,
+            period_label(kind, period),
+            release.revision,
+            release.cells,
+            "published" if release.changed else "unchanged, nothing sent",
+        )
+        return release
+
+    def _schedule_for(self, kind: str, name: str | None) -> Schedule:
+        if name is not None:
+            schedule = self.agreement.schedule(name)
+            if schedule.closes != kind:
+                raise ConfigError(f"publication {name} closes a {schedule.closes}, not a {kind}")
+            return schedule
+        for schedule in self.agreement.publication:
+            if schedule.closes == kind:
+                return schedule
+        raise ConfigError(f"the agreement has no publication that closes a {kind}")
+
+    def _catch_up(self) -> None:
+        wait_for_workers(self.settings, self.worker_timeout)
+        self.versions.catch_up()
+        self.trends.catch_up()
+
+    def _released_periods(self, publication: str) -> set[Period]:
+        released = set()
+        for (name, start), _ in self.trends.periods.items():
+            if name == publication:
+                kind = self.agreement.schedule(name).closes
+                released.add(parse_period(period_label(kind, (start, start)))[1])
+        return released
+
+    def cells(self, period: Period) -> list[Cell]:
+        return period_cells(
+            self.versions.records.values(),
+            period[0],
+            period[1],
+            self.agreement.taxonomy,
+            self.partners,
+            self.rule,
+        )
+
+    def _release(
+        self, publication: str, period: Period, at: datetime, forced: bool = False
+    ) -> Release:
+        cells = self.cells(period)
+        held = self.trends.periods.get((publication, period[0]))
+        current = {(c.measure, c.dimension, c.value): (c.count, c.suppressed) for c in cells}
+        suppressed = sum(1 for c in cells if c.suppressed)
+        if held is not None and held.cells == current:
+            return Release(
+                publication, period, held.revision, len(cells), suppressed, False, forced
+            )
+        revision = 0 if held is None else held.revision + 1
+        self._send(publication, period, revision, cells, at)
+        log.info(
+            "published %s %s..%s revision %d: %d cells, %d suppressed",
+            publication,
+            period[0],
+            period[1],
+            revision,
+            len(cells),
+            suppressed,
+        )
+        return Release(publication, period, revision, len(cells), suppressed, True, forced)
+
+    def _send(
+        self, publication: str, period: Period, revision: int, cells: Iterable[Cell], at: datetime
+    ) -> None:
+        futures = []
+        for cell in cells:
+            snapshot = TrendSnapshot(
+                partnership=self.agreement.partnership,
+                publication=publication,
+                period_start=period[0],
+                period_end=period[1],
+                measure=cell.measure,
+                dimension=cell.dimension,
+                value=cell.value,
+                count=cell.count,
+                suppressed=cell.suppressed,
+                revision=revision,
+                published_at=at.astimezone(UTC),
+            )
+            key = cell_key(publication, period, cell)
+            value = self.codec.encode(snapshot.to_avro())
+            futures.append(self._producer.send(self.settings.trends_topic, key=key, value=value))
+        try:
+            self._producer.flush(timeout=60)
+            for future in futures:
+                future.get(timeout=0)
+        except KafkaError as exc:
+            raise PublishError(
+                f"the trends topic did not take revision {revision} of {publication}"
+                f" {period[0]}: {exc}; it will be released again at the next run"
+            ) from exc
+        self.trends.catch_up()

@@ -1,0 +1,202 @@
+"""`hub streams publisher`: the timetable as a service, and the published trends as metrics.
+
+The service sleeps until the next scheduled time of any publication in the
+agreement, then runs ``Publisher.run_due`` for that moment. On start it
+releases any closed period whose scheduled time has passed but which is not
+on the trends topic yet (the service was down at 09:00); revisions of
+periods already released wait for a scheduled time.
+
+Metrics (bounded labels: publication names, measures, dimensions and their
+values come from the agreement and the taxonomy; never a pseudonym):
+
+* ``hub_trend_count{publication,measure,dimension,value}``: the latest
+  released period's published count (absent when suppressed);
+* ``hub_trend_suppressed{...}``: 1 when that cell is suppressed;
+* ``hub_trend_period_start_timestamp_seconds{publication}`` and
+  ``hub_trend_revision{publication}`` for that period;
+* ``hub_last_publication_timestamp_seconds{publication}``,
+  ``hub_next_publication_timestamp_seconds{publication}``,
+  ``hub_publication_runs_total{publication,outcome}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time
+
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hub.agreement import Agreement
+from hub.errors import HubError
+from hub.publish import Publisher, Release, TrendsLog
+from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+
+def _midnight(day: date) -> float:
+    return datetime.combine(day, time(), UTC).timestamp()
+
+
+class TrendsCollector(Collector):
+    """The trends topic as Prometheus gauges: per publication, its latest period."""
+
+    def __init__(
+        self, trends: TrendsLog, agreement: Agreement, now: Callable[[], datetime]
+    ) -> None:
+        self.trends = trends
+        self.agreement = agreement
+        self.now = now
+        self.lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["publication", "measure", "dimension", "value"]
+        count = GaugeMetricFamily(
+            "hub_trend_count",
+            "Published count of the latest released period, after disclosure control"
+            " (absent when suppressed).",
+            labels=labels,
+        )
+        suppressed = GaugeMetricFamily(
+            "hub_trend_suppressed",
+            "1 when the cell of the latest released period is suppressed (not zero: withheld).",
+            labels=labels,
+        )
+        start = GaugeMetricFamily(
+            "hub_trend_period_start_timestamp_seconds",
+            "Start (00:00 UTC) of the latest released period.",
+            labels=["publication"],
+        )
+        revision = GaugeMetricFamily(
+            "hub_trend_revision",
+            "Revision of the latest released period (0: first release).",
+            labels=["publication"],
+        )
+        last = GaugeMetricFamily(
+            "hub_last_publication_timestamp_seconds",
+            "When the publication last released cells (any period, any revision).",
+            labels=["publication"],
+        )
+        upcoming = GaugeMetricFamily(
+            "hub_next_publication_timestamp_seconds",
+            "The publication's next scheduled time.",
+            labels=["publication"],
+        )
+        with self.lock:
+            periods = dict(self.trends.periods)
+            snapshots = list(self.trends.snapshots.values())
+        now = self.now()
+        for schedule in self.agreement.publication:
+            name = schedule.name
+            upcoming.add_metric([name], self.agreement.next_publication(name, now).timestamp())
+            mine = {start: p for (pub, start), p in periods.items() if pub == name}
+            if not mine:
+                continue
+            last.add_metric([name], max(p.published_at for p in mine.values()).timestamp())
+            latest_start = max(mine)
+            latest = mine[latest_start]
+            start.add_metric([name], _midnight(latest_start))
+            revision.add_metric([name], latest.revision)
+            for snapshot in snapshots:
+                if (
+                    snapshot["publication"] != name
+                    or snapshot["period_start"] != latest_start
+                    or snapshot["revision"] != latest.revision
+                ):
+                    continue
+                cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
+                suppressed.add_metric(cell, 1 if snapshot["suppressed"] else 0)
+                if snapshot["count"] is not None:
+                    count.add_metric(cell, snapshot["count"])
+        yield from (count, suppressed, start, revision, last, upcoming)
+
+
+class Scheduler:
+    """Runs the publisher at every scheduled time until stopped."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        registry: CollectorRegistry,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.publisher = publisher
+        self.agreement = publisher.agreement
+        self.now = now
+        self.stop = threading.Event()
+        self.collector = TrendsCollector(publisher.trends, self.agreement, now)
+        registry.register(self.collector)
+        self.runs = Counter(
+            "hub_publication_runs",
+            "Scheduled runs of each publication: released (cells sent), unchanged, failed.",
+            ["publication", "outcome"],
+            registry=registry,
+        )
+
+    def next_time(self) -> datetime:
+        now = self.now()
+        return min(self.agreement.next_publication(s.name, now) for s in self.agreement.publication)
+
+    def run_at(self, moment: datetime) -> list[Release]:
+        try:
+            with self.collector.lock:
+                releases = self.publisher.run_due(moment)
+        except HubError as exc:
+            log.error("publication at %s failed: %s", moment.isoformat(), exc)
+            for schedule in self.agreement.publication:
+                self.runs.labels(schedule.name, "failed").inc()
+            return []
+        for release in releases:
+            outcome = "released" if release.changed else "unchanged"
+            self.runs.labels(release.publication, outcome).inc()
+            print(
+                f"{release.publication} {release.period[0]}..{release.period[1]}:"
+                f" revision {release.revision}, {release.cells} cells"
+                f" ({release.suppressed} suppressed){'' if release.changed else ', unchanged'}",
+                flush=True,
+            )
+        return releases
+
+    def run(self) -> None:
+        """Catch up on missed first releases, then follow the timetable until `stop`."""
+        self.run_at(self.now())
+        while not self.stop.is_set():
+            moment = self.next_time()
+            print(f"next publication at {moment.isoformat()}", flush=True)
+            while not self.stop.is_set():
+                remaining = (moment - self.now()).total_seconds()
+                if remaining <= 0:
+                    break
+                self.stop.wait(min(remaining, 60.0))
+            if not self.stop.is_set():
+                self.run_at(moment)
+
+
+def run_publisher(settings: HubSettings, agreement: Agreement) -> None:
+    registry = CollectorRegistry()
+    publisher = Publisher(settings, agreement)
+    try:
+        scheduler = Scheduler(publisher, registry)
+        try:
+            start_http_server(settings.publisher_metrics_port, settings.metrics_host, registry)
+        except OSError as exc:
+            raise HubError(
+                f"cannot serve metrics on {settings.metrics_host}:"
+                f"{settings.publisher_metrics_port} ({exc}); choose another port with"
+                " HUB_PUBLISHER_METRICS_PORT"
+            ) from exc
+        print(
+            f"publisher metrics on http://{settings.metrics_host}:"
+            f"{settings.publisher_metrics_port}/metrics",
+            flush=True,
+        )
+        try:
+            scheduler.run()
+        except KeyboardInterrupt:
+            scheduler.stop.set()
+    finally:
+        publisher.close()

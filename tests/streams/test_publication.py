@@ -1,0 +1,257 @@
+"""Publication end to end on the real broker: the published cells and revisions equal
+those computed once from the records sent, with and without workers SIGKILLed."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hub.agreement import Agreement, load_agreement
+from hub.codec import Codec
+from hub.disclosure import DisclosureRule
+from hub.errors import PublishError
+from hub.publish import Publisher, Release, cell_key
+from hub.settings import HubSettings
+from tests.conftest import WorkerProcess, free_port, hub
+from tests.streams.scenario import Scenario, read_trends, send
+
+LONDON = ZoneInfo("Europe/London")
+SEP = (date(2026, 9, 1), date(2026, 9, 30))
+OCT = (date(2026, 10, 1), date(2026, 10, 31))
+NOV = (date(2026, 11, 1), date(2026, 11, 30))
+Q3 = (date(2026, 7, 1), date(2026, 9, 30))
+
+
+def london(*args: int) -> datetime:
+    return datetime(*args, tzinfo=LONDON)  # type: ignore[misc]
+
+
+def changed(releases: list[Release]) -> dict[tuple[str, date], int]:
+    return {(r.publication, r.period[0]): r.revision for r in releases if r.changed}
+
+
+class Published:
+    """The trends topic read back: the latest value per key, decoded."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.raw = read_trends(settings)
+        codec = Codec("trend_snapshot")
+        self.latest = {key: codec.decode(value) for key, value in self.raw}
+
+    def period(self, publication: str, period: tuple[date, date]) -> dict[bytes, dict]:  # type: ignore[type-arg]
+        return {
+            key: snapshot
+            for key, snapshot in self.latest.items()
+            if snapshot["publication"] == publication and snapshot["period_start"] == period[0]
+        }
+
+
+def assert_period(
+    published: Published,
+    publication: str,
+    period: tuple[date, date],
+    scenario: Scenario,
+    agreement: Agreement,
+    revision: int,
+    busy: bool = True,
+) -> None:
+    expected = scenario.expected(
+        period,
+        agreement.taxonomy,
+        [p.id for p in agreement.partners],
+        DisclosureRule(**agreement.disclosure.model_dump()),
+    )
+    cells = published.period(publication, period)
+    assert len(cells) == len(expected)
+    for cell in expected:
+        snapshot = cells[cell_key(publication, period, cell)]
+        assert (snapshot["count"], snapshot["suppressed"]) == (cell.count, cell.suppressed), cell
+        assert snapshot["revision"] == revision
+        assert snapshot["period_end"] == period[1]
+    if busy:  # enough data that many cells are published, not suppressed
+        assert sum(1 for c in expected if c.count) > len(expected) // 3, (publication, period)
+    else:
+        assert all(c.count == 0 for c in expected)
+
+
+def assert_safe(published: Published, scenario: Scenario, threshold: int) -> None:
+    for snapshot in published.latest.values():
+        count = snapshot["count"]
+        assert count is None or not 1 <= count <= threshold, snapshot
+        assert (count is None) == snapshot["suppressed"]
+    everything = b"".join(k + v for k, v in published.raw)
+    for child in scenario.children:
+        assert child.encode() not in everything
+        assert bytes.fromhex(child) not in everything
+
+
+def late_data(scenario: Scenario, first: list) -> list:  # type: ignore[type-arg]
+    """After the first publication: new October records, corrections and withdrawals of
+    October records, and a few September records that arrive very late."""
+    october = [e for e in first if OCT[0] <= e.occurred_on <= OCT[1]]
+    return [
+        *scenario.new_records(400, *OCT),
+        *scenario.corrections(120, october),
+        *scenario.withdrawals(60, october),
+        *scenario.new_records(40, *SEP),
+    ]
+
+
+@pytest.fixture
+def agreement(topics: HubSettings) -> Agreement:
+    return load_agreement(topics.agreement)
+
+
+def make_publisher(settings: HubSettings, agreement: Agreement) -> Publisher:
+    deadline = time.monotonic() + 60
+    while True:  # the worker creates its changelog topic as it starts
+        try:
+            return Publisher(settings, agreement, worker_timeout=240)
+        except PublishError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_published_cells_and_revisions_match_ground_truth(
+    topics: HubSettings, worker: WorkerProcess, agreement: Agreement
+) -> None:
+    settings = topics
+    scenario = Scenario.create(settings.agencies, children=300, seed=5)
+    first = scenario.new_records(3000, date(2026, 7, 1), date(2026, 10, 31))
+    scenario.corrections(300, first)
+    scenario.withdrawals(150, first)
+    send(settings, list(scenario.events), scenario.rnd, replay=0.1)
+    worker.start()
+    publisher = make_publisher(settings, agreement)
+    try:
+        # A minute before its time, October is not released; what earlier times closed
+        # (September, by the monthly run of 10 October; Q3 by the board's of 15 October)
+        # is released as a catch-up.
+        early = changed(publisher.run_due(london(2026, 11, 10, 8, 59)))
+        assert early == {("monthly", SEP[0]): 0, ("board-quarterly", Q3[0]): 0}
+        on_time = changed(publisher.run_due(london(2026, 11, 10, 9, 0)))
+        assert on_time == {("monthly", OCT[0]): 0}
+        assert publisher.run_due(london(2026, 11, 10, 9, 0)) and not changed(
+            publisher.run_due(london(2026, 11, 10, 9, 0))
+        )
+        published = Published(settings)
+        for publication, period in (("monthly", SEP), ("monthly", OCT), ("board-quarterly", Q3)):
+            assert_period(published, publication, period, scenario, agreement, revision=0)
+        q3_before = published.period("board-quarterly", Q3)
+
+        # Late and corrected data after the publication.
+        send(settings, late_data(scenario, first), scenario.rnd, replay=0.2)
+        send(settings, first[:500], scenario.rnd, replay=0.0)  # an agency re-sends old events
+        between = changed(publisher.run_due(london(2026, 11, 20, 12, 0)))
+        assert between == {}  # revisions wait for a scheduled time
+
+        # An operator forces October's revision now; it is logged and numbered.
+        forced = hub(settings, "publish", "--now", "--period", "2026-10", "--wait", "240")
+        assert forced.returncode == 0, forced.stderr
+        assert "released monthly 2026-10 revision 1" in forced.stdout
+        assert "forced release by" in forced.stderr
+
+        december = changed(publisher.run_due(london(2026, 12, 10, 9, 0)))
+        assert december == {("monthly", SEP[0]): 1, ("monthly", NOV[0]): 0}
+        published = Published(settings)
+        assert_period(published, "monthly", SEP, scenario, agreement, revision=1)
+        assert_period(published, "monthly", OCT, scenario, agreement, revision=1)
+        assert_period(published, "monthly", NOV, scenario, agreement, revision=0, busy=False)
+        assert published.period("board-quarterly", Q3) == q3_before  # not its time yet
+
+        january = changed(publisher.run_due(london(2027, 1, 15, 9, 0)))
+        assert january[("board-quarterly", Q3[0])] == 1
+        published = Published(settings)
+        assert_period(published, "board-quarterly", Q3, scenario, agreement, revision=1)
+        assert_safe(published, scenario, agreement.disclosure.suppress_at_or_below)
+    finally:
+        publisher.close()
+
+
+def wait_consumed(workers: list[WorkerProcess], target: float, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total = 0.0
+        for w in workers:
+            try:
+                total += w.metrics().get("hub_events_consumed_total", 0.0)
+            except OSError:
+                pass
+        if total >= target:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"workers consumed fewer than {target} events in {timeout} s")
+
+
+def test_two_workers_sigkilled_publish_the_same_cells(
+    topics: HubSettings, agreement: Agreement, tmp_path: Path
+) -> None:
+    settings = topics
+    one = WorkerProcess(settings, tmp_path / "one.log")
+    two = WorkerProcess(
+        settings.model_copy(
+            update={"metrics_port": free_port(), "worker_data": tmp_path / "worker-two"}
+        ),
+        tmp_path / "two.log",
+    )
+    scenario = Scenario.create(settings.agencies, children=300, seed=5)
+    first = scenario.new_records(12000, date(2026, 7, 1), date(2026, 10, 31))
+    scenario.corrections(1200, first)
+    scenario.withdrawals(600, first)
+    sent = send(settings, list(scenario.events), scenario.rnd, replay=0.1)
+    try:
+        one.start()
+        two.start()
+        wait_consumed([one, two], sent * 0.3)
+        counted = one.metrics().get("hub_events_counted", 0) + two.metrics().get(
+            "hub_events_counted", 0
+        )
+        one.kill()  # the other takes its partitions over
+        assert counted < len(scenario.latest)
+        wait_consumed([two], two.metrics()["hub_events_consumed_total"] + sent * 0.1)
+        one.start()
+        wait_consumed([one], sent * 0.05)
+        two.kill()
+        two.start()
+
+        publisher = make_publisher(settings, agreement)
+        try:
+            publisher.run_due(london(2026, 11, 10, 8, 59))  # September and Q3 catch up
+            assert changed(publisher.run_due(london(2026, 11, 10, 9, 0))) == {
+                ("monthly", OCT[0]): 0,
+            }
+            published = Published(settings)
+            for publication, period in (
+                ("monthly", SEP),
+                ("monthly", OCT),
+                ("board-quarterly", Q3),
+            ):
+                assert_period(published, publication, period, scenario, agreement, revision=0)
+
+            late = late_data(scenario, first)
+            sent_late = send(settings, late, scenario.rnd, replay=0.2)
+            before = one.metrics()["hub_events_consumed_total"]
+            wait_consumed([one], before + sent_late * 0.1)
+            one.kill()
+            one.start()
+
+            december = changed(publisher.run_due(london(2026, 12, 10, 9, 0)))
+            assert december == {
+                ("monthly", SEP[0]): 1,
+                ("monthly", OCT[0]): 1,
+                ("monthly", NOV[0]): 0,
+            }
+            published = Published(settings)
+            assert_period(published, "monthly", SEP, scenario, agreement, revision=1)
+            assert_period(published, "monthly", OCT, scenario, agreement, revision=1)
+            assert_safe(published, scenario, agreement.disclosure.suppress_at_or_below)
+        finally:
+            publisher.close()
+    finally:
+        one.stop()
+        two.stop()
