@@ -25,6 +25,10 @@ class ConfluentPublisher:
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
+                # Java's and kafka-python's partitioner: a child's events land on the
+                # same partition whichever publisher each agency runs (librdkafka's
+                # default, CRC32, would split them and break linkage).
+                "partitioner": "murmur2_random",
                 "message.timeout.ms": 30_000,
                 "queue.buffering.max.messages": 500_000,
             }

@@ -3,9 +3,10 @@
 At each scheduled time of a publication in the agreement (cron + timezone),
 the publisher
 
-1. waits until the stream workers have processed every case event already
-   on the agency topics (their committed offsets reach the end offsets taken
-   at that moment), so a publication never misses data that had arrived;
+1. waits until the stream workers have applied every case event already on
+   the agency topics (each changelog batch records how far its partition's
+   events are applied; that must reach the end offsets taken at that moment),
+   so a publication never misses data that had arrived;
 2. reads every record version the workers made durable (their changelog
    topic) and keeps the highest version per record (``hub.records``), which is
    exactly the state the workers hold, however often they crashed;
@@ -44,7 +45,6 @@ from hub.agreement import Agreement, Schedule
 from hub.codec import Codec
 from hub.disclosure import DisclosureRule
 from hub.errors import BrokerError, ConfigError, PublishError
-from hub.kafka import admin_client
 from hub.models import TrendSnapshot
 from hub.records import RecordVersion, decode_batch, merge
 from hub.settings import HubSettings
@@ -107,6 +107,8 @@ class VersionLog:
     def __init__(self, settings: HubSettings) -> None:
         self.topic = changelog_topic(settings)
         self.records: dict[str, RecordVersion] = {}
+        #: (agency topic, partition) -> the last offset the workers have applied.
+        self.read: dict[tuple[str, int], int] = {}
         self._consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id="hub-publisher",
@@ -133,7 +135,11 @@ class VersionLog:
             for messages in self._consumer.poll(timeout_ms=500).values():
                 for message in messages:
                     if message.value is not None:
-                        merge(self.records, decode_batch(json.loads(message.value)))
+                        versions, read = decode_batch(json.loads(message.value))
+                        merge(self.records, versions)
+                        for topic, offset in read.items():
+                            key = (topic, message.partition)
+                            self.read[key] = max(offset, self.read.get(key, -1))
                         batches += 1
         return batches
 
@@ -207,11 +213,16 @@ class Release:
     forced: bool = False
 
 
-def wait_for_workers(settings: HubSettings, timeout: float, poll: float = 0.5) -> None:
-    """Block until the workers' committed offsets reach today's ends of the agency topics."""
+def wait_for_workers(
+    settings: HubSettings, versions: VersionLog, timeout: float, poll: float = 0.5
+) -> None:
+    """Block until the changelog covers every event on the agency topics right now.
+
+    Each changelog batch says how far its partition's events are applied, so
+    this does not depend on when the workers commit their offsets.
+    """
     topics = [settings.case_topic(agency) for agency in settings.agencies]
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-    admin = admin_client(settings.bootstrap_servers, "hub-publisher")
     try:
         partitions = [
             TopicPartition(topic, p)
@@ -219,25 +230,23 @@ def wait_for_workers(settings: HubSettings, timeout: float, poll: float = 0.5) -
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout
-        while True:
-            group = settings.worker_app_id
-            committed = admin.list_group_offsets({group: None}).get(group, {})
-            behind = sum(
-                max(0, end - (committed[tp].offset if tp in committed else 0))
-                for tp, end in ends.items()
-            )
-            if behind == 0:
-                return
-            if time.monotonic() > deadline:
-                raise PublishError(
-                    f"the stream workers are {behind} events behind the agency topics after"
-                    f" {timeout:.0f} s; is `hub streams worker` running? Nothing was published."
-                )
-            time.sleep(poll)
     finally:
         consumer.close()
-        admin.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        versions.catch_up()
+        behind = sum(
+            max(0, end - versions.read.get((tp.topic, tp.partition), -1) - 1)
+            for tp, end in ends.items()
+        )
+        if behind == 0:
+            return
+        if time.monotonic() > deadline:
+            raise PublishError(
+                f"the stream workers are {behind} events behind the agency topics after"
+                f" {timeout:.0f} s; is `hub streams worker` running? Nothing was published."
+            )
+        time.sleep(poll)
 
 
 class Publisher:
@@ -344,8 +353,7 @@ class Publisher:
         raise ConfigError(f"the agreement has no publication that closes a {kind}")
 
     def _catch_up(self) -> None:
-        wait_for_workers(self.settings, self.worker_timeout)
-        self.versions.catch_up()
+        wait_for_workers(self.settings, self.versions, self.worker_timeout)
         self.trends.catch_up()
 
     def _released_periods(self, publication: str) -> set[Period]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from sys import intern
 from typing import Any, Literal, NamedTuple
 
 Kind = Literal["new", "duplicate", "stale", "correction", "withdrawal"]
@@ -50,28 +51,33 @@ class RecordVersion(NamedTuple):
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> RecordVersion:
-        """From a decoded case event (fastavro's dict)."""
+        """From a decoded case event (fastavro's dict).
+
+        Every value but the record key repeats across records (a child's
+        pseudonym, agency, date, codes...), so each is interned: a million
+        records then share one copy of each, not a million.
+        """
         subject = record.get("subject")
         occurred = record["occurred_on"]
         return cls(
             record_key=record["record_key"],
             version=int(record["record_version"]),
             live=record["event_type"] != "WITHDRAWN",
-            agency=record["agency_id"],
-            agency_type=record["agency_type"],
-            event_type=record["event_type"],
-            subject=subject["value"] if subject else None,
-            basis=str(subject["basis"]) if subject else "NONE",
-            occurred_on=occurred if isinstance(occurred, str) else occurred.isoformat(),
-            age_band=record["age_band"],
-            sex=record["sex"],
-            area=record["area_code"],
+            agency=_text(record["agency_id"]),
+            agency_type=_text(record["agency_type"]),
+            event_type=_text(record["event_type"]),
+            subject=_text(subject["value"]) if subject else None,
+            basis=_text(subject["basis"]) if subject else "NONE",
+            occurred_on=_text(occurred if isinstance(occurred, str) else occurred.isoformat()),
+            age_band=_text(record["age_band"]),
+            sex=_text(record["sex"]),
+            area=_text(record["area_code"]),
             threshold=record["threshold_level"],
-            vulnerabilities=tuple(sorted(record["vulnerabilities"])),
-            online=record["online_component"],
-            codes=tuple(sorted(set(record["online_risks"]))),
-            role=record["role"],
-            outcome=record["outcome"],
+            vulnerabilities=_shared(tuple(sorted(record["vulnerabilities"]))),
+            online=_text(record["online_component"]),
+            codes=_shared(tuple(sorted(set(record["online_risks"])))),
+            role=_text(record["role"]),
+            outcome=_text(record["outcome"]),
         )
 
     def to_json(self) -> list[Any]:
@@ -80,15 +86,31 @@ class RecordVersion(NamedTuple):
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RecordVersion:
-        values = list(data)
-        values[13] = tuple(values[13])
-        values[15] = tuple(values[15])
+        values: list[Any] = [intern(v) if isinstance(v, str) else v for v in data]
+        values[13] = _shared(tuple(values[13]))
+        values[15] = _shared(tuple(values[15]))
         return cls(*values)
 
     @property
     def month(self) -> str:
         """YYYY-MM of occurred_on."""
         return self.occurred_on[:7]
+
+
+def _text(value: Any) -> str:
+    """One shared copy of a repeated string (enum members become their value)."""
+    return intern(str(value))
+
+
+_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _shared(values: tuple[str, ...]) -> tuple[str, ...]:
+    """One shared copy of each distinct tuple of codes or flags (there are few)."""
+    held = _TUPLES.get(values)
+    if held is None:
+        held = _TUPLES[values] = tuple(_text(v) for v in values)
+    return held
 
 
 def supersedes(new: RecordVersion, held: RecordVersion | None) -> bool:
@@ -120,9 +142,14 @@ def merge(records: dict[str, RecordVersion], versions: Iterable[RecordVersion]) 
             records[version.record_key] = version
 
 
-def encode_batch(versions: Iterable[RecordVersion]) -> list[list[Any]]:
-    return [v.to_json() for v in versions]
+def encode_batch(
+    versions: Iterable[RecordVersion], read: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """One changelog message: changed versions, and per source topic the last offset
+    of the partition whose events the batch covers (replays included)."""
+    return {"versions": [v.to_json() for v in versions], "read": dict(read or {})}
 
 
-def decode_batch(data: Iterable[list[Any]]) -> list[RecordVersion]:
-    return [RecordVersion.from_json(item) for item in data]
+def decode_batch(data: Mapping[str, Any]) -> tuple[list[RecordVersion], dict[str, int]]:
+    versions = [RecordVersion.from_json(item) for item in data["versions"]]
+    return versions, {str(topic): int(offset) for topic, offset in data["read"].items()}

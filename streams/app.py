@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ class Pending:
 
     versions: list[RecordVersion] = field(default_factory=list)
     events: list[EventT[bytes]] = field(default_factory=list)
+    read: dict[str, int] = field(default_factory=dict)  # topic -> last offset in the batch
 
 
 def broker_url(bootstrap: str) -> str:
@@ -106,8 +107,9 @@ class Worker:
         self.pending: dict[int, Pending] = {}
         self.writer = uuid.uuid4().hex[:12]
         self.sequence = 0
+        self.topics = {settings.case_topic(agency) for agency in settings.agencies}
         source = app.topic(
-            *(settings.case_topic(agency) for agency in settings.agencies),
+            *sorted(self.topics),
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -130,11 +132,13 @@ class Worker:
         batch = self.pending.pop(partition, None)
         if batch is None:
             return
-        if batch.versions:
+        if batch.events:
+            # Written even when nothing changed (only replays): it records how far
+            # the partition's events are applied, which the publisher waits for.
             self.sequence += 1
             await self.table.changelog_topic.send(
                 key=f"{partition}:{self.writer}:{self.sequence}",
-                value=encode_batch(batch.versions),
+                value=encode_batch(batch.versions, batch.read),
                 partition=partition,
             )
             self.metrics.batches.inc()
@@ -147,7 +151,9 @@ class Worker:
 
     async def recovered(self) -> None:
         """After recovery: rebuild the partitions this worker now owns and lacks."""
-        actives = {tp.partition for tp in self.app.assignor.assigned_actives()}
+        actives = {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics
+        }
         for partition in [p for p in self.pending if p not in actives]:
             del self.pending[partition]  # unacknowledged: their events go to the new owner
         self.state.keep_only(actives)
@@ -160,7 +166,7 @@ class Worker:
         for partition in missing:
             partition_state = self.state.partition(partition)
             for value in batches.get(partition, ()):
-                partition_state.merge(decode_batch(value))
+                partition_state.merge(decode_batch(value)[0])
         log.info("record versions recovered for partitions %s", sorted(missing))
 
     async def revoked(self, sender: AppT, revoked: set[TP], **_: Any) -> None:
@@ -170,7 +176,9 @@ class Worker:
             await self.flush(partition)
             self.state.partitions.pop(partition, None)
 
-    async def process(self, stream: StreamT[bytes]) -> AsyncIterator[None]:
+    async def process(self, stream: StreamT[bytes]) -> None:
+        # A coroutine, not a generator: nothing is yielded per event, so Faust has no
+        # per-event result to handle.
         event: EventT[bytes]
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             message = event.message
@@ -181,6 +189,7 @@ class Worker:
             if batch is None:
                 batch = self.pending[partition] = Pending()
             batch.events.append(event)
+            batch.read[message.topic] = message.offset
             version = self.version_of(event)
             if version is not None:
                 kind = self.state.partition(partition).apply(version)
@@ -189,7 +198,6 @@ class Worker:
                     batch.versions.append(version)
             if len(batch.events) >= self.batch_size:
                 await self.flush(partition)
-            yield None
 
     def version_of(self, event: EventT[bytes]) -> RecordVersion | None:
         message = event.message
