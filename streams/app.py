@@ -180,7 +180,10 @@ class Worker:
         # A coroutine, not a generator: nothing is yielded per event, so Faust has no
         # per-event result to handle.
         event: EventT[bytes]
-        async for event in stream.noack().events():  # type: ignore[attr-defined]
+        # Acknowledged by flush(), after the batch is on the changelog. Set on this
+        # stream rather than through noack(), which chains a second stream per event.
+        stream.enable_acks = False
+        async for event in stream.events():
             message = event.message
             self.metrics.consumed.inc()
             self.positions[message.tp] = message.offset
