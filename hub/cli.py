@@ -474,6 +474,26 @@ def publish(
 
 
 @main.command()
+@click.argument("topic", required=False)
+@click.option("--from", "since", default=None, help="First period: 2026-01 or 2026Q1.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option("--follow", is_flag=True, help="Keep printing new publications until Ctrl-C.")
+@click.pass_obj
+@_friendly
+def subscribe(
+    settings: HubSettings, topic: str | None, since: str | None, fmt: str, follow: bool
+) -> None:
+    """Print the published trend cells (latest revision of each; TOPIC defaults to
+    partnership.trends.v1). Suppressed cells have an empty count and suppressed=True."""
+    from hub.subscribe import subscribe as run_subscribe
+
+    printed = run_subscribe(settings, topic, since, fmt, follow)
+    click.echo(f"{printed} published cells", err=True)
+
+
+@main.command()
 @click.pass_obj
 @_friendly
 def demo(settings: HubSettings) -> None:

@@ -28,6 +28,7 @@ from adapters.runner import adapter_run
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.broker import Broker
 from hub.errors import HubError
+from hub.prometheus import INSTALL, Prometheus, prometheus_binary
 from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
@@ -103,6 +104,7 @@ def run_demo(base: HubSettings) -> None:
     broker = Broker(settings)
     started_broker = broker.pid() is None
     processes: list[subprocess.Popen[bytes]] = []
+    prometheus: Prometheus | None = None
     url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     trends_url = f"http://{settings.metrics_host}:{settings.publisher_metrics_port}/metrics"
     try:
@@ -122,13 +124,19 @@ def run_demo(base: HubSettings) -> None:
         processes.append(publisher)
         wait_for_metrics(trends_url, publisher, "publisher")
         _show_trends(trends_url)
+        prometheus = _start_prometheus(settings)
         print(
             f"\nThe hub is running. Worker metrics: {url}\n"
             f"  curl -s {url} | grep hub_events_by_risk_code   (events per online-risk code)\n"
             "  hub_events_counted, hub_duplicates_dropped_total: records, replays dropped\n"
             f"Published trends (after disclosure control): {trends_url}\n"
             f"  curl -s {trends_url} | grep 'hub_trend_count{{.*risk_code'\n"
-            "A new small batch is published every 20 s. Ctrl-C stops everything.\n",
+            + (
+                f"Prometheus (scraping both, with the recording rules): {prometheus.url}\n"
+                if prometheus
+                else ""
+            )
+            + "A new small batch is published every 20 s. Ctrl-C stops everything.\n",
             flush=True,
         )
         batch = int(time.time())
@@ -141,6 +149,8 @@ def run_demo(base: HubSettings) -> None:
         print("\nstopping ...", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if prometheus is not None:
+            prometheus.stop()
         for proc in reversed(processes):
             stop_process(proc)
         if processes:
@@ -216,3 +226,17 @@ def _show_trends(url: str, timeout: float = 120.0) -> None:
             }
             publication, measure = labels["publication"], labels["measure"]
             print(f"      {publication:<16} {measure:<30} {int(value):>6}", flush=True)
+
+
+def _start_prometheus(settings: HubSettings) -> Prometheus | None:
+    """Debian's Prometheus on the shipped configuration, when it is installed."""
+    if prometheus_binary() is None:
+        print(f"      Prometheus is not installed, so not started ({INSTALL})", flush=True)
+        return None
+    prometheus = Prometheus(settings, DEMO_DIR / "prometheus", settings.prometheus_port)
+    try:
+        prometheus.start()
+    except HubError as exc:
+        print(f"      Prometheus did not start: {exc}", flush=True)
+        return None
+    return prometheus

@@ -129,6 +129,9 @@ class HubSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
+    prometheus_port: int = Field(
+        default=9090, description="HUB_PROMETHEUS_PORT: the demo's Prometheus (web UI and API)."
+    )
     publisher_metrics_port: int = Field(
         default=9465,
         description="HUB_PUBLISHER_METRICS_PORT: the publisher's /metrics (published trends).",

@@ -68,6 +68,7 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
             "controller_port": free_port(),
             "metrics_port": free_port(),
             "publisher_metrics_port": free_port(),
+            "prometheus_port": free_port(),
             "topic_namespace": f"demo{tmp_path.name[-6:]}.",
         }
     )
@@ -92,6 +93,7 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
             settings.controller_port,
             settings.metrics_port,
             settings.publisher_metrics_port,
+            settings.prometheus_port,
         ):
             assert port_is_free("127.0.0.1", port)
     # The second run republished the first run's exports: the outbox knew every event.

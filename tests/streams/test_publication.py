@@ -3,6 +3,8 @@ those computed once from the records sent, with and without workers SIGKILLed.""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -143,6 +145,22 @@ def test_published_cells_and_revisions_match_ground_truth(
         for publication, period in (("monthly", SEP), ("monthly", OCT), ("board-quarterly", Q3)):
             assert_period(published, publication, period, scenario, agreement, revision=0)
         q3_before = published.period("board-quarterly", Q3)
+
+        # What an analyst sees: the same cells, suppressed ones marked, not zero.
+        listed = hub(settings, "subscribe", "--from", "2026-10", "--format", "csv")
+        assert listed.returncode == 0, listed.stderr
+        rows = list(csv.DictReader(io.StringIO(listed.stdout)))
+        october = published.period("monthly", OCT)
+        assert len(rows) == len(october)
+        for row in rows:
+            assert row["period_start"] == "2026-10-01"
+            assert (row["count"] == "") == (row["suppressed"] == "True")
+            assert row["count"] == "" or not 1 <= int(row["count"]) <= 7
+        by_cell = {(r["measure"], r["dimension"], r["value"]): r["count"] for r in rows}
+        for snapshot in october.values():
+            cell = (snapshot["measure"], snapshot["dimension"], snapshot["value"])
+            count = snapshot["count"]
+            assert by_cell[cell] == ("" if count is None else str(count))
 
         # Late and corrected data after the publication.
         send(settings, late_data(scenario, first), scenario.rnd, replay=0.2)

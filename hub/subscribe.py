@@ -1,0 +1,193 @@
+"""What analysts read: the published trend cells from ``partnership.trends.v1``.
+
+``hub subscribe`` and the small Python API below read the trends topic (never
+a case topic), keep the latest revision of every cell, and give rows an
+analyst can load anywhere::
+
+    from hub.settings import HubSettings
+    from hub.subscribe import published_rows
+
+    rows = published_rows(HubSettings(), since="2026-01")
+    # [{'publication': 'monthly', 'period_start': '2026-01-01', 'period_end': ...,
+    #   'measure': 'events', 'dimension': 'risk_code', 'value': 'GROOMING',
+    #   'count': 35, 'suppressed': False, 'revision': 0, 'published_at': ...}, ...]
+
+A suppressed cell has ``count`` None (empty in CSV) and ``suppressed`` True:
+it is withheld, not zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any, TextIO
+
+from kafka import KafkaConsumer, TopicPartition
+
+from hub.codec import Codec
+from hub.errors import BrokerError, ConfigError, HubError
+from hub.settings import HubSettings
+
+COLUMNS = (
+    "publication",
+    "period_start",
+    "period_end",
+    "measure",
+    "dimension",
+    "value",
+    "count",
+    "suppressed",
+    "revision",
+    "published_at",
+)
+
+
+def parse_since(text: str | None) -> date | None:
+    """'2026-01' or '2026Q1' or '2026-01-15' -> the first day it names."""
+    if text is None:
+        return None
+    value = text.strip().upper()
+    try:
+        if "Q" in value:
+            year, quarter = value.split("Q")
+            return date(int(year.rstrip("-")), 3 * int(quarter) - 2, 1)
+        parts = [int(p) for p in value.split("-")]
+        return date(parts[0], parts[1], parts[2] if len(parts) > 2 else 1)
+    except (ValueError, IndexError):
+        raise ConfigError(
+            f"--from {text!r} is not a month (2026-01), a quarter (2026Q1) or a date"
+        ) from None
+
+
+def _row(snapshot: dict[str, Any]) -> dict[str, Any]:
+    row = {name: snapshot[name] for name in COLUMNS}
+    row["period_start"] = snapshot["period_start"].isoformat()
+    row["period_end"] = snapshot["period_end"].isoformat()
+    row["published_at"] = snapshot["published_at"].isoformat()
+    return row
+
+
+def _rows(cells: Iterable[dict[str, Any]], first: date | None) -> list[dict[str, Any]]:
+    rows = [_row(s) for s in cells if first is None or s["period_start"] >= first]
+    return sorted(
+        rows,
+        key=lambda r: (
+            r["publication"],
+            r["period_start"],
+            r["measure"],
+            r["dimension"],
+            r["value"],
+        ),
+    )
+
+
+class TrendReader:
+    """Reads the trends topic from the beginning; `follow` keeps reading."""
+
+    def __init__(self, settings: HubSettings, topic: str | None = None) -> None:
+        self.topic = topic or settings.trends_topic
+        self.codec = Codec("trend_snapshot")
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id="hub-subscribe",
+                enable_auto_commit=False,
+            )
+        except Exception as exc:
+            raise BrokerError(
+                f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); is HUB_BOOTSTRAP"
+                " right?"
+            ) from exc
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            self._consumer.close()
+            raise HubError(
+                f"no topic {self.topic}: nothing has been published on this hub yet, or"
+                " HUB_TOPIC_NAMESPACE / the topic name is wrong"
+            )
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def _messages(self, timeout_ms: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        for messages in self._consumer.poll(timeout_ms=timeout_ms).values():
+            for message in messages:
+                if message.value is not None:
+                    yield message.key, self.codec.decode(message.value)
+
+    def latest(self) -> dict[bytes, dict[str, Any]]:
+        """Every cell's latest revision, as published so far."""
+        ends = self._consumer.end_offsets(self._partitions)
+        cells: dict[bytes, dict[str, Any]] = {}
+        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
+            for key, snapshot in self._messages(500):
+                held = cells.get(key)
+                if held is None or snapshot["revision"] >= held["revision"]:
+                    cells[key] = snapshot
+        return cells
+
+    def follow(self) -> Iterator[dict[str, Any]]:
+        """New publications as they arrive (after `latest`), until interrupted."""
+        while True:
+            for _, snapshot in self._messages(1000):
+                yield snapshot
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def published_rows(
+    settings: HubSettings, since: str | date | None = None, topic: str | None = None
+) -> list[dict[str, Any]]:
+    """The latest revision of every published cell, periods from `since` on, sorted."""
+    first = parse_since(since) if isinstance(since, str) else since
+    reader = TrendReader(settings, topic)
+    try:
+        cells = reader.latest()
+    finally:
+        reader.close()
+    return _rows(cells.values(), first)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, header: bool) -> None:
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        if header:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "count": "" if row["count"] is None else row["count"]})
+    else:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+    out.flush()
+
+
+def subscribe(
+    settings: HubSettings,
+    topic: str | None,
+    since: str | None,
+    fmt: str,
+    follow: bool,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Print the published cells; with `follow`, keep printing new ones. Rows printed."""
+    first = parse_since(since)
+    reader = TrendReader(settings, topic)
+    printed = 0
+    try:
+        rows = _rows(reader.latest().values(), first)
+        write_rows(rows, fmt, out, header=True)
+        printed = len(rows)
+        if follow:
+            for snapshot in reader.follow():
+                if first is None or snapshot["period_start"] >= first:
+                    write_rows([_row(snapshot)], fmt, out, header=False)
+                    printed += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
+    return printed

@@ -1,0 +1,75 @@
+"""Debian's Prometheus, with the shipped configuration and recording rules, scraping a
+real worker: every rule returns data, and the sums equal what the worker counted."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+
+from hub.prometheus import Prometheus, recording_rules, render_config
+from hub.settings import HubSettings
+from tests.conftest import WorkerProcess, free_port
+from tests.streams.scenario import Scenario, send
+
+
+def wait_for(prometheus: Prometheus, expression: str, timeout: float = 60) -> list[dict]:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = prometheus.query(expression)
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"{expression} returned nothing for {timeout} s")
+
+
+def test_config_points_at_this_hubs_ports(topics: HubSettings) -> None:
+    config = render_config(topics, interval="1s")
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {
+        "hub-worker": [f"127.0.0.1:{topics.metrics_port}"],
+        "hub-publisher": [f"127.0.0.1:{topics.publisher_metrics_port}"],
+    }
+    assert all(Path(f).is_file() for f in config["rule_files"])
+
+
+def test_prometheus_scrapes_the_worker_and_every_rule_records(
+    topics: HubSettings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    scenario = Scenario.create(topics.agencies, children=100, seed=3)
+    first = scenario.new_records(600, date(2026, 9, 1), date(2026, 10, 31))
+    scenario.withdrawals(30, first)
+    send(topics, list(scenario.events), scenario.rnd, replay=0.1)
+    live = [r for r in scenario.truth() if r.live]
+    worker.start()
+    deadline = time.monotonic() + 120
+    while worker.metrics().get("hub_events_counted", 0) < len(live):
+        assert time.monotonic() < deadline, worker.metrics()
+        time.sleep(0.2)
+    samples = worker.metrics()
+
+    prometheus = Prometheus(topics, tmp_path / "prometheus", free_port(), interval="1s")
+    prometheus.start()
+    try:
+        up = wait_for(prometheus, 'up{job="hub-worker"} == 1')
+        assert len(up) == 1
+        for rule in recording_rules():
+            assert wait_for(prometheus, rule["record"]), rule
+        counted = prometheus.query("hub:records_counted:sum")
+        assert float(counted[0]["value"][1]) == len(live) == samples["hub_events_counted"]
+        by_code = {
+            r["metric"]["risk_code"]: float(r["value"][1])
+            for r in prometheus.query("hub:records_by_risk_code:sum")
+        }
+        expected = {
+            k.split('"')[1]: v
+            for k, v in samples.items()
+            if k.startswith("hub_events_by_risk_code{")
+        }
+        assert by_code == expected and sum(by_code.values()) > 0
+        submitted = prometheus.query("hub:agency_submitted_for_period:max")
+        assert {r["metric"]["agency"] for r in submitted} >= set(topics.agencies)
+    finally:
+        prometheus.stop()
