@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.agreement import Agreement
-from hub.errors import HubError
+from hub.errors import HubError, PublishError
 from hub.publish import Publisher, Release, TrendsLog
 from hub.settings import HubSettings
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def _midnight(day: date) -> float:
-    return datetime.combine(day, time(), UTC).timestamp()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
 class TrendsCollector(Collector):
@@ -176,9 +177,24 @@ class Scheduler:
                 self.run_at(moment)
 
 
+def _connect(settings: HubSettings, agreement: Agreement) -> Publisher:
+    """The publisher, once a stream worker has created its changelog (waits until then)."""
+    said = 0.0
+    while True:
+        try:
+            return Publisher(settings, agreement)
+        except PublishError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            if time.monotonic() - said > 30:
+                print(f"waiting: {exc}", flush=True)
+                said = time.monotonic()
+            time.sleep(2)
+
+
 def run_publisher(settings: HubSettings, agreement: Agreement) -> None:
     registry = CollectorRegistry()
-    publisher = Publisher(settings, agreement)
+    publisher = _connect(settings, agreement)
     try:
         scheduler = Scheduler(publisher, registry)
         try:

@@ -3,14 +3,20 @@ real worker: every rule returns data, and the sums equal what the worker counted
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+from hub.agreement import load_agreement
 from hub.prometheus import Prometheus, recording_rules, render_config
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, free_port
+from tests.conftest import WorkerProcess, free_port, settings_env
 from tests.streams.scenario import Scenario, send
+from tests.test_grafana import panel_queries
 
 
 def wait_for(prometheus: Prometheus, expression: str, timeout: float = 60) -> list[dict]:  # type: ignore[type-arg]
@@ -73,3 +79,48 @@ def test_prometheus_scrapes_the_worker_and_every_rule_records(
         assert {r["metric"]["agency"] for r in submitted} >= set(topics.agencies)
     finally:
         prometheus.stop()
+
+
+def test_every_dashboard_query_returns_data(
+    topics: HubSettings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """The hub has published (the publisher releases the periods the timetable has
+    closed by today); Prometheus scrapes worker and publisher; every panel's PromQL
+    returns series."""
+    settings = topics.model_copy(update={"publisher_metrics_port": free_port()})
+    agreement = load_agreement(settings.agreement)
+    now = datetime.now(UTC)
+    month = agreement.closed_period("monthly", agreement.previous_publication("monthly", now))
+    quarter = agreement.closed_period(
+        "board-quarterly", agreement.previous_publication("board-quarterly", now)
+    )
+    scenario = Scenario.create(settings.agencies, children=400, seed=9)
+    scenario.new_records(3000, *month)
+    scenario.new_records(3, *month, area="E05000099")  # a small area: suppressed
+    scenario.new_records(1500, *quarter)
+    send(settings, list(scenario.events), scenario.rnd, replay=0.05)
+    worker.start()
+    with (tmp_path / "publisher.log").open("wb") as log:
+        publisher = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "streams", "publisher"],
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    prometheus = Prometheus(settings, tmp_path / "prometheus", free_port(), interval="1s")
+    try:
+        prometheus.start()
+        wait_for(prometheus, 'up{job="hub-publisher"} == 1', timeout=120)
+        wait_for(prometheus, 'hub_trend_revision{publication="monthly"}', timeout=180)
+        for dashboard, title, expression in panel_queries():
+            result = wait_for(prometheus, expression, timeout=60)
+            assert result, (dashboard, title)
+        # The published counts Prometheus holds are never in 1..7.
+        for series in prometheus.query("hub_trend_count"):
+            value = float(series["value"][1])
+            assert value == 0 or value > 7, series
+    finally:
+        prometheus.stop()
+        os.killpg(publisher.pid, signal.SIGTERM)
+        publisher.wait(30)

@@ -94,14 +94,26 @@ class Scenario:
     def _day(self, first: date, last: date) -> date:
         return first + timedelta(days=self.rnd.randint(0, (last - first).days))
 
-    def new_records(self, count: int, first: date, last: date) -> list[CaseEvent]:
+    def new_records(
+        self, count: int, first: date, last: date, area: str | None = None
+    ) -> list[CaseEvent]:
         """`count` first versions, children drawn from the shared pool (so known to several
-        agencies), 1 in 20 without a linkable subject."""
+        agencies), 1 in 20 without a linkable subject. With `area`, all in that area with
+        an online component (a small area: its cells get suppressed)."""
         made = []
         for _ in range(count):
             agency = self.rnd.choice(self.agencies)
             subject = None if self.rnd.random() < 0.05 else self.rnd.choice(self.children)
-            made.append(self._event(agency, hexid(self.rnd), 1, self._day(first, last), subject))
+            event = self._event(agency, hexid(self.rnd), 1, self._day(first, last), subject)
+            if area is not None:
+                event = event.model_copy(
+                    update={
+                        "area_code": area,
+                        "online_component": OnlineComponent.YES,
+                        "online_risks": event.online_risks or (CODES[0],),
+                    }
+                )
+            made.append(event)
         return self._keep(made)
 
     def corrections(self, count: int, among: list[CaseEvent]) -> list[CaseEvent]:

@@ -1,0 +1,61 @@
+"""The Grafana provisioning and dashboards: structure, datasource references, and every
+panel has a title and a query (the queries run against Prometheus in test_prometheus)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GRAFANA = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(GRAFANA.glob("dashboards/*.json"))}
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL) for every target of every panel."""
+    return [
+        (name, panel["title"], target["expr"])
+        for name, board in dashboards().items()
+        for panel in board["panels"]
+        for target in panel["targets"]
+    ]
+
+
+def test_datasource_and_dashboard_provisioning() -> None:
+    datasources = yaml.safe_load((GRAFANA / "provisioning/datasources/hub.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["uid"] == "hub-prometheus"
+    assert source["url"].endswith(":9090")
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/hub.yml").read_text())
+    assert providers["providers"][0]["type"] == "file"
+
+
+def test_two_dashboards_every_panel_titled_with_a_query_on_the_hub_datasource() -> None:
+    boards = dashboards()
+    assert {b["title"] for b in boards.values()} == {"Board: online risk", "Operations"}
+    assert len({b["uid"] for b in boards.values()}) == 2
+    for board in boards.values():
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), board["title"]
+        for panel in board["panels"]:
+            assert panel["title"].strip(), panel
+            assert panel["datasource"] == {"type": "prometheus", "uid": "hub-prometheus"}
+            assert panel["targets"], panel["title"]
+            for target in panel["targets"]:
+                assert target["expr"].strip(), panel["title"]
+                assert target["datasource"]["uid"] == "hub-prometheus"
+            assert set(panel["gridPos"]) == {"x", "y", "w", "h"}
+
+
+def test_board_shows_suppressed_cells_as_suppressed_not_zero() -> None:
+    board = dashboards()["board"]
+    titles = {p["title"]: p for p in board["panels"]}
+    suppressed = titles["Suppressed cells (latest month)"]
+    assert "hub_trend_suppressed" in suppressed["targets"][0]["expr"]
+    for panel in board["panels"]:
+        assert panel["fieldConfig"]["defaults"]["noValue"] != "0"
