@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Iterator
+from typing import Any
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, RetriableError
 
-from hub.errors import BrokerError
+from hub.errors import BrokerError, HubError
 
 _UNREACHABLE = (RetriableError, OSError)
 
@@ -62,3 +64,47 @@ def admin_client(bootstrap: str, client_id: str) -> KafkaAdminClient:
             f"cannot reach Kafka at {bootstrap} ({exc}); is it running?"
             " `hub broker start` starts the local one, HUB_BOOTSTRAP points elsewhere."
         ) from exc
+
+
+class TopicReader:
+    """Every partition of one topic, read from its beginning, without a consumer group.
+
+    Raises `missing` (an error naming what to do) when the topic does not exist.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, client_id: str, missing: HubError, **config: Any
+    ) -> None:
+        self.topic = topic
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                enable_auto_commit=False,
+                **config,
+            )
+        except KafkaError as exc:
+            raise BrokerError(
+                f"cannot reach Kafka at {bootstrap} ({exc}); is HUB_BOOTSTRAP right?"
+            ) from exc
+        partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
+            self._consumer.close()
+            raise missing
+        self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def poll(self, timeout_ms: int) -> Iterator[Any]:
+        """The messages one poll returns (possibly none)."""
+        for messages in self._consumer.poll(timeout_ms=timeout_ms).values():
+            yield from messages
+
+    def read_to_end(self) -> Iterator[Any]:
+        """Every message up to the end offsets as they are now."""
+        ends = self._consumer.end_offsets(self._partitions)
+        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
+            yield from self.poll(500)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -45,6 +45,7 @@ from hub.agreement import Agreement, Schedule
 from hub.codec import Codec
 from hub.disclosure import DisclosureRule
 from hub.errors import BrokerError, ConfigError, PublishError
+from hub.kafka import TopicReader
 from hub.models import TrendSnapshot
 from hub.records import RecordVersion, decode_batch, merge
 from hub.settings import HubSettings
@@ -109,42 +110,33 @@ class VersionLog:
         self.records: dict[str, RecordVersion] = {}
         #: (agency topic, partition) -> the last offset the workers have applied.
         self.read: dict[tuple[str, int], int] = {}
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id="hub-publisher",
-            enable_auto_commit=False,
+        self._reader = TopicReader(
+            settings.bootstrap_servers,
+            self.topic,
+            "hub-publisher",
+            PublishError(
+                f"topic {self.topic} does not exist: no stream worker has run for this hub"
+                " (start one with `hub streams worker`)"
+            ),
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
         )
-        partitions = self._consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            self._consumer.close()
-            raise PublishError(
-                f"topic {self.topic} does not exist: no stream worker has run for this hub"
-                " (start one with `hub streams worker`)"
-            )
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
 
     def catch_up(self) -> int:
         """Read to the current end of the changelog; the number of batches read."""
-        ends = self._consumer.end_offsets(self._partitions)
         batches = 0
-        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
-            for messages in self._consumer.poll(timeout_ms=500).values():
-                for message in messages:
-                    if message.value is not None:
-                        versions, read = decode_batch(json.loads(message.value))
-                        merge(self.records, versions)
-                        for topic, offset in read.items():
-                            key = (topic, message.partition)
-                            self.read[key] = max(offset, self.read.get(key, -1))
-                        batches += 1
+        for message in self._reader.read_to_end():
+            if message.value is not None:
+                versions, read = decode_batch(json.loads(message.value))
+                merge(self.records, versions)
+                for topic, offset in read.items():
+                    key = (topic, message.partition)
+                    self.read[key] = max(offset, self.read.get(key, -1))
+                batches += 1
         return batches
 
     def close(self) -> None:
-        self._consumer.close()
+        self._reader.close()
 
 
 @dataclass
@@ -164,26 +156,17 @@ class TrendsLog:
         self.codec = Codec("trend_snapshot")
         self.periods: dict[tuple[str, date], PublishedPeriod] = {}
         self.snapshots: dict[bytes, dict[str, Any]] = {}
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id="hub-publisher-trends",
-            enable_auto_commit=False,
+        self._reader = TopicReader(
+            settings.bootstrap_servers,
+            self.topic,
+            "hub-publisher-trends",
+            PublishError(f"topic {self.topic} does not exist: run `hub topics apply`"),
         )
-        partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        if not partitions:
-            self._consumer.close()
-            raise PublishError(f"topic {self.topic} does not exist: run `hub topics apply`")
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
 
     def catch_up(self) -> None:
-        ends = self._consumer.end_offsets(self._partitions)
-        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
-            for messages in self._consumer.poll(timeout_ms=500).values():
-                for message in messages:
-                    if message.value is not None:
-                        self.add(message.key, self.codec.decode(message.value))
+        for message in self._reader.read_to_end():
+            if message.value is not None:
+                self.add(message.key, self.codec.decode(message.value))
 
     def add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
         self.snapshots[key] = dict(snapshot)
@@ -197,7 +180,7 @@ class TrendsLog:
             held.cells[cell] = (snapshot["count"], snapshot["suppressed"])
 
     def close(self) -> None:
-        self._consumer.close()
+        self._reader.close()
 
 
 @dataclass(frozen=True)

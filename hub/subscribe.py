@@ -25,10 +25,9 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any, TextIO
 
-from kafka import KafkaConsumer, TopicPartition
-
 from hub.codec import Codec
-from hub.errors import BrokerError, ConfigError, HubError
+from hub.errors import ConfigError, HubError
+from hub.kafka import TopicReader
 from hub.settings import HubSettings
 
 COLUMNS = (
@@ -90,53 +89,38 @@ class TrendReader:
     def __init__(self, settings: HubSettings, topic: str | None = None) -> None:
         self.topic = topic or settings.trends_topic
         self.codec = Codec("trend_snapshot")
-        try:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id="hub-subscribe",
-                enable_auto_commit=False,
-            )
-        except Exception as exc:
-            raise BrokerError(
-                f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); is HUB_BOOTSTRAP"
-                " right?"
-            ) from exc
-        partitions = self._consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            self._consumer.close()
-            raise HubError(
+        self._reader = TopicReader(
+            settings.bootstrap_servers,
+            self.topic,
+            "hub-subscribe",
+            HubError(
                 f"no topic {self.topic}: nothing has been published on this hub yet, or"
                 " HUB_TOPIC_NAMESPACE / the topic name is wrong"
-            )
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
+            ),
+        )
 
-    def _messages(self, timeout_ms: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
-        for messages in self._consumer.poll(timeout_ms=timeout_ms).values():
-            for message in messages:
-                if message.value is not None:
-                    yield message.key, self.codec.decode(message.value)
+    def _decoded(self, messages: Iterable[Any]) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        for message in messages:
+            if message.value is not None:
+                yield message.key, self.codec.decode(message.value)
 
     def latest(self) -> dict[bytes, dict[str, Any]]:
         """Every cell's latest revision, as published so far."""
-        ends = self._consumer.end_offsets(self._partitions)
         cells: dict[bytes, dict[str, Any]] = {}
-        while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
-            for key, snapshot in self._messages(500):
-                held = cells.get(key)
-                if held is None or snapshot["revision"] >= held["revision"]:
-                    cells[key] = snapshot
+        for key, snapshot in self._decoded(self._reader.read_to_end()):
+            held = cells.get(key)
+            if held is None or snapshot["revision"] >= held["revision"]:
+                cells[key] = snapshot
         return cells
 
     def follow(self) -> Iterator[dict[str, Any]]:
         """New publications as they arrive (after `latest`), until interrupted."""
         while True:
-            for _, snapshot in self._messages(1000):
+            for _, snapshot in self._decoded(self._reader.poll(1000)):
                 yield snapshot
 
     def close(self) -> None:
-        self._consumer.close()
+        self._reader.close()
 
 
 def published_rows(
