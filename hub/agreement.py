@@ -191,7 +191,7 @@ class Agreement(_Frozen):
     def closed_period(self, schedule_name: str, at: datetime) -> tuple[date, date]:
         """The period (inclusive start, end) that this schedule's publication at `at` closes."""
         schedule = self.schedule(schedule_name)
-        local = _aware(at).astimezone(self.zone_of(schedule)).date()
+        local = aware(at).astimezone(self.zone_of(schedule)).date()
         first = local.replace(day=1)
         if schedule.closes == "quarter":
             first = first.replace(month=3 * ((first.month - 1) // 3) + 1)
@@ -231,7 +231,7 @@ def previous_local(cron: str, zone: ZoneInfo, at: datetime) -> datetime:
     after 01:30 BST), so the walk starts a day ahead and looks a day past the first
     match for a later one.
     """
-    instant = _aware(at).astimezone(UTC)
+    instant = aware(at).astimezone(UTC)
     walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None) + _SLACK)
     while True:
         wall: datetime = walker.get_prev(datetime)
@@ -253,7 +253,7 @@ def following_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
     when `after` lies between the gap and the shifted time); a repeated one is
     the first.
     """
-    instant = _aware(after).astimezone(UTC)
+    instant = aware(after).astimezone(UTC)
     walker = croniter(cron, instant.astimezone(zone).replace(tzinfo=None) - _SLACK)
     while True:
         wall: datetime = walker.get_next(datetime)
@@ -268,7 +268,8 @@ def following_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
     return best.astimezone(zone)
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
+    """`moment`, or a ValueError when it has no timezone."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} has no timezone; pass an aware datetime")
     return moment

@@ -31,6 +31,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from hub.disclosure import DisclosureRule
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka import TopicReader
 from hub.models import TrendSnapshot
-from hub.records import RecordVersion, decode_batch, merge
+from hub.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, merge
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ Period = tuple[date, date]
 
 def changelog_topic(settings: HubSettings) -> str:
     """The workers' record-versions changelog (Faust names it after app id and table)."""
-    return f"{settings.worker_app_id}-record-versions-changelog"
+    return f"{settings.worker_app_id}-{RECORD_VERSIONS_TABLE}-changelog"
 
 
 def parse_period(text: str) -> tuple[str, Period]:
@@ -156,6 +157,8 @@ class TrendsLog:
         self.codec = Codec("trend_snapshot")
         self.periods: dict[tuple[str, date], PublishedPeriod] = {}
         self.snapshots: dict[bytes, dict[str, Any]] = {}
+        #: Held while a snapshot is added; the metrics thread copies under it.
+        self.lock = threading.Lock()
         self._reader = TopicReader(
             settings.bootstrap_servers,
             self.topic,
@@ -169,6 +172,10 @@ class TrendsLog:
                 self.add(message.key, self.codec.decode(message.value))
 
     def add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
+        with self.lock:
+            self._add(key, snapshot)
+
+    def _add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
         self.snapshots[key] = dict(snapshot)
         period_key = (snapshot["publication"], snapshot["period_start"])
         held = self.periods.get(period_key)
@@ -252,7 +259,6 @@ class Publisher:
         self.codec = Codec("trend_snapshot")
         self.versions = VersionLog(settings)
         self.trends = TrendsLog(settings)
-        self.last_run: dict[str, datetime] = {}
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap_servers,

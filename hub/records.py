@@ -24,6 +24,9 @@ from collections.abc import Iterable, Mapping
 from sys import intern
 from typing import Any, Literal, NamedTuple
 
+#: The stream workers' Faust table whose changelog holds the batches of versions.
+RECORD_VERSIONS_TABLE = "record-versions"
+
 Kind = Literal["new", "duplicate", "stale", "correction", "withdrawal"]
 
 

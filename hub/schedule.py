@@ -52,7 +52,6 @@ class TrendsCollector(Collector):
         self.trends = trends
         self.agreement = agreement
         self.now = now
-        self.lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         labels = ["publication", "measure", "dimension", "value"]
@@ -87,7 +86,7 @@ class TrendsCollector(Collector):
             "The publication's next scheduled time.",
             labels=["publication"],
         )
-        with self.lock:
+        with self.trends.lock:
             periods = dict(self.trends.periods)
             snapshots = list(self.trends.snapshots.values())
         now = self.now()
@@ -144,8 +143,7 @@ class Scheduler:
 
     def run_at(self, moment: datetime) -> list[Release]:
         try:
-            with self.collector.lock:
-                releases = self.publisher.run_due(moment)
+            releases = self.publisher.run_due(moment)
         except HubError as exc:
             log.error("publication at %s failed: %s", moment.isoformat(), exc)
             for schedule in self.agreement.publication:

@@ -37,19 +37,12 @@ from faust.types import TP, AppT, EventT, StreamT
 
 from hub.codec import Codec
 from hub.errors import CodecError
-from hub.records import RecordVersion, decode_batch, encode_batch
+from hub.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, encode_batch
 from hub.settings import HubSettings
 from streams.metrics import WorkerMetrics
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
-
-TABLE = "record-versions"
-
-
-def changelog_topic(settings: HubSettings) -> str:
-    """The changelog topic Faust names for the record-versions table."""
-    return f"{settings.worker_app_id}-{TABLE}-changelog"
 
 
 @dataclass
@@ -117,7 +110,7 @@ class Worker:
         )
         # Values are batches of record versions, keyed "<partition>:<writer>:<sequence>".
         self.table = app.Table(
-            TABLE,
+            RECORD_VERSIONS_TABLE,
             default=None,
             partitions=settings.case_partitions,
             key_type=str,

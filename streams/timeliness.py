@@ -64,7 +64,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.agreement import Agreement, following_local, previous_local
+from hub.agreement import Agreement, aware, following_local, previous_local
 
 # Kafka stamps -1 when a message has no timestamp; ignore that and absurd values.
 _LAST_USABLE = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
@@ -72,12 +72,6 @@ _LAST_USABLE = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{moment.isoformat()} has no timezone; pass an aware datetime")
-    return moment
 
 
 # Wall time maps to instants out of order only near a change of UTC offset (an hour
@@ -167,11 +161,11 @@ class Timeliness:
     def status(self, agency: str) -> AgencyStatus:
         """`agency`'s timeliness now; raises ConfigError for an agency not in the agreement."""
         self._agreement.partner(agency)
-        return self._status(agency, _aware(self._now()))
+        return self._status(agency, aware(self._now()))
 
     def statuses(self) -> list[AgencyStatus]:
         """Every partner's timeliness at one instant, in the agreement's order."""
-        now = _aware(self._now())
+        now = aware(self._now())
         return [self._status(p.id, now) for p in self._agreement.partners]
 
     def _status(self, agency: str, now: datetime) -> AgencyStatus:
