@@ -71,20 +71,23 @@ def parse_period(text: str) -> tuple[str, Period]:
             if not 1 <= quarter <= 4:
                 raise ValueError
             start = date(year, 3 * quarter - 2, 1)
-            months = 3
             kind = "quarter"
         else:
             year_text, month_text = text.split("-")
             start = date(int(year_text), int(month_text), 1)
-            months = 1
             kind = "month"
     except ValueError:
         raise ConfigError(
             f"period {text!r} is not a month (2026-10) or a quarter (2026Q3)"
         ) from None
-    end_month = start.month + months
+    return kind, period_starting(kind, start)
+
+
+def period_starting(kind: str, start: date) -> Period:
+    """The month or quarter that begins on `start`, inclusive."""
+    end_month = start.month + (3 if kind == "quarter" else 1)
     end = date(start.year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
-    return kind, (start, end - timedelta(days=1))
+    return start, end - timedelta(days=1)
 
 
 def period_label(kind: str, period: Period) -> str:
@@ -346,12 +349,12 @@ class Publisher:
         self.trends.catch_up()
 
     def _released_periods(self, publication: str) -> set[Period]:
-        released = set()
-        for (name, start), _ in self.trends.periods.items():
-            if name == publication:
-                kind = self.agreement.schedule(name).closes
-                released.add(parse_period(period_label(kind, (start, start)))[1])
-        return released
+        kind = self.agreement.schedule(publication).closes
+        return {
+            period_starting(kind, start)
+            for name, start in list(self.trends.periods)
+            if name == publication
+        }
 
     def cells(self, period: Period) -> list[Cell]:
         return period_cells(

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from hub.codec import Codec
 from hub.errors import ConfigError, HubError
 from hub.kafka import TopicReader
+from hub.publish import parse_period
 from hub.settings import HubSettings
 
 COLUMNS = (
@@ -48,14 +49,13 @@ def parse_since(text: str | None) -> date | None:
     """'2026-01' or '2026Q1' or '2026-01-15' -> the first day it names."""
     if text is None:
         return None
-    value = text.strip().upper()
     try:
-        if "Q" in value:
-            year, quarter = value.split("Q")
-            return date(int(year.rstrip("-")), 3 * int(quarter) - 2, 1)
-        parts = [int(p) for p in value.split("-")]
-        return date(parts[0], parts[1], parts[2] if len(parts) > 2 else 1)
-    except (ValueError, IndexError):
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    try:
+        return parse_period(text)[1][0]
+    except ConfigError:
         raise ConfigError(
             f"--from {text!r} is not a month (2026-01), a quarter (2026Q1) or a date"
         ) from None
