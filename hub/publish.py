@@ -90,6 +90,31 @@ def period_starting(kind: str, start: date) -> Period:
     return start, end - timedelta(days=1)
 
 
+def _month_start(day: date, kind: str) -> date:
+    """The first day of the month (or quarter) `day` falls in."""
+    month = day.month if kind == "month" else 3 * ((day.month - 1) // 3) + 1
+    return date(day.year, month, 1)
+
+
+def months_before(start: date, months: int) -> date:
+    index = start.year * 12 + start.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def history_periods(kind: str, closed: Period, first: date | None, months: int) -> set[Period]:
+    """`closed` and the periods before it back to the one holding `first` (the
+    earliest record), none starting more than `months` months before `closed`."""
+    oldest = months_before(closed[0], months)
+    periods = {closed}
+    period = closed
+    while first is not None:
+        period = period_starting(kind, _month_start(period[0] - timedelta(days=1), kind))
+        if period[1] < first or period[0] < oldest:
+            break
+        periods.add(period)
+    return periods
+
+
 def period_label(kind: str, period: Period) -> str:
     start = period[0]
     if kind == "quarter":
@@ -291,7 +316,11 @@ class Publisher:
         For any other schedule, only catching up: the period closed by its
         latest scheduled time before `at` is released if it never was (the
         service was down then); revisions wait for a scheduled time.
-        Running it twice for the same moment publishes nothing new.
+        Catching up also covers the history: every closed period back to the
+        first with a record, at most ``HUB_HISTORY_MONTHS`` back, that was never
+        released (a hub started on an existing event log publishes its trend
+        history at once). Running it twice for the same moment publishes
+        nothing new.
         """
         at = (at or self.now()).astimezone(UTC)
         releases: list[Release] = []
@@ -300,10 +329,8 @@ class Publisher:
             scheduled = self.agreement.previous_publication(schedule.name, at).astimezone(UTC)
             closed = self.agreement.closed_period(schedule.name, scheduled)
             released = self._released_periods(schedule.name)
-            if scheduled == at:
-                periods = {closed} | released
-            else:
-                periods = set() if closed in released else {closed}
+            backlog = self._backlog(schedule.closes, closed) - released
+            periods = backlog | released if scheduled == at else backlog
             for period in sorted(periods):
                 releases.append(self._release(schedule.name, period, at))
         return releases
@@ -347,6 +374,11 @@ class Publisher:
     def _catch_up(self) -> None:
         wait_for_workers(self.settings, self.versions, self.worker_timeout)
         self.trends.catch_up()
+
+    def _backlog(self, kind: str, closed: Period) -> set[Period]:
+        days = [v.occurred_on for v in self.versions.records.values() if v.live]
+        first = date.fromisoformat(min(days)) if days else None
+        return history_periods(kind, closed, first, self.settings.history_months)
 
     def _released_periods(self, publication: str) -> set[Period]:
         kind = self.agreement.schedule(publication).closes

@@ -12,6 +12,11 @@ values come from the agreement and the taxonomy; never a pseudonym):
 * ``hub_trend_count{publication,measure,dimension,value}``: the latest
   released period's published count (absent when suppressed);
 * ``hub_trend_suppressed{...}``: 1 when that cell is suppressed;
+* ``hub_trend_history_count{publication,period,measure,dimension,value}`` and
+  ``hub_trend_history_suppressed{...}``: the same for every released period
+  of the last ``HUB_HISTORY_MONTHS`` (``period`` is ``2026-10`` or
+  ``2026Q3``), each at its latest revision: the trend history the board's
+  panels draw, there as soon as the service has read the trends topic;
 * ``hub_trend_period_start_timestamp_seconds{publication}`` and
   ``hub_trend_revision{publication}`` for that period;
 * ``hub_last_publication_timestamp_seconds{publication}``,
@@ -33,7 +38,14 @@ from prometheus_client.registry import Collector
 
 from hub.agreement import Agreement
 from hub.errors import HubError, PublishError
-from hub.publish import Publisher, Release, TrendsLog
+from hub.publish import (
+    Publisher,
+    Release,
+    TrendsLog,
+    months_before,
+    period_label,
+    period_starting,
+)
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -47,11 +59,16 @@ class TrendsCollector(Collector):
     """The trends topic as Prometheus gauges: per publication, its latest period."""
 
     def __init__(
-        self, trends: TrendsLog, agreement: Agreement, now: Callable[[], datetime]
+        self,
+        trends: TrendsLog,
+        agreement: Agreement,
+        now: Callable[[], datetime],
+        history_months: int = 24,
     ) -> None:
         self.trends = trends
         self.agreement = agreement
         self.now = now
+        self.history_months = history_months
 
     def collect(self) -> Iterator[Metric]:
         labels = ["publication", "measure", "dimension", "value"]
@@ -86,6 +103,18 @@ class TrendsCollector(Collector):
             "The publication's next scheduled time.",
             labels=["publication"],
         )
+        history_labels = ["publication", "period", "measure", "dimension", "value"]
+        history = GaugeMetricFamily(
+            "hub_trend_history_count",
+            "Published count of every released period of the history window, latest"
+            " revision (absent when suppressed).",
+            labels=history_labels,
+        )
+        history_suppressed = GaugeMetricFamily(
+            "hub_trend_history_suppressed",
+            "1 when the cell of that period is suppressed (not zero: withheld).",
+            labels=history_labels,
+        )
         with self.trends.lock:
             periods = dict(self.trends.periods)
             snapshots = list(self.trends.snapshots.values())
@@ -101,18 +130,27 @@ class TrendsCollector(Collector):
             latest = mine[latest_start]
             start.add_metric([name], _midnight(latest_start))
             revision.add_metric([name], latest.revision)
+            oldest = months_before(latest_start, self.history_months)
             for snapshot in snapshots:
-                if (
-                    snapshot["publication"] != name
-                    or snapshot["period_start"] != latest_start
-                    or snapshot["revision"] != latest.revision
-                ):
+                period_start = snapshot["period_start"]
+                if snapshot["publication"] != name or period_start < oldest:
                     continue
+                if snapshot["revision"] != mine[period_start].revision:
+                    continue  # a cell the latest revision no longer has
                 cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
-                suppressed.add_metric(cell, 1 if snapshot["suppressed"] else 0)
+                flag = 1 if snapshot["suppressed"] else 0
+                label = period_label(
+                    schedule.closes, period_starting(schedule.closes, period_start)
+                )
+                history_suppressed.add_metric([name, label, *cell[1:]], flag)
                 if snapshot["count"] is not None:
-                    count.add_metric(cell, snapshot["count"])
-        yield from (count, suppressed, start, revision, last, upcoming)
+                    history.add_metric([name, label, *cell[1:]], snapshot["count"])
+                if period_start == latest_start:
+                    suppressed.add_metric(cell, flag)
+                    if snapshot["count"] is not None:
+                        count.add_metric(cell, snapshot["count"])
+        yield from (count, suppressed, history, history_suppressed)
+        yield from (start, revision, last, upcoming)
 
 
 class Scheduler:
@@ -128,7 +166,9 @@ class Scheduler:
         self.agreement = publisher.agreement
         self.now = now
         self.stop = threading.Event()
-        self.collector = TrendsCollector(publisher.trends, self.agreement, now)
+        self.collector = TrendsCollector(
+            publisher.trends, self.agreement, now, publisher.settings.history_months
+        )
         registry.register(self.collector)
         self.runs = Counter(
             "hub_publication_runs",

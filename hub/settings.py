@@ -132,9 +132,21 @@ class HubSettings(BaseSettings):
     prometheus_port: int = Field(
         default=9090, description="HUB_PROMETHEUS_PORT: the demo's Prometheus (web UI and API)."
     )
+    history_months: int = Field(
+        default=24,
+        ge=0,
+        description="HUB_HISTORY_MONTHS: how far back before the latest closed period the"
+        " publisher releases never-released periods that hold records (a hub started on an"
+        " existing event log), and how many months of trend history it serves as metrics.",
+    )
     publisher_metrics_port: int = Field(
         default=9465,
         description="HUB_PUBLISHER_METRICS_PORT: the publisher's /metrics (published trends).",
+    )
+    adapter_metrics_port: int = Field(
+        default=9466,
+        description="HUB_ADAPTER_METRICS_PORT: the adapter's /metrics (rows read, rejected,"
+        " sent) in the long-running modes: run --watch or --serve, drain --follow.",
     )
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

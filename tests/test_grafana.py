@@ -55,7 +55,32 @@ def test_two_dashboards_every_panel_titled_with_a_query_on_the_hub_datasource() 
 def test_board_shows_suppressed_cells_as_suppressed_not_zero() -> None:
     board = dashboards()["board"]
     titles = {p["title"]: p for p in board["panels"]}
-    suppressed = titles["Suppressed cells (latest month)"]
-    assert "hub_trend_suppressed" in suppressed["targets"][0]["expr"]
+    suppressed = titles["Suppressed cells (last 24 months)"]
+    assert "hub_trend_history_suppressed" in suppressed["targets"][0]["expr"]
     for panel in board["panels"]:
         assert panel["fieldConfig"]["defaults"]["noValue"] != "0"
+        for step in panel.get("transformations", []):
+            if step["id"] == "groupingToMatrix":  # a missing (suppressed) cell stays empty
+                assert step["options"]["emptyValue"] == "null", panel["title"]
+
+
+def test_board_draws_month_by_month_history() -> None:
+    """The trend panels read the history gauges and lay them out one row per period."""
+    board = dashboards()["board"]
+    history = [
+        panel
+        for panel in board["panels"]
+        if "hub_trend_history_count" in panel["targets"][0]["expr"]
+    ]
+    titles = " ".join(panel["title"] for panel in history)
+    for subject in ("4Cs cell", "risk codes", "two or more agencies", "Age profile", "Outcomes"):
+        assert subject in titles
+    assert "Data gap" in titles
+    for panel in history:
+        assert panel["targets"][0]["format"] == "table", panel["title"]
+        steps = {step["id"]: step["options"] for step in panel["transformations"]}
+        assert steps["groupingToMatrix"]["rowField"] == "period", panel["title"]
+        (order,) = steps["sortBy"]["sort"]
+        assert order["field"].startswith("period\\"), panel["title"]
+        if panel["type"] == "barchart":
+            assert panel["options"]["xField"] == order["field"], panel["title"]

@@ -8,15 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from hub.agreement import load_agreement
 from hub.prometheus import Prometheus, recording_rules, render_config
+from hub.publish import period_starting
 from hub.settings import HubSettings
+from hub.subscribe import published_rows
 from tests.conftest import WorkerProcess, free_port, settings_env
 from tests.streams.scenario import Scenario, send
 from tests.test_grafana import panel_queries
+
+
+def panel_expression(title: str) -> str:
+    (expression,) = [e for _, t, e in panel_queries() if t == title]
+    return expression
 
 
 def wait_for(prometheus: Prometheus, expression: str, timeout: float = 60) -> list[dict]:  # type: ignore[type-arg]
@@ -27,6 +34,14 @@ def wait_for(prometheus: Prometheus, expression: str, timeout: float = 60) -> li
             return result
         time.sleep(0.5)
     raise AssertionError(f"{expression} returned nothing for {timeout} s")
+
+
+def history_held(prometheus: Prometheus) -> dict[tuple[str, str, str, str], float]:
+    return {
+        (s["metric"]["period"], s["metric"]["measure"], s["metric"]["dimension"])
+        + (s["metric"]["value"],): float(s["value"][1])
+        for s in prometheus.query('hub_trend_history_count{publication="monthly"}')
+    }
 
 
 def test_config_points_at_this_hubs_ports(topics: HubSettings) -> None:
@@ -98,6 +113,13 @@ def test_every_dashboard_query_returns_data(
     scenario.new_records(3000, *month)
     scenario.new_records(3, *month, area="E05000099")  # a small area: suppressed
     scenario.new_records(1500, *quarter)
+    # An existing event log: fourteen earlier months, never published before.
+    history = [month]
+    for _ in range(14):
+        history.append(
+            period_starting("month", (history[-1][0] - timedelta(days=1)).replace(day=1))
+        )
+        scenario.new_records(160, *history[-1])
     send(settings, list(scenario.events), scenario.rnd, replay=0.05)
     worker.start()
     with (tmp_path / "publisher.log").open("wb") as log:
@@ -117,9 +139,28 @@ def test_every_dashboard_query_returns_data(
             result = wait_for(prometheus, expression, timeout=60)
             assert result, (dashboard, title)
         # The published counts Prometheus holds are never in 1..7.
-        for series in prometheus.query("hub_trend_count"):
-            value = float(series["value"][1])
-            assert value == 0 or value > 7, series
+        for name in ("hub_trend_count", "hub_trend_history_count"):
+            for series in prometheus.query(name):
+                value = float(series["value"][1])
+                assert value == 0 or value > 7, series
+
+        # The history: every month of the event log, as published on the trends topic.
+        published = {
+            (row["period_start"][:7], row["measure"], row["dimension"], row["value"]): row
+            for row in published_rows(settings)
+            if row["publication"] == "monthly"
+        }
+        assert {key[0] for key in published} == {p[0].isoformat()[:7] for p in history}
+        expected = {k: float(r["count"]) for k, r in published.items() if not r["suppressed"]}
+        deadline = time.monotonic() + 60  # until a scrape has the last period's every cell
+        while (held := history_held(prometheus)) != expected and time.monotonic() < deadline:
+            time.sleep(1)
+        assert held == expected
+        withheld = prometheus.query('hub_trend_history_suppressed{publication="monthly"} == 1')
+        assert len(withheld) == sum(1 for r in published.values() if r["suppressed"]) > 0
+        codes = prometheus.query(panel_expression("Most common online-risk codes, month by month"))
+        assert len({s["metric"]["value"] for s in codes}) == 6
+        assert len({s["metric"]["period"] for s in codes}) == len(history)
     finally:
         prometheus.stop()
         os.killpg(publisher.pid, signal.SIGTERM)

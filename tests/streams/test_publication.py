@@ -22,6 +22,8 @@ from tests.conftest import WorkerProcess, free_port, hub
 from tests.streams.scenario import Scenario, read_trends, send
 
 LONDON = ZoneInfo("Europe/London")
+JUL = (date(2026, 7, 1), date(2026, 7, 31))
+AUG = (date(2026, 8, 1), date(2026, 8, 31))
 SEP = (date(2026, 9, 1), date(2026, 9, 30))
 OCT = (date(2026, 10, 1), date(2026, 10, 31))
 NOV = (date(2026, 11, 1), date(2026, 11, 30))
@@ -132,17 +134,28 @@ def test_published_cells_and_revisions_match_ground_truth(
     publisher = make_publisher(settings, agreement)
     try:
         # A minute before its time, October is not released; what earlier times closed
-        # (September, by the monthly run of 10 October; Q3 by the board's of 15 October)
-        # is released as a catch-up.
+        # is released as a catch-up: the history back to the first month with records
+        # (July to September; Q3 by the board's run of 15 October), never Q2 or June.
         early = changed(publisher.run_due(london(2026, 11, 10, 8, 59)))
-        assert early == {("monthly", SEP[0]): 0, ("board-quarterly", Q3[0]): 0}
+        assert early == {
+            ("monthly", JUL[0]): 0,
+            ("monthly", AUG[0]): 0,
+            ("monthly", SEP[0]): 0,
+            ("board-quarterly", Q3[0]): 0,
+        }
         on_time = changed(publisher.run_due(london(2026, 11, 10, 9, 0)))
         assert on_time == {("monthly", OCT[0]): 0}
         assert publisher.run_due(london(2026, 11, 10, 9, 0)) and not changed(
             publisher.run_due(london(2026, 11, 10, 9, 0))
         )
         published = Published(settings)
-        for publication, period in (("monthly", SEP), ("monthly", OCT), ("board-quarterly", Q3)):
+        for publication, period in (
+            ("monthly", JUL),
+            ("monthly", AUG),
+            ("monthly", SEP),
+            ("monthly", OCT),
+            ("board-quarterly", Q3),
+        ):
             assert_period(published, publication, period, scenario, agreement, revision=0)
         q3_before = published.period("board-quarterly", Q3)
 
@@ -180,6 +193,7 @@ def test_published_cells_and_revisions_match_ground_truth(
         assert_period(published, "monthly", SEP, scenario, agreement, revision=1)
         assert_period(published, "monthly", OCT, scenario, agreement, revision=1)
         assert_period(published, "monthly", NOV, scenario, agreement, revision=0, busy=False)
+        assert_period(published, "monthly", JUL, scenario, agreement, revision=0)
         assert published.period("board-quarterly", Q3) == q3_before  # not its time yet
 
         january = changed(publisher.run_due(london(2027, 1, 15, 9, 0)))
@@ -247,7 +261,7 @@ def test_two_workers_sigkilled_publish_the_same_cells(
 
         publisher = make_publisher(settings, agreement)
         try:
-            publisher.run_due(london(2026, 11, 10, 8, 59))  # September and Q3 catch up
+            publisher.run_due(london(2026, 11, 10, 8, 59))  # July to September and Q3 catch up
             assert changed(publisher.run_due(london(2026, 11, 10, 9, 0))) == {
                 ("monthly", OCT[0]): 0,
             }
