@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +118,15 @@ class Outbox:
             "SELECT value FROM watermarks WHERE source = ?", (source,)
         ).fetchone()
         return None if row is None else str(row[0])
+
+
+def pending_count(path: Path) -> int:
+    """Events at `path` not yet acknowledged by Kafka, on a short connection of its own.
+
+    For a /metrics scrape from another thread or process: in WAL mode a reader
+    never waits for the adapter's writes, and the count uses the pending index.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=rw"  # never creates a missing outbox
+    with closing(sqlite3.connect(uri, timeout=5, uri=True)) as db:
+        (pending,) = db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+    return int(pending)

@@ -7,6 +7,9 @@ A rejected record stays here: its source, row, field and reason go to the
 quarantine report (``<quarantine>/<source name>.rejects.csv``), and the rest
 of the source carries on. Nothing reaches Kafka except through the outbox,
 and only encoded, pseudonymised events enter the outbox.
+
+With `AdapterMetrics`, every stage counts into them (rows read, accepted,
+rejected by field; events stored, sent; failed sends): see `adapters.metrics`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.mapping import RowMapper
+from adapters.metrics import AdapterMetrics, IngestTally, source_kind
 from adapters.outbox import Outbox, OutboxItem
 from adapters.profile import Profile
 from adapters.publisher import KafkaUnavailable, Publisher, partition_key
@@ -70,6 +74,7 @@ class Adapter:
         minimiser: Minimiser | None = None,
         taxonomy: Taxonomy | None = None,
         agency: str | None = None,
+        metrics: AdapterMetrics | None = None,
     ) -> None:
         self.profile = profile
         self.topic = topic
@@ -79,6 +84,7 @@ class Adapter:
         self.minimiser = minimiser
         self.taxonomy = taxonomy
         self.agency = agency
+        self.metrics = metrics
         self.codec = Codec("case_event")
 
     def mapper(self, source_name: str) -> RowMapper:
@@ -103,10 +109,30 @@ class Adapter:
         batch so that the source resumes after the last stored record.
         """
         summary = RunSummary(source.name)
+        tally = None if self.metrics is None else self.metrics.tally(source_kind(source))
+        try:
+            self._read(source, summary, tally, progress, watermark)
+        finally:
+            _count(tally, summary)
+        self._write_quarantine(source.name, summary.rejected)
+        if self.metrics is not None:
+            self.metrics.ingested()
+        return summary
+
+    def _read(
+        self,
+        source: Source,
+        summary: RunSummary,
+        tally: IngestTally | None,
+        progress: Callable[[int], None] | None,
+        watermark: Callable[[SourceRecord], str] | None,
+    ) -> None:
         mapper = self.mapper(source.name)
         batch: list[OutboxItem] = []
         mark: str | None = None
         for item in source.records():
+            if summary.read % BATCH == 0:  # progress for a long source, while it is read
+                _count(tally, summary)
             summary.read += 1
             if progress is not None:
                 progress(1)
@@ -128,13 +154,14 @@ class Adapter:
                 summary.new += self._store(batch, source.name, mark)
                 batch = []
         summary.new += self._store(batch, source.name, mark)
-        self._write_quarantine(source.name, summary.rejected)
-        return summary
 
     def _store(self, batch: list[OutboxItem], source: str, mark: str | None) -> int:
         if self.outbox is None or (not batch and mark is None):
             return 0
-        return self.outbox.put(batch, None if mark is None else (source, mark))
+        new = self.outbox.put(batch, None if mark is None else (source, mark))
+        if self.metrics is not None:
+            self.metrics.stored(new)
+        return new
 
     def _write_quarantine(self, source: str, rejected: list[RecordError]) -> None:
         if self.quarantine is None or not rejected:
@@ -148,12 +175,20 @@ class Adapter:
                 writer.writerow([error.source, error.row, error.field, error.reason])
 
 
+def _count(tally: IngestTally | None, summary: RunSummary) -> None:
+    if tally is not None:
+        tally.update(summary.read, summary.accepted, summary.rejected)
+
+
 class Forwarder:
     """Sends what the outbox holds, marking each event sent only once Kafka acknowledged it."""
 
-    def __init__(self, outbox: Outbox, publisher: Publisher) -> None:
+    def __init__(
+        self, outbox: Outbox, publisher: Publisher, metrics: AdapterMetrics | None = None
+    ) -> None:
         self.outbox = outbox
         self.publisher = publisher
+        self.metrics = metrics
 
     def drain(
         self,
@@ -176,6 +211,7 @@ class Forwarder:
             try:
                 acknowledged = self.publisher.send(items)
             except KafkaUnavailable as exc:
+                self._failed()
                 if deadline is not None and time.monotonic() >= deadline:
                     pending, _ = self.outbox.counts()
                     raise KafkaUnavailable(
@@ -187,9 +223,16 @@ class Forwarder:
                 continue
             self.outbox.mark_sent(acknowledged)
             sent += len(acknowledged)
+            if self.metrics is not None:
+                self.metrics.sent(len(acknowledged))
             if len(acknowledged) < len(items):
+                self._failed()
                 time.sleep(retry_every)
         return sent
+
+    def _failed(self) -> None:
+        if self.metrics is not None:
+            self.metrics.send_failed()
 
     def follow(self, stop: threading.Event, poll: float = 2.0) -> None:
         """Keep the outbox drained until `stop` is set, waiting out Kafka outages."""

@@ -3,7 +3,8 @@
 One-shot files, a watched drop folder (processed files move to ``done/`` or
 ``failed/``), and the dry run behind `hub adapter check`. The outbox is
 drained after every source; while Kafka is down the adapter keeps reading
-and the events wait in the outbox.
+and the events wait in the outbox. Every run counts into `adapters.metrics`;
+`metrics_served` serves them (HUB_ADAPTER_METRICS_PORT, `--metrics-port`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from prometheus_client import CollectorRegistry
 
+from adapters import metrics as adapter_metrics
 from adapters.csv_source import CsvSource, FileError
 from adapters.jsonl_source import JsonLinesSource
-from adapters.outbox import Outbox
+from adapters.metrics import AdapterMetrics
+from adapters.outbox import Outbox, pending_count
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
 from adapters.publisher import make_publisher
@@ -59,6 +63,11 @@ class AdapterRun:
     outbox: Outbox | None
     forwarder: Forwarder | None
 
+    @property
+    def metrics(self) -> AdapterMetrics | None:
+        """None for a dry run."""
+        return self.adapter.metrics
+
     def ingest_file(self, path: Path) -> RunSummary:
         source = file_source(path, self.profile)
         if path.stat().st_size < PROGRESS_ABOVE_BYTES:
@@ -89,7 +98,7 @@ class AdapterRun:
             yield
             return
         if separate_process:
-            with _drain_process(self.settings, poll):
+            with self._counting_sent_elsewhere(), _drain_process(self, poll):
                 yield
             return
         stop = threading.Event()
@@ -98,7 +107,7 @@ class AdapterRun:
         def loop() -> None:
             outbox = Outbox(self.settings.outbox)
             try:
-                Forwarder(outbox, publisher).follow(stop, poll)
+                Forwarder(outbox, publisher, self.metrics).follow(stop, poll)
             finally:
                 outbox.close()
 
@@ -110,12 +119,29 @@ class AdapterRun:
             stop.set()
             thread.join(timeout=120)
 
+    @contextmanager
+    def _counting_sent_elsewhere(self) -> Iterator[None]:
+        """Add what another process sent from the outbox to this run's events_sent, at the end."""
+        if self.outbox is None or self.metrics is None:
+            yield
+            return
+        _, before = self.outbox.counts()
+        try:
+            yield
+        finally:
+            _, after = self.outbox.counts()
+            self.metrics.sent(max(0, after - before))
+
 
 @contextmanager
-def _drain_process(settings: HubSettings, poll: float) -> Iterator[None]:
+def _drain_process(run: AdapterRun, poll: float) -> Iterator[None]:
+    """`hub adapter drain --follow` beside this run; it serves no metrics (this run does)."""
+    command = ["adapter", "drain", "--follow", "--poll", str(poll), "--metrics-port", "0"]
+    if run.adapter.agency is not None:
+        command += ["--agency", run.adapter.agency]
     child = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "adapter", "drain", "--follow", "--poll", str(poll)],
-        env=settings.to_env(),
+        [sys.executable, "-m", "hub.cli", *command],
+        env=run.settings.to_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
@@ -137,11 +163,17 @@ def adapter_run(
     agency: str | None,
     dry_run: bool = False,
     quarantine: Path | None = Path("quarantine"),
+    registry: CollectorRegistry | None = None,
 ) -> Iterator[AdapterRun]:
+    """The pipeline for `profile_name`; its metrics go on `registry` (a new one by default)."""
     profile = load_profile(profile_name)
     agency_id = agency or profile.agency
     outbox = None if dry_run else Outbox(settings.outbox)
     publisher = None if dry_run else make_publisher(settings, f"hub-adapter-{agency_id}")
+    metrics = None
+    if not dry_run:
+        metrics = AdapterMetrics(CollectorRegistry() if registry is None else registry, agency_id)
+        metrics.watch_outbox(lambda: pending_count(settings.outbox))
     adapter = Adapter(
         profile,
         settings.case_topic(agency_id),
@@ -150,8 +182,11 @@ def adapter_run(
         None if dry_run else quarantine,
         Minimiser.from_settings(settings),
         agency=agency_id,
+        metrics=metrics,
     )
-    forwarder = None if outbox is None or publisher is None else Forwarder(outbox, publisher)
+    forwarder = None
+    if outbox is not None and publisher is not None:
+        forwarder = Forwarder(outbox, publisher, metrics)
     try:
         yield AdapterRun(settings, profile, adapter, outbox, forwarder)
     finally:
@@ -159,6 +194,17 @@ def adapter_run(
             publisher.close()
         if outbox is not None:
             outbox.close()
+
+
+@contextmanager
+def metrics_served(run: AdapterRun, port: int) -> Iterator[str | None]:
+    """Serve the run's metrics on `port` (0: not at all) while the block runs; the URL."""
+    if port == 0 or run.metrics is None:
+        yield None
+        return
+    with adapter_metrics.serve(run.metrics.registry, run.settings.metrics_host, port) as url:
+        click.echo(f"adapter metrics on {url}")
+        yield url
 
 
 def run_files(run: AdapterRun, files: Iterable[Path], drain_timeout: float) -> None:

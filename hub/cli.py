@@ -290,6 +290,13 @@ def adapter() -> None:
     show_default=True,
     help="Seconds to keep retrying Kafka before leaving events in the outbox.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Serve Prometheus /metrics on this port; 0: off. Default: HUB_ADAPTER_METRICS_PORT"
+    " (9466) with --watch or --serve, off for a one-shot run.",
+)
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 @_friendly
@@ -306,6 +313,7 @@ def adapter_run(
     tokens_file: Path | None,
     quarantine: Path,
     drain_timeout: float,
+    metrics_port: int | None,
     files: tuple[Path, ...],
 ) -> None:
     """Pseudonymise, minimise and publish FILES, a watched folder or pushed events."""
@@ -315,7 +323,13 @@ def adapter_run(
         raise ConfigError("give FILES, --watch DIR, --sql URL or --serve PORT")
     if sql_url is not None and (query is None or watermark is None):
         raise ConfigError("--sql needs --query and --watermark")
-    with runner.adapter_run(settings, profile_name, agency, quarantine=quarantine) as run:
+    if metrics_port is None:
+        long_running = watch_dir is not None or serve_port is not None
+        metrics_port = settings.adapter_metrics_port if long_running else 0
+    with (
+        runner.adapter_run(settings, profile_name, agency, quarantine=quarantine) as run,
+        runner.metrics_served(run, metrics_port),
+    ):
         if files:
             runner.run_files(run, files, drain_timeout)
         if sql_url is not None and query is not None and watermark is not None:
@@ -351,26 +365,58 @@ def adapter_check(settings: HubSettings, profile_name: str, files: tuple[Path, .
 @click.option("--timeout", type=float, default=60.0, show_default=True)
 @click.option("--follow", is_flag=True, help="Keep draining until SIGTERM or Ctrl-C.")
 @click.option("--poll", type=float, default=2.0, show_default=True, help="With --follow.")
+@click.option(
+    "--agency",
+    default="unknown",
+    show_default=True,
+    help="The agency id the metrics name (the `agency` label).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --follow: serve Prometheus /metrics on this port; 0: off."
+    " Default: HUB_ADAPTER_METRICS_PORT (9466).",
+)
 @click.pass_obj
 @_friendly
-def adapter_drain(settings: HubSettings, timeout: float, follow: bool, poll: float) -> None:
+def adapter_drain(
+    settings: HubSettings,
+    timeout: float,
+    follow: bool,
+    poll: float,
+    agency: str,
+    metrics_port: int | None,
+) -> None:
     """Send what the outbox (HUB_OUTBOX) holds."""
     import signal
     import threading
 
-    from adapters.outbox import Outbox
+    from prometheus_client import CollectorRegistry
+
+    from adapters import metrics
+    from adapters.outbox import Outbox, pending_count
     from adapters.pipeline import Forwarder
     from adapters.publisher import make_publisher
 
     outbox = Outbox(settings.outbox)
     publisher = make_publisher(settings)
-    forwarder = Forwarder(outbox, publisher)
+    registry = CollectorRegistry()
+    counted = metrics.AdapterMetrics(registry, agency)
+    counted.watch_outbox(lambda: pending_count(settings.outbox))
+    forwarder = Forwarder(outbox, publisher, counted)
+    port = settings.adapter_metrics_port if metrics_port is None else metrics_port
     try:
         if follow:
             stop = threading.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda _signum, _frame: stop.set())
-            forwarder.follow(stop, poll)
+            if port == 0:
+                forwarder.follow(stop, poll)
+                return
+            with metrics.serve(registry, settings.metrics_host, port) as url:
+                click.echo(f"adapter metrics on {url}")
+                forwarder.follow(stop, poll)
         else:
             sent = forwarder.drain(timeout)
             click.echo(f"{sent} events sent; outbox {settings.outbox} is empty")
@@ -491,6 +537,70 @@ def subscribe(
 
     printed = run_subscribe(settings, topic, since, fmt, follow)
     click.echo(f"{printed} published cells", err=True)
+
+
+@main.command()
+@click.option("--period", required=True, help="A quarter (2026Q3) or a month (2026-09).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HTML file."
+)
+@click.pass_obj
+@_friendly
+def report(settings: HubSettings, period: str, out: Path) -> None:
+    """Write the board pack for a published period: one self-contained HTML file."""
+    try:
+        from hub.report import write_pack
+    except ImportError as exc:
+        raise HubError(
+            f"`hub report` needs the report extra ({exc.name} is missing):"
+            " pip install 'online-risk-hub[report]' (make setup installs it)"
+        ) from exc
+    from hub.agreement import load_agreement
+
+    written = write_pack(settings, load_agreement(settings.agreement), period, out)
+    click.echo(
+        f"wrote {written.path}: {written.publication} {written.period} revision"
+        f" {written.revision}, {written.cells} cells, {written.suppressed} suppressed"
+    )
+
+
+# --- security -------------------------------------------------------------------
+@main.group()
+def security() -> None:
+    """Kafka principals: ACLs from the agreement, SCRAM credentials (run as a super user)."""
+
+
+@security.command("acls")
+@click.option("--apply", "apply_", is_flag=True, help="Create them on the cluster.")
+@click.pass_obj
+@_friendly
+def security_acls(settings: HubSettings, apply_: bool) -> None:
+    """List (and with --apply create) the ACLs the agreement implies."""
+    from hub.agreement import load_agreement
+    from hub.security import apply_acls, derived_acls
+
+    grants = derived_acls(load_agreement(settings.agreement), settings)
+    for grant in grants:
+        click.echo(f"{grant.principal} {grant.operation} topic {grant.topic}")
+    if apply_:
+        applied = apply_acls(settings, grants)
+        click.echo(f"{applied} ACLs in place on {settings.bootstrap_servers}", err=True)
+
+
+@security.command("set-password")
+@click.argument("user")
+@click.pass_obj
+@_friendly
+def security_set_password(settings: HubSettings, user: str) -> None:
+    """Store USER's SCRAM credential; the password is read from standard input."""
+    from hub.security import set_password
+
+    if sys.stdin.isatty():
+        password = click.prompt(f"password for {user}", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    set_password(settings, user, password)
+    click.echo(f"credential of User:{user} stored ({settings.sasl_mechanism})", err=True)
 
 
 @main.command()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError, RetriableError
+from kafka.errors import KafkaError, RetriableError, SaslAuthenticationFailedError
 
 from hub.errors import BrokerError, HubError
 
@@ -66,6 +66,34 @@ def admin_client(bootstrap: str, client_id: str) -> KafkaAdminClient:
         ) from exc
 
 
+class _AuthFailures(logging.Handler):
+    """Catches the authentication failure kafka-python logs (and retries) while
+    bootstrapping, so a wrong password is reported as such, not as a timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.failure: SaslAuthenticationFailedError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, SaslAuthenticationFailedError):
+                self.failure = arg
+
+
+_NOT_AUTHORISED = 29  # TOPIC_AUTHORIZATION_FAILED
+
+
+def _topic_error(bootstrap: str, topic: str, config: dict[str, Any]) -> int:
+    """The broker's error code for `topic` as this client sees it (0: none)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="hub-probe", **config)
+    try:
+        (described,) = admin.describe_topics([topic])
+        return int(described.get("error_code", 0))
+    finally:
+        admin.close()
+
+
 class TopicReader:
     """Every partition of one topic, read from its beginning, without a consumer group.
 
@@ -73,9 +101,18 @@ class TopicReader:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, client_id: str, missing: HubError, **config: Any
+        self,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        missing: HubError,
+        refused: HubError | None = None,
+        **config: Any,
     ) -> None:
         self.topic = topic
+        watch = _AuthFailures()
+        kafka_log = logging.getLogger("kafka")
+        kafka_log.addHandler(watch)
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap,
@@ -84,12 +121,23 @@ class TopicReader:
                 **config,
             )
         except KafkaError as exc:
+            if watch.failure is not None:
+                user = config.get("sasl_plain_username")
+                raise BrokerError(
+                    f"Kafka at {bootstrap} refused the credentials of User:{user}"
+                    f" ({watch.failure}); check HUB_SASL_USERNAME, HUB_SASL_PASSWORD and"
+                    " HUB_SASL_MECHANISM"
+                ) from exc
             raise BrokerError(
                 f"cannot reach Kafka at {bootstrap} ({exc}); is HUB_BOOTSTRAP right?"
             ) from exc
+        finally:
+            kafka_log.removeHandler(watch)
         partitions = self._consumer.partitions_for_topic(topic)
         if not partitions:
             self._consumer.close()
+            if refused is not None and _topic_error(bootstrap, topic, config) == _NOT_AUTHORISED:
+                raise refused
             raise missing
         self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._partitions)

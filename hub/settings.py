@@ -55,6 +55,12 @@ class HubSettings(BaseSettings):
     broker_port: int = Field(default=9092, description="HUB_BROKER_PORT: client listener.")
     controller_port: int = Field(default=9093, description="HUB_CONTROLLER_PORT: KRaft quorum.")
     broker_heap: str = Field(default="512m", description="HUB_BROKER_HEAP: JVM -Xmx.")
+    broker_sasl_port: int | None = Field(
+        default=None,
+        description="HUB_BROKER_SASL_PORT: also listen for SASL_PLAINTEXT (SCRAM-SHA-512) here"
+        " and enforce ACLs there; the plain listener stays a super user for the hub's own"
+        " services on this machine. Off by default.",
+    )
     broker_start_timeout: float = 90.0
     kafka_pom: Path = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 
@@ -77,6 +83,26 @@ class HubSettings(BaseSettings):
     replication_factor: int = Field(
         default=1,
         description="HUB_REPLICATION_FACTOR: 1 is for the single-node development broker only.",
+    )
+
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT",
+        description="HUB_SECURITY_PROTOCOL: how clients reach Kafka; SASL_SSL in production"
+        " (see hub/security.py).",
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="HUB_SASL_MECHANISM: with a SASL protocol."
+    )
+    sasl_username: str | None = Field(
+        default=None,
+        description="HUB_SASL_USERNAME: the principal (User:<name>) the agreement grants to,"
+        " e.g. analysts for `hub subscribe`.",
+    )
+    sasl_password: SecretStr | None = Field(
+        default=None, description="HUB_SASL_PASSWORD: that principal's password."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="HUB_SSL_CAFILE: the cluster's CA bundle (SSL, SASL_SSL)."
     )
 
     publisher: Literal["kafka-python", "confluent"] = Field(

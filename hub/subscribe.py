@@ -29,6 +29,7 @@ from hub.codec import Codec
 from hub.errors import ConfigError, HubError
 from hub.kafka import TopicReader
 from hub.publish import parse_period
+from hub.security import client_security, principal
 from hub.settings import HubSettings
 
 COLUMNS = (
@@ -97,6 +98,12 @@ class TrendReader:
                 f"no topic {self.topic}: nothing has been published on this hub yet, or"
                 " HUB_TOPIC_NAMESPACE / the topic name is wrong"
             ),
+            HubError(
+                f"{principal(settings)} may not read {self.topic}: the agreement's readers"
+                " section must list it for this principal, and an operator must run"
+                " `hub security acls --apply`"
+            ),
+            **client_security(settings),
         )
 
     def _decoded(self, messages: Iterable[Any]) -> Iterator[tuple[bytes, dict[str, Any]]]:

@@ -85,6 +85,8 @@ def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
             "case_partitions": 4,
             "worker_data": tmp_path / "worker",
             "metrics_port": free_port(),
+            "publisher_metrics_port": free_port(),
+            "adapter_metrics_port": free_port(),
             "key_file": key_file,
             "session_timeout": 8.0,
             "outbox": tmp_path / "outbox.sqlite",
@@ -147,11 +149,14 @@ def settings_env(settings: HubSettings) -> dict[str, str]:
     return settings.to_env()
 
 
-def hub(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
+def hub(
+    settings: HubSettings, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `hub ARGS...` as a user would, with `settings` as its environment."""
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
         env=settings_env(settings),
+        input=input,
         capture_output=True,
         text=True,
         check=False,

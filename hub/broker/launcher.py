@@ -55,6 +55,22 @@ transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
 """
 
+# With HUB_BROKER_SASL_PORT: a second listener where clients log in with SCRAM
+# and ACLs (hub security acls --apply) decide what they may do. The plain
+# listener's clients are ANONYMOUS, made super users: the hub's own services
+# on this machine. Production closes the plain listener (see docs/security.md).
+_SASL_PROPERTIES = """\
+listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+"""
+
 _LOG4J = """\
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
@@ -122,8 +138,10 @@ class Broker:
 
         java = require_tool("java", "Java 17", "apt-get install openjdk-17-jre-headless")
         artifacts = ensure_artifacts(self.settings, quiet=quiet)
-        for port in (self.settings.broker_port, self.settings.controller_port):
-            _require_free(self.settings.broker_host, port)
+        s = self.settings
+        for port in (s.broker_port, s.controller_port, s.broker_sasl_port):
+            if port is not None:
+                _require_free(s.broker_host, port)
         self.state.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -170,14 +188,18 @@ class Broker:
 
     def _write_config(self) -> None:
         s = self.settings
-        self.config.write_text(
-            _SERVER_PROPERTIES.format(
-                host=s.broker_host,
-                port=s.broker_port,
-                controller_port=s.controller_port,
-                data=self.data,
-            )
-        )
+        values = {
+            "host": s.broker_host,
+            "port": s.broker_port,
+            "controller_port": s.controller_port,
+            "sasl_port": s.broker_sasl_port,
+            "data": self.data,
+        }
+        text = _SERVER_PROPERTIES.format(**values)
+        if s.broker_sasl_port is not None:
+            # Later keys win in a Java properties file: the secure listeners replace the plain ones.
+            text += _SASL_PROPERTIES.format(**values)
+        self.config.write_text(text)
         (self.state / "log4j.properties").write_text(_LOG4J.format(logs=self.logs))
 
     def _format_once(self, java: str, artifacts: KafkaArtifacts) -> None:
