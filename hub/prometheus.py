@@ -47,6 +47,7 @@ def render_config(settings: HubSettings, interval: str | None = None) -> dict[st
     targets = {
         "hub-worker": f"{settings.metrics_host}:{settings.metrics_port}",
         "hub-publisher": f"{settings.metrics_host}:{settings.publisher_metrics_port}",
+        "hub-adapters": f"{settings.metrics_host}:{settings.adapter_metrics_port}",
     }
     for job in config["scrape_configs"]:
         if job["job_name"] in targets:

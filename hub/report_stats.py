@@ -1,11 +1,8 @@
-"""The board pack's numbers: recent-trend markers and readings of published cells.
+"""The board pack's recent-trend markers. Pure functions: no I/O.
 
-Pure functions: no I/O. `Cells` looks up one publication's latest cells and
-says when one is suppressed or was not published.
-
-Trend markers follow Fingertips. Public Health England's Fingertips marks an indicator's
-"recent trend" from its five most recent points (docs/report.md cites the
-method and its source):
+Public Health England's Fingertips marks an indicator's "recent trend" from
+its five most recent points, and these markers follow it (docs/report.md cites
+the method and its source):
 
 * **counts** (and every non-proportion): a weighted least-squares line through
   the points (time 1..5), each weighted by 1 / variance, with the variance taken
@@ -26,12 +23,10 @@ variance here also carries the rounding error's, (round_to ** 2 - 1) / 12.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 from statistics import NormalDist
-from typing import Any
 
 POINTS = 5
 CONFIDENCE = 0.998
@@ -191,113 +186,3 @@ def _verdict(slope: float, chi2: float, stable: bool) -> Trend:
     if stable and chi2 > CHI2_CRITICAL and slope != 0:
         return Trend(Marker.INCREASING if slope > 0 else Marker.DECREASING, chi2)
     return Trend(Marker.NO_CHANGE, chi2)
-
-
-# -- readings of published cells --
-
-
-class Status(StrEnum):
-    OK = "ok"
-    SUPPRESSED = "suppressed"
-    MISSING = "missing"  # the period (or this cell) was not published
-    EMPTY = "empty"  # a share with nothing to divide by
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One published value: None unless `status` is OK."""
-
-    value: float | None = None
-    status: Status = Status.OK
-
-    @property
-    def ok(self) -> bool:
-        return self.status is Status.OK and self.value is not None
-
-    def count(self) -> int | None:
-        return round(self.value) if self.ok and self.value is not None else None
-
-
-#: Dimensions that list only the values seen in a period: an absent cell is a true 0.
-OPEN_DIMENSIONS = frozenset({"age_band", "area"})
-REFERRALS, NOT_ASSESSED = "referrals", "referrals_online_not_assessed"
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A period's data gap: not assessed / referrals, and agencies left out as suppressed."""
-
-    not_assessed: int
-    referrals: int
-    left_out: int
-    share: Reading
-
-
-class Cells:
-    """One publication's latest published cells, looked up by period start."""
-
-    def __init__(self, rows: Iterable[Mapping[str, Any]], publication: str) -> None:
-        self._cells: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
-        self.revisions: dict[str, tuple[int, str]] = {}
-        for row in rows:
-            if row["publication"] != publication:
-                continue
-            start = str(row["period_start"])
-            self._cells[start, row["measure"], row["dimension"], row["value"]] = row
-            revision, at = self.revisions.get(start, (0, ""))
-            self.revisions[start] = (
-                max(revision, int(row["revision"])),
-                max(at, row["published_at"]),
-            )
-
-    def published(self, start: date) -> bool:
-        return start.isoformat() in self.revisions
-
-    def reading(self, start: date, measure: str, dimension: str, value: str) -> Reading:
-        if not self.published(start):
-            return Reading(status=Status.MISSING)
-        row = self._cells.get((start.isoformat(), measure, dimension, value))
-        if row is None:
-            if dimension in OPEN_DIMENSIONS:
-                return Reading(0.0)
-            return Reading(status=Status.MISSING)
-        if row["suppressed"] or row["count"] is None:
-            return Reading(status=Status.SUPPRESSED)
-        return Reading(float(row["count"]))
-
-    def values(self, start: date, measure: str, dimension: str) -> list[str]:
-        """The values published for one breakdown in one period, in sorted order."""
-        key = start.isoformat()
-        return sorted(v for (s, m, d, v) in self._cells if (s, m, d) == (key, measure, dimension))
-
-    def gap(self, start: date) -> Gap:
-        """The data gap summed over agencies whose two cells are both published."""
-        if not self.published(start):
-            return Gap(0, 0, 0, Reading(status=Status.MISSING))
-        numerator = denominator = left_out = 0
-        for agency in self.values(start, REFERRALS, "agency"):
-            total = self.reading(start, REFERRALS, "agency", agency).count()
-            gap = self.reading(start, NOT_ASSESSED, "agency", agency).count()
-            if total is None or gap is None:
-                left_out += 1
-            else:
-                numerator, denominator = numerator + gap, denominator + total
-        if denominator:
-            return Gap(numerator, denominator, left_out, Reading(numerator / denominator))
-        return Gap(0, 0, left_out, Reading(status=Status.SUPPRESSED if left_out else Status.EMPTY))
-
-    def agency_gap(self, start: date, agency: str) -> Reading:
-        """One agency's share of referrals whose online component was not assessed."""
-        total = self.reading(start, REFERRALS, "agency", agency)
-        gap = self.reading(start, NOT_ASSESSED, "agency", agency)
-        if total.value and gap.value is not None and total.ok and gap.ok:
-            return Reading(gap.value / total.value)
-        if Status.SUPPRESSED in (total.status, gap.status):
-            return Reading(status=Status.SUPPRESSED)
-        if Status.MISSING in (total.status, gap.status):
-            return Reading(status=Status.MISSING)
-        return Reading(status=Status.EMPTY)
-
-    def period_rows(self, start: date) -> list[Mapping[str, Any]]:
-        key = start.isoformat()
-        return [row for (s, *_), row in self._cells.items() if s == key]

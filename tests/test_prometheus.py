@@ -8,14 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from adapters.profile import load_profile
 from hub.agreement import load_agreement
 from hub.prometheus import Prometheus, recording_rules, render_config
 from hub.publish import period_starting
 from hub.settings import HubSettings
 from hub.subscribe import published_rows
+from tests.adapters.test_adapter_metrics import label, planted_export, quarantined
 from tests.conftest import WorkerProcess, free_port, settings_env
 from tests.streams.scenario import Scenario, send
 from tests.test_grafana import panel_queries
@@ -52,6 +55,7 @@ def test_config_points_at_this_hubs_ports(topics: HubSettings) -> None:
     assert targets == {
         "hub-worker": [f"127.0.0.1:{topics.metrics_port}"],
         "hub-publisher": [f"127.0.0.1:{topics.publisher_metrics_port}"],
+        "hub-adapters": [f"127.0.0.1:{topics.adapter_metrics_port}"],
     }
     assert all(Path(f).is_file() for f in config["rule_files"])
 
@@ -77,7 +81,8 @@ def test_prometheus_scrapes_the_worker_and_every_rule_records(
         up = wait_for(prometheus, 'up{job="hub-worker"} == 1')
         assert len(up) == 1
         for rule in recording_rules():
-            assert wait_for(prometheus, rule["record"]), rule
+            if not rule["record"].startswith("hub:adapter_"):  # no adapter here: see below
+                assert wait_for(prometheus, rule["record"]), rule
         counted = prometheus.query("hub:records_counted:sum")
         assert float(counted[0]["value"][1]) == len(live) == samples["hub_events_counted"]
         by_code = {
@@ -122,6 +127,20 @@ def test_every_dashboard_query_returns_data(
         scenario.new_records(160, *history[-1])
     send(settings, list(scenario.events), scenario.rnd, replay=0.05)
     worker.start()
+    # An agency's adapter in watch mode, given an export with bad rows.
+    drop, quarantine = tmp_path / "drop", tmp_path / "quarantine"
+    drop.mkdir()
+    export = tmp_path / "camhs-export.csv"
+    planted_export(load_profile("camhs"), export, rows=120)
+    adapter = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "adapter", "run", "--profile", "camhs"]
+        + ["--watch", str(drop), "--quarantine", str(quarantine)],
+        env=settings_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    export.rename(drop / export.name)
     with (tmp_path / "publisher.log").open("wb") as log:
         publisher = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "streams", "publisher"],
@@ -161,7 +180,15 @@ def test_every_dashboard_query_returns_data(
         codes = prometheus.query(panel_expression("Most common online-risk codes, month by month"))
         assert len({s["metric"]["value"] for s in codes}) == 6
         assert len({s["metric"]["period"] for s in codes}) == len(history)
+        # The operations dashboard's rejects: the quarantine report, per field.
+        report = quarantined(quarantine / f"{export.name}.rejects.csv")
+        rejects = {
+            s["metric"]["field"]: float(s["value"][1])
+            for s in wait_for(prometheus, 'hub:adapter_rows_rejected:sum{agency="camhs"} > 0')
+        }
+        assert rejects == dict(Counter(label(r["field"]) for r in report)) and rejects
     finally:
         prometheus.stop()
-        os.killpg(publisher.pid, signal.SIGTERM)
-        publisher.wait(30)
+        for process in (publisher, adapter):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
