@@ -22,8 +22,12 @@ from PIL import Image
 
 from hub.agreement import Agreement, LocalRiskCode, load_agreement
 from hub.publish import period_starting
-from hub.report import NotPublishedError, Pack, build_pack, shift
+from hub.report import build_pack
+from hub.report_cells import shift
 from hub.report_charts import COLOURS
+from hub.report_context import agencies, breakdown, revisions
+from hub.report_headlines import headlines
+from hub.report_pack import NotPublishedError, Pack
 from hub.report_stats import (
     CHI2_CRITICAL,
     Judgement,
@@ -183,7 +187,7 @@ def test_headlines_compare_with_the_previous_period_and_last_year(agreement: Agr
     set_count(rows, "2026-09-01", "referrals_online_not_assessed", "police", 25)  # ... but one
     set_count(rows, "2026-09-01", "referrals", "spa", None)  # and one left out: suppressed
 
-    events, children, multi, gap = Pack(rows, agreement, "2026-09").headlines()
+    events, children, multi, gap = headlines(Pack(rows, agreement, "2026-09"))
 
     assert (events.value, events.previous, events.previous_change) == ("135", "120", "up 15 (+12%)")
     assert (events.last_year, events.last_year_change) == ("100", "up 35 (+35%)")
@@ -205,10 +209,10 @@ def test_suppressed_cells_show_as_c_never_zero(agreement: Agreement) -> None:
     set_count(rows, "2026-09-01", "events", "GROOMING", None)
     pack = Pack(rows, agreement, "2026-09")
 
-    events = pack.headlines()[0]
+    events = headlines(pack)[0]
     assert (events.value, events.previous_change) == ("[c]", "cannot be compared (suppressed)")
     assert events.trend.startswith("cannot be calculated")
-    codes = pack.breakdown("events", "risk_code", ["GROOMING"], str)
+    codes = breakdown(pack, "events", "risk_code", ["GROOMING"], str)
     assert codes[0].current == "[c]" and codes[0].previous != "[c]"
     page = build_pack(rows, agreement, "2026-09", GENERATED)
     assert "[c]" in page
@@ -250,11 +254,11 @@ def test_the_data_quality_notes_tell_nothing_received_from_suppressed(agreement:
     set_count(rows, "2026-07-01", "referrals", "police", 0)
     set_count(rows, "2026-07-01", "referrals_online_not_assessed", "police", 0)
     set_count(rows, "2026-07-01", "referrals", "spa", None)
-    notes = {a.agency: a for a in Pack(rows, agreement, "2026Q3").agencies()}
+    notes = {a.agency: a for a in agencies(Pack(rows, agreement, "2026Q3"))}
     assert notes["police"].referrals == "0" and notes["police"].note.startswith("nothing received")
     assert notes["spa"].referrals == "[c]" and "suppressed" in notes["spa"].note
     assert notes["camhs"].note == ""
-    assert [r[:2] for r in Pack(rows, agreement, "2026Q3").revisions()] == [("2025Q4", 1)]
+    assert [r[:2] for r in revisions(Pack(rows, agreement, "2026Q3"))] == [("2025Q4", 1)]
 
 
 # -- rendering in a browser --

@@ -122,7 +122,7 @@ def make_publisher(settings: HubSettings, agreement: Agreement) -> Publisher:
 
 
 def test_published_cells_and_revisions_match_ground_truth(
-    topics: HubSettings, worker: WorkerProcess, agreement: Agreement
+    topics: HubSettings, worker: WorkerProcess, agreement: Agreement, tmp_path: Path
 ) -> None:
     settings = topics
     scenario = Scenario.create(settings.agencies, children=300, seed=5)
@@ -201,6 +201,22 @@ def test_published_cells_and_revisions_match_ground_truth(
         published = Published(settings)
         assert_period(published, "board-quarterly", Q3, scenario, agreement, revision=1)
         assert_safe(published, scenario, agreement.disclosure.suppress_at_or_below)
+
+        # The board pack of the quarter, from what is on the trends topic.
+        pack = tmp_path / "pack.html"
+        written = hub(settings, "report", "--period", "2026Q3", "--out", str(pack))
+        assert written.returncode == 0, written.stderr
+        assert "board-quarterly 2026Q3 revision 1" in written.stdout
+        html = pack.read_text(encoding="utf-8")
+        for measure in ("events", "children"):
+            (cell,) = [
+                c
+                for c in published.period("board-quarterly", Q3).values()
+                if (c["measure"], c["dimension"]) == (measure, "total")
+            ]
+            assert f'<div class="value">{cell["count"]:,}</div>' in html, measure
+        unpublished = hub(settings, "report", "--period", "2027Q1", "--out", str(pack))
+        assert unpublished.returncode == 1 and "2027Q1" in unpublished.stderr
     finally:
         publisher.close()
 

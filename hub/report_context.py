@@ -1,0 +1,138 @@
+"""The board pack's page context: every value ``board_pack.html.j2`` shows.
+
+Headlines come from ``hub.report_headlines``, charts from
+``hub.report_charts``; this module adds the detail tables, the data quality
+by agency, the revised periods and the methods' numbers (disclosure rule,
+trend window), all read from one ``Pack``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from hub.agreement import Agreement
+from hub.report_cells import NOT_ASSESSED, REFERRALS, Reading, Status
+from hub.report_charts import pack_charts
+from hub.report_headlines import headlines, show_count, show_share
+from hub.report_pack import Pack, cell_label, code_label, type_label
+from hub.report_stats import CONFIDENCE, POINTS
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    current: str
+    previous: str
+    last_year: str
+
+
+@dataclass(frozen=True)
+class AgencyRow:
+    agency: str
+    kind: str
+    referrals: str
+    not_assessed: str
+    share: str
+    note: str
+
+
+def breakdown(
+    pack: Pack, measure: str, dimension: str, values: Sequence[str], label: Callable[[str], str]
+) -> list[Row]:
+    """One detail table: this period, the previous one and the same period last year."""
+    periods = (pack.start, pack.previous, pack.last_year)
+    return [
+        Row(
+            label(v),
+            *(show_count(pack.cells.reading(p, measure, dimension, v)) for p in periods),
+        )
+        for v in values
+    ]
+
+
+def agencies(pack: Pack) -> list[AgencyRow]:
+    """Partners in agreement order, then agencies in the cells the agreement does not name."""
+    partners = {p.id: p for p in pack.agreement.partners}
+    others = set(pack.cells.values(pack.start, REFERRALS, "agency")) - set(partners)
+    rows = []
+    for agency in [*partners, *sorted(others)]:
+        total = pack.cells.reading(pack.start, REFERRALS, "agency", agency)
+        gap = pack.cells.reading(pack.start, NOT_ASSESSED, "agency", agency)
+        kind = type_label(partners[agency].type) if agency in partners else "not in the agreement"
+        share = show_share(pack.cells.agency_gap(pack.start, agency))
+        rows.append(
+            AgencyRow(
+                agency, kind, show_count(total), show_count(gap), share, _agency_note(total, gap)
+            )
+        )
+    return rows
+
+
+def _agency_note(total: Reading, gap: Reading) -> str:
+    if total.status is Status.MISSING:
+        return "no published cell for this partner in the period"
+    if total.status is Status.SUPPRESSED:
+        return "referrals received; the count is suppressed"
+    if total.ok and total.value == 0:
+        return "nothing received: no referrals dated in the period (check the agency's submission)"
+    if gap.status is Status.SUPPRESSED:
+        return "count not assessed is suppressed, so the share cannot be shown"
+    return ""
+
+
+def revisions(pack: Pack) -> list[tuple[str, int, str]]:
+    """(period, revision, latest release) of the periods in the window released again."""
+    held = [(s, pack.cells.revisions.get(s.isoformat(), (0, ""))) for s in pack.starts]
+    return [(pack.label(s), revision, at) for s, (revision, at) in held if revision > 0]
+
+
+def suppressed_note(agreement: Agreement) -> str:
+    threshold = agreement.disclosure.suppress_at_or_below
+    return f"[c] suppressed (1-{threshold} or to protect another cell): withheld, not zero"
+
+
+def context(pack: Pack, generated_at: datetime) -> dict[str, Any]:
+    """The template's variables, in page order."""
+    rule = pack.agreement.disclosure
+    code = partial(code_label, agreement=pack.agreement)
+    return {
+        "partnership": pack.agreement.partnership.replace("-", " ").capitalize(),
+        "period": pack.label(pack.start),
+        "previous": pack.label(pack.previous),
+        "last_year": pack.label(pack.last_year),
+        "publication": pack.schedule.name,
+        "topic": pack.schedule.topic,
+        "generated_at": generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "headlines": headlines(pack),
+        "charts": pack_charts(pack),
+        "tables": [
+            (
+                "Events by 4Cs cell",
+                breakdown(pack, "events", "cell_4c", pack.cell_values(), cell_label),
+            ),
+            (
+                "Most common risk codes (events)",
+                breakdown(pack, "events", "risk_code", pack.top_codes(), code),
+            ),
+            (
+                "Children by age band",
+                breakdown(pack, "children", "age_band", pack.age_bands(), str),
+            ),
+        ],
+        "agencies": agencies(pack),
+        "revisions": revisions(pack),
+        "revision": pack.revision(),
+        "cell_count": len(pack.period_rows()),
+        "suppressed_count": pack.suppressed_count(),
+        "threshold": rule.suppress_at_or_below,
+        "round_to": rule.round_to,
+        "secondary": rule.secondary_suppression,
+        "window": len(pack.starts),
+        "points": POINTS,
+        "confidence": f"{CONFIDENCE:.1%}",
+        "suppressed_note": suppressed_note(pack.agreement),
+    }
