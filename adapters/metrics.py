@@ -209,3 +209,24 @@ def serve(registry: CollectorRegistry, host: str, port: int) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+class AgenciesMetrics(Collector):
+    """Several agencies' adapter metrics as one exposition (one family per name), for a
+    process that runs the adapter for more than one agency (`hub demo`)."""
+
+    def __init__(self, agencies: Sequence[str]) -> None:
+        self.by_agency = {
+            agency: AdapterMetrics(CollectorRegistry(), agency) for agency in agencies
+        }
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for metrics in self.by_agency.values():
+            for family in metrics.registry.collect():
+                held = families.get(family.name)
+                if held is None:
+                    held = Metric(family.name, family.documentation, family.type, family.unit)
+                    families[family.name] = held
+                held.samples.extend(family.samples)
+        yield from families.values()

@@ -163,16 +163,18 @@ def adapter_run(
     agency: str | None,
     dry_run: bool = False,
     quarantine: Path | None = Path("quarantine"),
-    registry: CollectorRegistry | None = None,
+    metrics: AdapterMetrics | None = None,
 ) -> Iterator[AdapterRun]:
-    """The pipeline for `profile_name`; its metrics go on `registry` (a new one by default)."""
+    """The pipeline for `profile_name`, counting on `metrics` (new ones, on a registry of
+    their own, by default; pass the same ones to keep counting across runs)."""
     profile = load_profile(profile_name)
     agency_id = agency or profile.agency
     outbox = None if dry_run else Outbox(settings.outbox)
     publisher = None if dry_run else make_publisher(settings, f"hub-adapter-{agency_id}")
-    metrics = None
-    if not dry_run:
-        metrics = AdapterMetrics(CollectorRegistry() if registry is None else registry, agency_id)
+    if dry_run:
+        metrics = None
+    else:
+        metrics = metrics or AdapterMetrics(CollectorRegistry(), agency_id)
         metrics.watch_outbox(lambda: pending_count(settings.outbox))
     adapter = Adapter(
         profile,

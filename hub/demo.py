@@ -18,18 +18,23 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from datetime import date
+from contextlib import ExitStack
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.metrics import AgenciesMetrics, serve
 from adapters.runner import adapter_run
 from adapters.synth import child_pool, synth_rows, write_csv
+from hub.agreement import load_agreement
 from hub.broker import Broker
 from hub.errors import HubError
 from hub.prometheus import INSTALL, Prometheus, prometheus_binary
 from hub.pseudonymise import KeyRing, write_key_file
+from hub.publish import period_label
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
 
@@ -107,6 +112,12 @@ def run_demo(base: HubSettings) -> None:
     prometheus: Prometheus | None = None
     url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     trends_url = f"http://{settings.metrics_host}:{settings.publisher_metrics_port}/metrics"
+    adapters = AgenciesMetrics(DEMO_AGENCIES)
+    registry = CollectorRegistry()
+    registry.register(adapters)
+    adapter_url = f"http://{settings.metrics_host}:{settings.adapter_metrics_port}/metrics"
+    pack = DEMO_DIR / "board-pack.html"
+    stack = ExitStack()
     try:
         print("[1/5] starting the Kafka broker ...", flush=True)
         print("      " + broker.start().describe(), flush=True)
@@ -116,7 +127,8 @@ def run_demo(base: HubSettings) -> None:
         processes.append(worker)
         wait_for_metrics(url, worker, "worker")
         print("[4/5] agencies publishing synthetic exports ...", flush=True)
-        publish_round(settings, seed=1, rows=400)
+        stack.enter_context(serve(registry, settings.metrics_host, settings.adapter_metrics_port))
+        publish_round(settings, seed=1, rows=400, metrics=adapters)
         time.sleep(3)
         _show(url)
         print("[5/5] starting the publisher (releases closed periods) ...", flush=True)
@@ -124,6 +136,7 @@ def run_demo(base: HubSettings) -> None:
         processes.append(publisher)
         wait_for_metrics(trends_url, publisher, "publisher")
         _show_trends(trends_url)
+        _write_pack(settings, pack)
         prometheus = _start_prometheus(settings)
         print(
             f"\nThe hub is running. Worker metrics: {url}\n"
@@ -131,6 +144,8 @@ def run_demo(base: HubSettings) -> None:
             "  hub_events_counted, hub_duplicates_dropped_total: records, replays dropped\n"
             f"Published trends (after disclosure control): {trends_url}\n"
             f"  curl -s {trends_url} | grep 'hub_trend_count{{.*risk_code'\n"
+            f"The agencies' adapters (rows read, rejected by field, sent): {adapter_url}\n"
+            + (f"The board pack of the last quarter: {pack.resolve()}\n" if pack.exists() else "")
             + (
                 f"Prometheus (scraping both, with the recording rules): {prometheus.url}\n"
                 if prometheus
@@ -143,12 +158,13 @@ def run_demo(base: HubSettings) -> None:
         while True:
             time.sleep(20)
             batch += 1
-            publish_round(settings, seed=batch, rows=25, quiet=True)
+            publish_round(settings, seed=batch, rows=25, metrics=adapters, quiet=True)
             _show(url, brief=True)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.close()
         if prometheus is not None:
             prometheus.stop()
         for proc in reversed(processes):
@@ -176,15 +192,27 @@ def _start(settings: HubSettings, service: str) -> subprocess.Popen[bytes]:
         )
 
 
-def publish_round(settings: HubSettings, seed: int, rows: int, quiet: bool = False) -> None:
+def publish_round(
+    settings: HubSettings,
+    seed: int,
+    rows: int,
+    metrics: AgenciesMetrics,
+    quiet: bool = False,
+) -> None:
     """Each demo agency writes an export and runs it through the real adapter and outbox."""
     exports = DEMO_DIR / "exports"
     exports.mkdir(exist_ok=True)
-    pool = child_pool(300)
+    pool = child_pool(1500)  # most children known to one agency, some to several
     for agency in DEMO_AGENCIES:
         path = exports / f"{agency}-{seed}.csv"
         write_csv(path, synth_rows(agency, rows, seed, pool, until=date.today()))
-        with adapter_run(settings, "generic", agency, quarantine=DEMO_DIR / "quarantine") as run:
+        with adapter_run(
+            settings,
+            "generic",
+            agency,
+            quarantine=DEMO_DIR / "quarantine",
+            metrics=metrics.by_agency[agency],
+        ) as run:
             summary = run.ingest_file(path)
             run.drain(timeout=60)
         if not quiet:
@@ -226,6 +254,31 @@ def _show_trends(url: str, timeout: float = 120.0) -> None:
             }
             publication, measure = labels["publication"], labels["measure"]
             print(f"      {publication:<16} {measure:<30} {int(value):>6}", flush=True)
+
+
+def _write_pack(settings: HubSettings, out: Path) -> None:
+    """The board pack of the quarter the timetable closed last, once it is published."""
+    agreement = load_agreement(settings.agreement)
+    board = next(s for s in agreement.publication if s.closes == "quarter")
+    now = datetime.now(UTC)
+    quarter = agreement.closed_period(board.name, agreement.previous_publication(board.name, now))
+    label = period_label("quarter", quarter)
+    try:
+        from hub.report import write_pack
+    except ImportError:
+        print("      no board pack: install the report extra (make setup does)", flush=True)
+        return
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            written = write_pack(settings, agreement, label, out)
+            break
+        except HubError as exc:  # the quarter is being released right now
+            if time.monotonic() > deadline:
+                print(f"      no board pack: {exc}", flush=True)
+                return
+            time.sleep(2)
+    print(f"      board pack for {label} (revision {written.revision}): {out}", flush=True)
 
 
 def _start_prometheus(settings: HubSettings) -> Prometheus | None:

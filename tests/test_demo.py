@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hub.broker.launcher import port_is_free
 from hub.demo import scrape
+from hub.prometheus import Prometheus
 from hub.settings import HubSettings
 from tests.conftest import free_port, settings_env
+from tests.test_grafana import panel_queries
 
 
 def processes_with(marker: str) -> list[int]:
@@ -27,8 +30,19 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def every_panel_has_data(settings: HubSettings) -> None:
+    """The acceptance check: the demo's Prometheus answers every dashboard query."""
+    prometheus = Prometheus(settings, Path("unused"), settings.prometheus_port)
+    deadline = time.monotonic() + 120  # the shipped 15 s scrape and rule intervals
+    missing = panel_queries()
+    while missing and time.monotonic() < deadline:
+        missing = [q for q in missing if not prometheus.query(q[2])]
+        time.sleep(2)
+    assert missing == []
+
+
 def run_demo_until_counts(
-    settings: HubSettings, cwd: Path
+    settings: HubSettings, cwd: Path, while_running: Callable[[], None] = lambda: None
 ) -> tuple[dict[str, float], dict[str, float]]:
     url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
     trends_url = f"http://127.0.0.1:{settings.publisher_metrics_port}/metrics"
@@ -50,6 +64,13 @@ def run_demo_until_counts(
             time.sleep(0.5)
         samples = scrape(url)
         trends = scrape(trends_url)
+        adapters = scrape(f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics")
+        rejected = sum(
+            v for k, v in adapters.items() if k.startswith("hub_adapter_rows_rejected_total{")
+        )
+        assert rejected > 0  # the synthetic exports carry a few bad rows
+        assert (cwd / ".demo" / "board-pack.html").stat().st_size > 10_000
+        while_running()
     finally:
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         demo.wait(120)
@@ -69,11 +90,13 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
             "metrics_port": free_port(),
             "publisher_metrics_port": free_port(),
             "prometheus_port": free_port(),
+            "adapter_metrics_port": free_port(),
             "topic_namespace": f"demo{tmp_path.name[-6:]}.",
         }
     )
     for attempt in (1, 2):  # running it again works
-        samples, trends = run_demo_until_counts(settings, tmp_path)
+        check = (lambda: every_panel_has_data(settings)) if attempt == 1 else (lambda: None)
+        samples, trends = run_demo_until_counts(settings, tmp_path, check)
         by_code = {k: v for k, v in samples.items() if k.startswith("hub_events_by_risk_code{")}
         assert by_code and all(v >= 0 for v in by_code.values()), attempt
         assert sum(by_code.values()) > 0, attempt
@@ -94,6 +117,7 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
             settings.metrics_port,
             settings.publisher_metrics_port,
             settings.prometheus_port,
+            settings.adapter_metrics_port,
         ):
             assert port_is_free("127.0.0.1", port)
     # The second run republished the first run's exports: the outbox knew every event.

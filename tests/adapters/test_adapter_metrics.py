@@ -328,7 +328,8 @@ def test_one_shot_run_counts_what_its_helper_process_sent(
     path = tmp_path / "camhs-export.csv"
     expected = planted_export(profile, path, rows=120)
     registry = CollectorRegistry()
-    with adapter_run(topics, "camhs", "camhs", quarantine=tmp_path / "q", registry=registry) as run:
+    metrics = AdapterMetrics(registry, "camhs")
+    with adapter_run(topics, "camhs", "camhs", quarantine=tmp_path / "q", metrics=metrics) as run:
         run_files(run, [path], drain_timeout=60)
     distinct = len({e.record_id for e in expected if not e.rejected})
     assert outbox_counts(topics.outbox) == (0, distinct)
