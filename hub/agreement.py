@@ -121,6 +121,18 @@ class LocalRiskCode(_Frozen):
     label: str = ""
 
 
+HeadlineKey = Literal["events", "children", "multi_agency", "data_gap"]
+PolarityName = Literal["lower is better", "higher is better", "no judgement"]
+
+
+class ReportPolicy(_Frozen):
+    """How the board pack (`hub report`) colours a significant recent trend: the
+    partnership's call, per headline. Unlisted headlines keep the pack's defaults
+    (the data gap: lower is better; counts of recorded harm: no judgement)."""
+
+    polarity: dict[HeadlineKey, PolarityName] = Field(default_factory=dict)
+
+
 class Agreement(_Frozen):
     partnership: str = Field(pattern=_SLUG)
     timezone: str
@@ -130,6 +142,7 @@ class Agreement(_Frozen):
     readers: tuple[Reader, ...] = ()
     retention: Retention
     local_risk_codes: tuple[LocalRiskCode, ...] = ()
+    report: ReportPolicy = Field(default_factory=ReportPolicy)
 
     @field_validator("timezone")
     @classmethod

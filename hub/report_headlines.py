@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from hub.agreement import HeadlineKey
 from hub.report_cells import Reading, Status
 from hub.report_pack import Pack
 from hub.report_stats import Polarity, Trend, count_trend, proportion_trend
@@ -19,7 +20,7 @@ from hub.report_stats import Polarity, Trend, count_trend, proportion_trend
 #: Colour of each headline's trend marker. A rise in recorded harm can mean better
 #: identification as much as more harm, so counts carry no judgement; the data gap
 #: (referrals whose online component was not assessed) should fall.
-POLARITY: Mapping[str, Polarity] = {
+POLARITY: Mapping[HeadlineKey, Polarity] = {
     "events": Polarity.NO_JUDGEMENT,
     "children": Polarity.NO_JUDGEMENT,
     "multi_agency": Polarity.NO_JUDGEMENT,
@@ -70,13 +71,24 @@ def change(current: Reading, earlier: Reading, share: bool = False) -> str:
     return f"{word} {abs(difference):,.0f}{relative}"
 
 
+def polarity_of(pack: Pack, key: HeadlineKey) -> Polarity:
+    """The agreement's polarity for a headline (its `report.polarity`), else the default."""
+    chosen = pack.agreement.report.polarity.get(key)
+    return POLARITY[key] if chosen is None else Polarity(chosen)
+
+
 def headline(
-    pack: Pack, key: str, title: str, at: Callable[[date], Reading], trend: Trend, note: str = ""
+    pack: Pack,
+    key: HeadlineKey,
+    title: str,
+    at: Callable[[date], Reading],
+    trend: Trend,
+    note: str = "",
 ) -> Headline:
     share = key == "data_gap"
     show = show_share if share else show_count
     now, before, year_ago = at(pack.start), at(pack.previous), at(pack.last_year)
-    polarity = POLARITY[key]
+    polarity = polarity_of(pack, key)
     return Headline(
         title,
         show(now),
@@ -90,7 +102,9 @@ def headline(
     )
 
 
-def count_headline(pack: Pack, key: str, title: str, cell: tuple[str, str, str]) -> Headline:
+def count_headline(
+    pack: Pack, key: HeadlineKey, title: str, cell: tuple[str, str, str]
+) -> Headline:
     trend = count_trend([r.count() for r in pack.series(*cell)], pack.agreement.disclosure.round_to)
     return headline(pack, key, title, lambda s: pack.cells.reading(s, *cell), trend)
 

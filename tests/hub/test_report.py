@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hub.agreement import Agreement, LocalRiskCode, load_agreement
+from hub.agreement import Agreement, LocalRiskCode, ReportPolicy, load_agreement
 from hub.publish import period_starting
 from hub.report import build_pack
 from hub.report_cells import shift
@@ -174,6 +174,25 @@ def test_proportions_use_the_chi_squared_test_for_trend() -> None:
 
 
 # -- the pack's numbers --
+
+
+def test_the_agreement_decides_polarity(agreement: Agreement) -> None:
+    """A steep rise in events: blue (no judgement) by default, red where the partnership
+    has agreed that fewer events is better; the other headlines keep their defaults."""
+    rows = both_publications(agreement, lambda i, base: base * (i + 1))
+    default = {h.title: h.judgement for h in headlines(Pack(rows, agreement, "2026-09"))}
+    assert default["Events with an online component"] is Judgement.NO_JUDGEMENT
+    chosen = agreement.model_copy(
+        update={"report": ReportPolicy(polarity={"events": "lower is better"})}
+    )
+    judged = {h.title: h.judgement for h in headlines(Pack(rows, chosen, "2026-09"))}
+    assert judged["Events with an online component"] is Judgement.WORSE
+    assert judged["Children"] is Judgement.NO_JUDGEMENT
+    assert {t: j for t, j in judged.items() if not t.startswith("Events")} == {
+        t: j for t, j in default.items() if not t.startswith("Events")
+    }
+    with pytest.raises(ValueError, match="polarity"):
+        ReportPolicy.model_validate({"polarity": {"events": "fewer is nicer"}})
 
 
 def test_headlines_compare_with_the_previous_period_and_last_year(agreement: Agreement) -> None:
