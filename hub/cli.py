@@ -500,7 +500,9 @@ def publish(
     from hub.publish import Publisher, period_label
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    publisher = Publisher(settings, load_agreement(settings.agreement), worker_timeout=wait)
+    publisher = Publisher(
+        settings, load_agreement(settings.agreement), worker_timeout=wait, role="forced"
+    )
     try:
         release = publisher.publish_now(period, publication)
     finally:

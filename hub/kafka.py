@@ -86,7 +86,8 @@ _NOT_AUTHORISED = 29  # TOPIC_AUTHORIZATION_FAILED
 
 def _topic_error(bootstrap: str, topic: str, config: dict[str, Any]) -> int:
     """The broker's error code for `topic` as this client sees it (0: none)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="hub-probe", **config)
+    security = {k: v for k, v in config.items() if k.startswith(("security", "sasl", "ssl"))}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="hub-probe", **security)
     try:
         (described,) = admin.describe_topics([topic])
         return int(described.get("error_code", 0))

@@ -192,6 +192,7 @@ class TrendsLog:
             self.topic,
             "hub-publisher-trends",
             PublishError(f"topic {self.topic} does not exist: run `hub topics apply`"),
+            isolation_level="read_committed",
         )
 
     def catch_up(self) -> None:
@@ -277,6 +278,7 @@ class Publisher:
         *,
         worker_timeout: float = 300.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        role: str = "scheduled",
     ) -> None:
         self.settings = settings
         self.agreement = agreement
@@ -288,16 +290,28 @@ class Publisher:
         self.versions = VersionLog(settings)
         self.trends = TrendsLog(settings)
         try:
+            # Each release is one transaction: readers (read_committed) see a period's
+            # revision whole or not at all, even if this process dies while sending it.
+            # One transactional id per role, so a restarted publisher aborts what its
+            # predecessor left open at once instead of after the transaction timeout.
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap_servers,
                 client_id="hub-publisher",
                 acks="all",
                 enable_idempotence=True,
+                transactional_id=f"{settings.worker_app_id}-publisher-{role}",
                 linger_ms=20,
             )
+            self._producer.init_transactions()
         except KafkaError as exc:
             self.close()
             raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction()
+        except KafkaError as exc:  # the coordinator aborts it after the transaction timeout
+            log.warning("could not abort the release's transaction: %s", exc)
 
     def close(self) -> None:
         self.versions.close()
@@ -425,7 +439,7 @@ class Publisher:
     def _send(
         self, publication: str, period: Period, revision: int, cells: Iterable[Cell], at: datetime
     ) -> None:
-        futures = []
+        messages = []
         for cell in cells:
             snapshot = TrendSnapshot(
                 partnership=self.agreement.partnership,
@@ -440,16 +454,23 @@ class Publisher:
                 revision=revision,
                 published_at=at.astimezone(UTC),
             )
-            key = cell_key(publication, period, cell)
-            value = self.codec.encode(snapshot.to_avro())
-            futures.append(self._producer.send(self.settings.trends_topic, key=key, value=value))
+            messages.append(
+                (cell_key(publication, period, cell), self.codec.encode(snapshot.to_avro()))
+            )
         try:
-            self._producer.flush(timeout=60)
+            self._producer.begin_transaction()
+            futures = [
+                self._producer.send(self.settings.trends_topic, key=key, value=value)
+                for key, value in messages
+            ]
+            self._producer.commit_transaction()
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
+            self._abort()
             raise PublishError(
                 f"the trends topic did not take revision {revision} of {publication}"
-                f" {period[0]}: {exc}; it will be released again at the next run"
+                f" {period[0]}: {exc}; nothing of it is visible, and it will be released"
+                " again at the next run"
             ) from exc
         self.trends.catch_up()

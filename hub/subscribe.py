@@ -103,6 +103,7 @@ class TrendReader:
                 " section must list it for this principal, and an operator must run"
                 " `hub security acls --apply`"
             ),
+            isolation_level="read_committed",  # a release is seen whole or not at all
             **client_security(settings),
         )
 

@@ -121,3 +121,57 @@ def test_unknown_topic_is_a_clear_error(topics: HubSettings) -> None:
     done = hub(topics, "subscribe", "no.such.topic")
     assert done.returncode == 1
     assert "no topic no.such.topic" in done.stderr
+
+
+#: A publisher that dies in the middle of a release: it sends two of the three cells
+#: of October's revision 1 in a transaction and never commits.
+DIES_MID_RELEASE = """
+import sys, time
+from datetime import date
+from kafka import KafkaProducer
+from hub.codec import Codec
+from tests.hub.test_subscribe import snapshot
+bootstrap, topic, transactional_id = sys.argv[1:4]
+producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id)
+producer.init_transactions()
+producer.begin_transaction()
+codec = Codec("trend_snapshot")
+for value, count in (("GROOMING", 55), ("SEXTORTION", 30)):
+    s = snapshot(date(2026, 10, 1), value, count, revision=1)
+    key = f"monthly|{s.period_start}|{s.measure}|{s.dimension}|{s.value}".encode()
+    producer.send(topic, key=key, value=codec.encode(s.to_avro()))
+producer.flush()
+print("sent", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_release_is_seen_whole_or_not_at_all(topics: HubSettings) -> None:
+    october = [("GROOMING", 40), ("SEXTORTION", 20), ("CYBERBULLYING", 10)]
+    publish(topics, [snapshot(OCT, value, count) for value, count in october])
+    transactional_id = f"{topics.topic_namespace}publisher"
+    dying = subprocess.Popen(
+        [sys.executable, "-c", DIES_MID_RELEASE]
+        + [topics.bootstrap_servers, topics.trends_topic, transactional_id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert dying.stdout is not None and dying.stdout.readline().strip() == "sent"
+    finally:
+        dying.kill()  # SIGKILL: the transaction stays open
+        dying.communicate(timeout=30)
+
+    def seen() -> list[tuple[str, int, int]]:
+        return [(r["value"], r["count"], r["revision"]) for r in published_rows(topics)]
+
+    whole_revision_0 = sorted((value, count, 0) for value, count in october)
+    assert sorted(seen()) == whole_revision_0  # not two cells of revision 1 and one of 0
+
+    # The publisher restarts under the same transactional id: the open release is aborted.
+    producer = KafkaProducer(
+        bootstrap_servers=topics.bootstrap_servers, transactional_id=transactional_id
+    )
+    producer.init_transactions()
+    producer.close()
+    assert sorted(seen()) == whole_revision_0
