@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub import resources
 from hub.errors import ConfigError
 from hub.models import (
     AgencyType,
@@ -29,7 +30,7 @@ from hub.models import (
     Vulnerability,
 )
 
-PROFILES_DIR = Path(__file__).parent / "profiles"
+PROFILES_DIR = resources.profiles()
 
 #: Canonical source fields a profile can map columns to.
 SourceField = Literal[

@@ -70,9 +70,11 @@ from hub.broker import Broker
 from hub.codec import Codec
 from hub.kafka import broker_answers
 from hub.models import CaseEvent, LinkageBasis, Pseudonym
-from hub.settings import REPO_ROOT, HubSettings
+from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
 
+#: The checkout: the benchmark's child processes run `python -m benchmarks...` from here.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 RATIO_TARGET = 0.80
 RATE_TARGET = 5_000.0
 RATE_STRETCH = 10_000.0

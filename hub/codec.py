@@ -26,10 +26,10 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from hub import resources
 from hub.errors import CodecError
-from hub.settings import REPO_ROOT
 
-SCHEMAS_DIR = REPO_ROOT / "schemas"
+SCHEMAS_DIR = resources.schemas()
 MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 CONFLUENT_HEADER_SIZE = 5

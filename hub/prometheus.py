@@ -21,10 +21,11 @@ from typing import Any
 
 import yaml
 
+from hub import resources
 from hub.errors import HubError
-from hub.settings import REPO_ROOT, HubSettings
+from hub.settings import HubSettings
 
-CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+CONFIG = resources.deploy("prometheus", "prometheus.yml")
 INSTALL = "install Debian's package: sudo apt-get update && sudo apt-get install prometheus"
 
 

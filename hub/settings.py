@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from hub import resources
 
 #: The agencies the hub knows until the data-sharing agreement lists them.
 DEFAULT_AGENCIES: tuple[str, ...] = (
@@ -62,7 +62,7 @@ class HubSettings(BaseSettings):
         " services on this machine. Off by default.",
     )
     broker_start_timeout: float = 90.0
-    kafka_pom: Path = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+    kafka_pom: Path = resources.deploy("kafka", "pom.xml")
 
     # --- clients ---------------------------------------------------------------
     bootstrap: str | None = Field(
@@ -134,7 +134,7 @@ class HubSettings(BaseSettings):
 
     # --- the data-sharing agreement ---------------------------------------------
     agreement: Path = Field(
-        default=REPO_ROOT / "deploy" / "agreement" / "example.yaml",
+        default=resources.deploy("agreement", "example.yaml"),
         description="HUB_AGREEMENT: the data-sharing agreement (partners, deadlines,"
         " publication timetable, disclosure rule). Check it with `hub agreement check`.",
     )

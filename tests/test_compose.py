@@ -333,8 +333,6 @@ def dockerfile_problems(text: str, doc: Doc) -> list[str]:
     (install,) = [rest for op, rest in instructions if op == "RUN" and "pip install" in rest]
     if "-c constraints.txt" not in install:
         problems.append("pip install without -c constraints.txt")
-    if " -e " not in install:  # hub/settings.py finds schemas/ and deploy/ next to the package
-        problems.append("pip install is not editable: schemas/ would be missing")
     match = re.search(r"\.\[([\w,-]+)\]", install)
     extras = set(match[1].split(",")) if match else set()
     env = {k: v for s in hub_services(doc).values() for k, v in environment(s).items()}
