@@ -103,6 +103,13 @@ class AdapterMetrics:
             ["agency"],
             registry=registry,
         )
+        self.files_failed = Counter(
+            "hub_adapter_files_failed",
+            "Files a watched folder moved to failed/: unreadable (not a file of the profile's"
+            " format, empty, a broken header) or without one usable row.",
+            ["agency"],
+            registry=registry,
+        )
         self.last_ingest = Gauge(
             "hub_adapter_last_ingest_timestamp_seconds",
             "Unix time the adapter last finished reading a source (a file, a query, a push).",
@@ -116,6 +123,7 @@ class AdapterMetrics:
         for counter in (self.rows_accepted, self.events_stored, self.events_sent):
             counter.labels(agency)
         self.send_failures.labels(agency)
+        self.files_failed.labels(agency)
         self._outbox = _OutboxCollector(agency)
         registry.register(self._outbox)
 
@@ -131,6 +139,9 @@ class AdapterMetrics:
 
     def sent(self, events: int) -> None:
         self.events_sent.labels(self.agency).inc(events)
+
+    def file_failed(self) -> None:
+        self.files_failed.labels(self.agency).inc()
 
     def send_failed(self) -> None:
         self.send_failures.labels(self.agency).inc()

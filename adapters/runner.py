@@ -287,6 +287,12 @@ def watch(
             click.echo("stopped watching")
 
 
+def _move_failed(run: AdapterRun, path: Path, failed: Path) -> None:
+    shutil.move(path, failed / path.name)
+    if run.metrics is not None:
+        run.metrics.file_failed()
+
+
 def _watch_loop(
     run: AdapterRun,
     folder: Path,
@@ -304,10 +310,13 @@ def _watch_loop(
                 summary = run.ingest_file(path)
             except FileError as exc:
                 click.echo(f"failed: {exc}", err=True)
-                shutil.move(path, failed / path.name)
+                _move_failed(run, path, failed)
                 continue
             click.echo(summary.line(), nl=True)
-            shutil.move(path, (done if summary.accepted else failed) / path.name)
+            if summary.accepted:
+                shutil.move(path, done / path.name)
+            else:
+                _move_failed(run, path, failed)
         if once:
             return
         time.sleep(poll)

@@ -390,10 +390,22 @@ def test_watch_mode_serves_rejects_and_sends_on_its_metrics_port(
             "the events to be sent",
         )
         after = scraped()
+        assert after['hub_adapter_files_failed_total{agency="camhs"}'] == 0
+        # Files the folder cannot use: one empty, one with a header and no usable row.
+        (tmp_path / "empty.csv").write_bytes(b"")
+        (tmp_path / "unusable.csv").write_text("Jane Brokenrow,9990000000\r\n")
+        for name in ("empty.csv", "unusable.csv"):
+            (tmp_path / name).rename(drop / name)
+        wait_for(
+            lambda: scraped().get('hub_adapter_files_failed_total{agency="camhs"}') == 2,
+            60,
+            "the unusable files to be counted",
+        )
     finally:
         os.killpg(watcher.pid, signal.SIGINT)
         output = watcher.communicate(timeout=60)[0].decode()
     assert f"adapter metrics on {url}" in output
+    assert sorted(p.name for p in (drop / "failed").iterdir()) == ["empty.csv", "unusable.csv"]
 
     report = quarantined(quarantine / f"{path.name}.rejects.csv")
     rejected = metric(after, "hub_adapter_rows_rejected_total")
