@@ -153,6 +153,13 @@ class HubSettings(BaseSettings):
         description="HUB_SESSION_TIMEOUT: seconds before the group gives a dead worker's"
         " partitions to another.",
     )
+    shutdown_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="HUB_SHUTDOWN_TIMEOUT: seconds a stream worker may take to stop cleanly"
+        " after SIGTERM or Ctrl-C before it exits anyway (Kafka gone: its flush would wait"
+        " forever); what it had not acknowledged is re-read at the next start.",
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, description="HUB_METRICS_PORT: /metrics port.")
     prometheus_port: int = Field(

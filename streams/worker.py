@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
+import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.worker import Worker as FaustWorker
 from prometheus_client import CollectorRegistry, start_http_server
@@ -28,6 +33,48 @@ def check_topics(settings: HubSettings) -> None:
     ]
     if missing:
         raise BrokerError(f"missing topics {', '.join(missing)}: run `hub topics apply` first")
+
+
+class _Worker(FaustWorker):
+    """Faust's worker with a deadline on stopping.
+
+    Faust stops by flushing its producer and committing offsets; with the broker
+    gone that waits forever and the process ignores SIGTERM. After the first
+    SIGTERM or SIGINT a timer gives the clean stop `deadline` seconds, then exits.
+    That is as safe as a crash: events are acknowledged only once their changelog
+    batch is written, so whatever was in flight is re-read and dropped as a
+    duplicate at the next start (tests/streams/test_worker_crash.py).
+    """
+
+    def __init__(self, app: faust.App, deadline: float, loglevel: str) -> None:
+        super().__init__(app, loglevel=loglevel, quiet=True)
+        self.deadline = deadline
+        self._timer: threading.Timer | None = None
+
+    def _on_sigterm(self) -> None:
+        self._arm()
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm()
+        super()._on_sigint()
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(self.deadline, _give_up, [self.deadline])
+            self._timer.daemon = True
+            self._timer.start()
+
+
+def _give_up(deadline: float) -> None:
+    print(
+        f"the worker did not stop within {deadline:.0f} s (HUB_SHUTDOWN_TIMEOUT); is Kafka"
+        " reachable? Exiting now: events not yet acknowledged are read again at the next"
+        " start and dropped as duplicates.",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(3)
 
 
 def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
@@ -67,4 +114,4 @@ def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
         f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics",
         flush=True,
     )
-    FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    _Worker(worker.app, settings.shutdown_timeout, loglevel).execute_from_commandline()
