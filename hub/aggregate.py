@@ -14,8 +14,9 @@ withdrawn, and ``start <= occurred_on <= end``, both dates included):
   by ``risk_code`` (a record counts once per code on it), ``cell_4c`` (once per
   distinct 4Cs cell of its codes) and ``vulnerability`` (once per flag), where
   one record can count in several cells.
-* ``children``: distinct children (pseudonymised subjects) among those
-  records; records without a subject count in ``events`` only. For age band,
+* ``children``: distinct children (pseudonymised subjects, a child's
+  pseudonyms under earlier keys linked to its current one: ``linked_subjects``)
+  among those records; records without a subject count in ``events`` only. For age band,
   sex, area, threshold level, role and outcome each child counts once, with
   the values of its latest record in the period (latest ``occurred_on``; on a
   tie the highest ``record_key``), so the cells add up to the total. For risk
@@ -128,10 +129,37 @@ class _Scan:
     many_agencies: set[str]  # subjects with live records from two or more agencies by the end
 
 
+def linked_subjects(records: Iterable[RecordVersion]) -> dict[str, str]:
+    """Pseudonym -> the one that stands for its child, for every pseudonym that a
+    live record links to another (``previous``: the same child under an earlier key).
+
+    Linked pseudonyms form groups (a child across several rotations, or linked by
+    several agencies); each group is represented by its smallest pseudonym, so the
+    answer does not depend on the order of the records.
+    """
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while (up := parent.get(node, node)) != node:
+            parent[node] = parent.get(up, up)  # halve the path
+            node = up
+        return node
+
+    for r in records:
+        if r.live and r.subject is not None:
+            for earlier in r.previous:
+                a, b = root(r.subject), root(earlier)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {node: root(node) for node in parent if root(node) != node}
+
+
 def _scan(records: Iterable[RecordVersion], start: date, end: date) -> _Scan:
     if start > end:
         raise ValueError(f"period starts ({start}) after it ends ({end})")
     first, last = start.isoformat(), end.isoformat()
+    records = list(records)
+    same_child = linked_subjects(records)
     scan = _Scan(Counter(), Counter(), {}, set())
     events, referrals, children = scan.events, scan.referrals, scan.children
     first_agency: dict[str, str] = {}  # subject -> the first agency seen holding a record
@@ -139,7 +167,7 @@ def _scan(records: Iterable[RecordVersion], start: date, end: date) -> _Scan:
         occurred = r.occurred_on
         if not r.live or occurred > last:
             continue
-        subject = r.subject
+        subject = r.subject if r.subject is None else same_child.get(r.subject, r.subject)
         if subject is not None and first_agency.setdefault(subject, r.agency) != r.agency:
             scan.many_agencies.add(subject)
         if occurred < first:

@@ -51,6 +51,9 @@ class RecordVersion(NamedTuple):
     codes: tuple[str, ...]  # online-risk codes, sorted
     role: str
     outcome: str
+    #: The subject's pseudonyms under earlier keys (after a key rotation): the same
+    #: child, linked by ``hub.aggregate.linked_subjects``.
+    previous: tuple[str, ...] = ()
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> RecordVersion:
@@ -81,17 +84,28 @@ class RecordVersion(NamedTuple):
             codes=_shared(tuple(sorted(set(record["online_risks"])))),
             role=_text(record["role"]),
             outcome=_text(record["outcome"]),
+            previous=tuple(_text(p["value"]) for p in record.get("previous_subjects") or ()),
         )
 
     def to_json(self) -> list[Any]:
         """A compact JSON form (a list, field order as declared)."""
-        return [*self[:13], list(self.vulnerabilities), self.online, list(self.codes), *self[16:]]
+        return [
+            *self[:13],
+            list(self.vulnerabilities),
+            self.online,
+            list(self.codes),
+            self.role,
+            self.outcome,
+            list(self.previous),
+        ]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RecordVersion:
         values: list[Any] = [intern(v) if isinstance(v, str) else v for v in data]
         values[13] = _shared(tuple(values[13]))
         values[15] = _shared(tuple(values[15]))
+        if len(values) > 18:  # batches written before pseudonyms carried their history have 18
+            values[18] = tuple(intern(v) for v in values[18])
         return cls(*values)
 
     @property

@@ -20,14 +20,17 @@ from hub.aggregate import (
     ADDITIVE,
     Cell,
     is_additive,
+    linked_subjects,
     period_cells,
     protect_cells,
     true_breakdowns,
 )
+from hub.codec import Codec
 from hub.disclosure import DisclosureRule, suppressed_sum_range
 from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
 from hub.records import RecordVersion
 from hub.taxonomy import CELLS, Taxonomy
+from tests.hub.test_codec import sample_event
 
 TAXONOMY = Taxonomy()
 PARTNERS = ("camhs", "police", "nursing")
@@ -54,6 +57,7 @@ def rv(
     vulnerabilities: tuple[str, ...] = (),
     role: str = "VICTIM",
     outcome: str = "UNKNOWN",
+    previous: tuple[str, ...] = (),
 ) -> RecordVersion:
     return RecordVersion(
         record_key=key,
@@ -74,6 +78,7 @@ def rv(
         codes=tuple(sorted(codes)),
         role=role,
         outcome=outcome,
+        previous=previous,
     )
 
 
@@ -435,3 +440,61 @@ def test_shuffled_input_gives_the_same_cells(records: list[RecordVersion], rando
         assert period_cells(shuffled, start, end, TAXONOMY, PARTNERS, rule) == period_cells(
             records, start, end, TAXONOMY, PARTNERS, rule
         )
+
+
+# -- linkage across a key rotation --
+
+#: One child, "old-A" under the previous key and "new-A" under the current one;
+#: after the rotation police sends both (subject and previous_subjects).
+ROTATION = [
+    rv("c1", "camhs", "2025-01-05", "old-A"),
+    rv("p1", "police", "2025-01-20", "new-A", previous=("old-A",)),
+    rv("n1", "nursing", "2025-01-25", "new-A"),
+    rv("c2", "camhs", "2025-01-09", "old-B"),  # another child, never linked
+]
+
+
+def test_a_childs_pseudonyms_under_old_and_new_keys_count_once() -> None:
+    counts = true_breakdowns(ROTATION, *JAN, TAXONOMY, PARTNERS)
+    assert counts["children", "total"] == {"all": 2}
+    assert nonzero(counts["children", "known_to_agencies"]) == {"2+": 1, "1": 1}
+    assert counts["events", "total"] == {"all": 4}
+    # Without the link the same records are three children, none known to two agencies
+    # through camhs and police.
+    unlinked = [r._replace(previous=()) for r in ROTATION]
+    assert true_breakdowns(unlinked, *JAN, TAXONOMY, PARTNERS)["children", "total"] == {"all": 3}
+
+
+def test_links_chain_across_rotations_in_any_order() -> None:
+    random = Random(6)
+    chain = [
+        rv("c1", "camhs", "2025-01-05", "k1-A"),
+        rv("p1", "police", "2025-01-06", "k2-A", previous=("k1-A",)),
+        rv("n1", "nursing", "2025-01-07", "k3-A", previous=("k2-A",)),
+        rv("c2", "camhs", "2025-01-08", "k3-B", previous=("k2-B", "k1-B")),
+        rv("w1", "police", "2025-01-09", "k3-C", previous=("k3-A",), live=False),
+    ]
+    for _ in range(10):
+        random.shuffle(chain)
+        assert linked_subjects(chain) == {
+            "k2-A": "k1-A",
+            "k3-A": "k1-A",
+            "k2-B": "k1-B",
+            "k3-B": "k1-B",
+        }  # a withdrawn record links nothing
+        counts = true_breakdowns(chain, *JAN, TAXONOMY, PARTNERS)
+        assert counts["children", "total"] == {"all": 2}
+
+
+def test_changelog_batches_from_before_the_link_still_decode() -> None:
+    record = ROTATION[1]
+    assert RecordVersion.from_json(record.to_json()) == record
+    assert RecordVersion.from_json(record.to_json()[:18]) == record._replace(previous=())
+
+
+def test_a_decoded_event_keeps_its_earlier_pseudonyms() -> None:
+    codec = Codec("case_event")
+    decoded = codec.decode(codec.encode(sample_event().to_avro()))
+    version = RecordVersion.from_event(decoded)
+    assert version.subject == "c" * 64
+    assert version.previous == ("d" * 64,)
