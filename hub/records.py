@@ -64,6 +64,7 @@ class RecordVersion(NamedTuple):
         records then share one copy of each, not a million.
         """
         subject = record.get("subject")
+        earlier = record.get("previous_subjects")
         occurred = record["occurred_on"]
         return cls(
             record_key=record["record_key"],
@@ -84,7 +85,7 @@ class RecordVersion(NamedTuple):
             codes=_shared(tuple(sorted(set(record["online_risks"])))),
             role=_text(record["role"]),
             outcome=_text(record["outcome"]),
-            previous=tuple(_text(p["value"]) for p in record.get("previous_subjects") or ()),
+            previous=tuple(_text(p["value"]) for p in earlier) if earlier else (),
         )
 
     def to_json(self) -> list[Any]:
