@@ -25,10 +25,10 @@ from pathlib import Path
 import click
 from prometheus_client import CollectorRegistry
 
-from adapters import metrics as adapter_metrics
 from adapters.csv_source import CsvSource, FileError
 from adapters.jsonl_source import JsonLinesSource
 from adapters.metrics import AdapterMetrics
+from adapters.metrics import serve as serve_metrics
 from adapters.outbox import Outbox, pending_count
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
@@ -204,7 +204,7 @@ def metrics_served(run: AdapterRun, port: int) -> Iterator[str | None]:
     if port == 0 or run.metrics is None:
         yield None
         return
-    with adapter_metrics.serve(run.metrics.registry, run.settings.metrics_host, port) as url:
+    with serve_metrics(run.metrics.registry, run.settings.metrics_host, port) as url:
         click.echo(f"adapter metrics on {url}")
         yield url
 

@@ -147,7 +147,7 @@ def run_demo(base: HubSettings) -> None:
             f"The agencies' adapters (rows read, rejected by field, sent): {adapter_url}\n"
             + (f"The board pack of the last quarter: {pack.resolve()}\n" if pack.exists() else "")
             + (
-                f"Prometheus (scraping both, with the recording rules): {prometheus.url}\n"
+                f"Prometheus (scraping all three, with the recording rules): {prometheus.url}\n"
                 if prometheus
                 else ""
             )

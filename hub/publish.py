@@ -90,25 +90,21 @@ def period_starting(kind: str, start: date) -> Period:
     return start, end - timedelta(days=1)
 
 
-def _month_start(day: date, kind: str) -> date:
-    """The first day of the month (or quarter) `day` falls in."""
-    month = day.month if kind == "month" else 3 * ((day.month - 1) // 3) + 1
-    return date(day.year, month, 1)
-
-
-def months_before(start: date, months: int) -> date:
-    index = start.year * 12 + start.month - 1 - months
+def add_months(start: date, months: int) -> date:
+    """The first of the month `months` after `start`'s month (before it when negative)."""
+    index = start.year * 12 + start.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
 
 
 def history_periods(kind: str, closed: Period, first: date | None, months: int) -> set[Period]:
     """`closed` and the periods before it back to the one holding `first` (the
     earliest record), none starting more than `months` months before `closed`."""
-    oldest = months_before(closed[0], months)
+    oldest = add_months(closed[0], -months)
+    step = 3 if kind == "quarter" else 1
     periods = {closed}
     period = closed
     while first is not None:
-        period = period_starting(kind, _month_start(period[0] - timedelta(days=1), kind))
+        period = period_starting(kind, add_months(period[0], -step))
         if period[1] < first or period[0] < oldest:
             break
         periods.add(period)
@@ -339,11 +335,13 @@ class Publisher:
         at = (at or self.now()).astimezone(UTC)
         releases: list[Release] = []
         self._catch_up()
+        first = self._first_record_day()
         for schedule in self.agreement.publication:
             scheduled = self.agreement.previous_publication(schedule.name, at).astimezone(UTC)
             closed = self.agreement.closed_period(schedule.name, scheduled)
             released = self._released_periods(schedule.name)
-            backlog = self._backlog(schedule.closes, closed) - released
+            history = history_periods(schedule.closes, closed, first, self.settings.history_months)
+            backlog = history - released
             periods = backlog | released if scheduled == at else backlog
             for period in sorted(periods):
                 releases.append(self._release(schedule.name, period, at))
@@ -389,10 +387,10 @@ class Publisher:
         wait_for_workers(self.settings, self.versions, self.worker_timeout)
         self.trends.catch_up()
 
-    def _backlog(self, kind: str, closed: Period) -> set[Period]:
-        days = [v.occurred_on for v in self.versions.records.values() if v.live]
-        first = date.fromisoformat(min(days)) if days else None
-        return history_periods(kind, closed, first, self.settings.history_months)
+    def _first_record_day(self) -> date | None:
+        """When the earliest live record occurred: how far back the history goes."""
+        first = min((v.occurred_on for v in self.versions.records.values() if v.live), default=None)
+        return None if first is None else date.fromisoformat(first)
 
     def _released_periods(self, publication: str) -> set[Period]:
         kind = self.agreement.schedule(publication).closes

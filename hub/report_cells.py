@@ -2,8 +2,7 @@
 
 Pure: no I/O. ``Cells`` looks up the latest revision of each cell and says
 when one is suppressed or was not published, so nothing downstream mistakes a
-withheld count for zero. ``shift`` is the month arithmetic the pack's period
-windows and the charts' monthly series share.
+withheld count for zero.
 """
 
 from __future__ import annotations
@@ -13,12 +12,6 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
-
-
-def shift(start: date, months: int) -> date:
-    """The first of the month `months` after (or before) `start`'s month."""
-    index = start.year * 12 + start.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 class Status(StrEnum):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from hub.publish import period_label
-from hub.report_cells import Cells, Reading, Status, shift
+from hub.publish import add_months, period_label
+from hub.report_cells import Cells, Reading, Status
 from hub.report_draw import PREVIOUS_COLOUR, Series, bar_chart, line_chart
 from hub.report_pack import Pack, cell_label, code_label
 
@@ -135,7 +135,7 @@ def _monthly(pack: Pack) -> list[tuple[str, str]]:
     """A quarterly pack's monthly detail: events per month, 24 months to the quarter's end."""
     if pack.kind != "quarter" or pack.monthly is None:
         return []
-    months = [shift(pack.start, 2 - i) for i in reversed(range(24))]
+    months = [add_months(pack.start, 2 - i) for i in reversed(range(24))]
     cells = Cells(pack.rows, pack.monthly.name)
     if not any(cells.published(m) for m in months):
         return []

@@ -17,8 +17,8 @@ from typing import Any
 
 from hub.agreement import Agreement, Schedule
 from hub.errors import ConfigError, HubError
-from hub.publish import parse_period, period_label
-from hub.report_cells import Cells, Reading, shift
+from hub.publish import add_months, parse_period, period_label
+from hub.report_cells import Cells, Reading
 from hub.taxonomy import CELLS
 
 WINDOW = {"month": 24, "quarter": 8}
@@ -63,8 +63,9 @@ class Pack:
         self.kind = self.schedule.closes
         self.cells = Cells(rows, self.schedule.name)
         step = STEP[self.kind]
-        self.starts = [shift(self.start, -step * i) for i in reversed(range(WINDOW[self.kind]))]
-        self.previous, self.last_year = shift(self.start, -step), shift(self.start, -12)
+        window = reversed(range(WINDOW[self.kind]))
+        self.starts = [add_months(self.start, -step * i) for i in window]
+        self.previous, self.last_year = add_months(self.start, -step), add_months(self.start, -12)
         self.monthly = next((s for s in agreement.publication if s.closes == "month"), None)
 
     def label(self, start: date) -> str:

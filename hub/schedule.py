@@ -42,7 +42,7 @@ from hub.publish import (
     Publisher,
     Release,
     TrendsLog,
-    months_before,
+    add_months,
     period_label,
     period_starting,
 )
@@ -130,7 +130,11 @@ class TrendsCollector(Collector):
             latest = mine[latest_start]
             start.add_metric([name], _midnight(latest_start))
             revision.add_metric([name], latest.revision)
-            oldest = months_before(latest_start, self.history_months)
+            oldest = add_months(latest_start, -self.history_months)
+            period_labels = {
+                start: period_label(schedule.closes, period_starting(schedule.closes, start))
+                for start in mine
+            }
             for snapshot in snapshots:
                 period_start = snapshot["period_start"]
                 if snapshot["publication"] != name or period_start < oldest:
@@ -139,9 +143,7 @@ class TrendsCollector(Collector):
                     continue  # a cell the latest revision no longer has
                 cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
                 flag = 1 if snapshot["suppressed"] else 0
-                label = period_label(
-                    schedule.closes, period_starting(schedule.closes, period_start)
-                )
+                label = period_labels[period_start]
                 history_suppressed.add_metric([name, label, *cell[1:]], flag)
                 if snapshot["count"] is not None:
                     history.add_metric([name, label, *cell[1:]], snapshot["count"])

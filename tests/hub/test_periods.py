@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from hub.errors import ConfigError
-from hub.publish import history_periods, months_before, parse_period, period_label
+from hub.publish import add_months, history_periods, parse_period, period_label
 
 
 def starts(periods: set[tuple[date, date]]) -> list[str]:
@@ -25,10 +25,11 @@ def test_parse_and_label_round_trip() -> None:
             parse_period(bad)
 
 
-def test_months_before_crosses_years() -> None:
-    assert months_before(date(2026, 10, 1), 24) == date(2024, 10, 1)
-    assert months_before(date(2026, 1, 1), 1) == date(2025, 12, 1)
-    assert months_before(date(2026, 3, 1), 0) == date(2026, 3, 1)
+def test_add_months_crosses_years() -> None:
+    assert add_months(date(2026, 10, 1), -24) == date(2024, 10, 1)
+    assert add_months(date(2026, 1, 15), -1) == date(2025, 12, 1)
+    assert add_months(date(2026, 3, 1), 0) == date(2026, 3, 1)
+    assert add_months(date(2026, 11, 1), 2) == date(2027, 1, 1)
 
 
 def test_history_goes_back_to_the_first_record() -> None:
