@@ -12,15 +12,18 @@ file: see `adapters.jsonl_source.flat_values`). Responses, checked in order:
 - 415: the content type is not ``application/json``.
 - 411 / 400: no usable Content-Length (chunked bodies are not accepted).
 - 413: the body is over the limit (`MAX_BODY`, 5 MB, by default).
-- 400: the body is not valid JSON, is neither an object nor a list, is an empty
-  list, or no item in it was accepted. The JSON answer names each rejected
-  item's ``index`` (0-based position in the list; 0 for a single object),
-  ``row`` (index + 1, the row of the quarantine report), ``field`` and
-  ``reason``. Values are never echoed.
-- 202: ``{"accepted": n, "new": m, "rejected": [...], "request": "http-<provider>-<t>-<n>"}``
-  sent only after the accepted events are committed to the outbox
-  (`Adapter.ingest` returns after the outbox transaction commits). ``new``
-  counts events not already in the outbox (a resent request stores nothing twice).
+- 400: the body is not valid JSON (or is nested too deeply to parse), is neither
+  an object nor a list, is an empty list, or no item in it was accepted. The
+  JSON answer names each rejected item's ``index`` (0-based position in the
+  list; 0 for a single object), ``row`` (index + 1, the row of the quarantine
+  report), ``field`` and ``reason``. Values are never echoed. A risk or platform
+  value may be a list of the agency's terms (``["Sexting", "Online grooming"]``).
+- 202: ``{"accepted": n, "new": a, "corrected": b, "withdrawn": c, "unchanged": d,
+  "rejected": [...], "request": "http-<provider>-<t>-<n>"}`` sent only after the
+  accepted events are committed to the outbox (`Adapter.ingest` returns after
+  the outbox transaction commits). ``new`` counts records the adapter had not
+  seen, ``unchanged`` items identical to what was sent before (a resent request
+  sends nothing twice), ``corrected`` and ``withdrawn`` changed records.
 
 Partial acceptance: a request with some bad items accepts the good ones and
 answers 202 with the rejected ones listed (they also go to the quarantine
@@ -52,11 +55,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from adapters.jsonl_source import flat_values
+from adapters.jsonl_source import flat_values, list_headers
 from adapters.outbox import Outbox
 from adapters.pipeline import RunSummary
 from adapters.runner import AdapterRun
 from adapters.source import SourceRecord
+from adapters.versions import CHANGES
 from hub.errors import ConfigError, HubError, RecordError
 
 log = logging.getLogger(__name__)
@@ -75,10 +79,12 @@ class RequestSource:
 
     name: str
     items: list[Any]
+    #: Headers whose value may be a list of terms (`adapters.jsonl_source.list_headers`).
+    lists: frozenset[str] = frozenset()
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
         for row, item in enumerate(self.items, start=1):
-            yield flat_values(self.name, row, item)
+            yield flat_values(self.name, row, item, self.lists)
 
 
 def rejection(error: RecordError) -> dict[str, Any]:
@@ -102,8 +108,10 @@ def parse_items(raw: bytes) -> tuple[list[Any] | None, str]:
     except json.JSONDecodeError as exc:
         # The position only: the message of a JSONDecodeError never holds the document.
         return None, f"body is not valid JSON (line {exc.lineno}, column {exc.colno})"
-    except (ValueError, RecursionError):
+    except ValueError:
         return None, "body is not valid JSON"
+    except RecursionError:
+        return None, "body is not valid JSON: nested too deeply"
     if isinstance(data, dict):
         return [data], ""
     if not isinstance(data, list):
@@ -134,6 +142,7 @@ class PushServer(ThreadingHTTPServer):
         self.outbox: Outbox = run.outbox
         self.tokens = [(t.encode("utf-8"), provider) for t, provider in tokens.items()]
         self.max_body = max_body
+        self.lists = list_headers(run.profile)
         self.lock = threading.Lock()
         self._numbers = itertools.count(1)
         self.started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -194,15 +203,15 @@ class PushHandler(BaseHTTPRequestHandler):
             self._finish(provider, name, status, {"error": problem, "rejected": []})
             return
         try:
-            summary = self.server.ingest(RequestSource(name, items))
+            summary = self.server.ingest(RequestSource(name, items, self.server.lists))
         except Exception:
             log.exception("request %s from %s: ingest failed", name, provider)
             self._finish(provider, name, HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal"})
             return
-        body = {
+        body: dict[str, Any] = {
             "request": name,
             "accepted": summary.accepted,
-            "new": summary.new,
+            **{change: summary.changes[change] for change in CHANGES},
             "rejected": [rejection(e) for e in summary.rejected],
         }
         if summary.accepted == 0:

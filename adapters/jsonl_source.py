@@ -1,31 +1,73 @@
 """JSON-lines files: one JSON object per line, values as text.
 
 Nested values are refused (a record is flat, like a row); numbers and
-booleans become their text. The row number is the line number.
+booleans become their text. The one exception is a list of plain values
+under a header of a multi-value field (risk, platform): it becomes the text
+of a JSON array of strings (``["Sexting", "Online grooming"]``), which the
+mapper reads term by term (`adapters.mapping.RowMapper`). The row number is
+the line number.
+
+A line that is not JSON, is nested too deeply to parse, or holds text that
+is not valid Unicode (a lone surrogate escape such as ``"\\ud800"``) is
+rejected on its own; the rest of the file goes on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Container, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from adapters.csv_source import decode
-from adapters.profile import Profile
+from adapters.profile import Profile, SourceField, vocabulary_key
 from adapters.source import SourceRecord
 from hub.errors import RecordError
 
+#: A UTF-16 surrogate on its own: JSON can escape one, UTF-8 cannot encode it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: Canonical fields whose value may be a JSON array of terms.
+MULTI_VALUE_FIELDS: tuple[SourceField, ...] = ("risk", "platform")
 
-def flat_values(source: str, row: int, item: Any) -> SourceRecord | RecordError:
-    """A JSON object as a source record, or the error that says why it is not one."""
+
+def list_headers(profile: Profile) -> frozenset[str]:
+    """The headers (as `vocabulary_key`s) whose value may be a list: the multi-value fields'."""
+    return frozenset(
+        vocabulary_key(h) for field in MULTI_VALUE_FIELDS for h in profile.columns.get(field, ())
+    )
+
+
+def _unicode(text: str) -> bool:
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def flat_values(
+    source: str, row: int, item: Any, lists: Container[str] = frozenset()
+) -> SourceRecord | RecordError:
+    """A JSON object as a source record, or the error that says why it is not one.
+
+    A list of plain values under a header in `lists` (see `list_headers`) becomes
+    the text of a JSON array of strings; any other list or object is refused.
+    """
     if not isinstance(item, Mapping):
         return RecordError(source, row, "*", "not a JSON object")
     values: dict[str, str] = {}
     for key, value in item.items():
-        if isinstance(value, dict | list):
-            return RecordError(source, row, str(key), "nested values are not accepted")
-        values[str(key)] = "" if value is None else str(value)
+        name = str(key)
+        if not _unicode(name):
+            return RecordError(source, row, "*", "a key is not valid Unicode text")
+        if isinstance(value, list) and vocabulary_key(name) in lists:
+            if any(isinstance(v, dict | list) for v in value):
+                return RecordError(source, row, name, "nested values are not accepted")
+            text = json.dumps([str(v) for v in value if v is not None], ensure_ascii=False)
+        elif isinstance(value, dict | list):
+            return RecordError(source, row, name, "nested values are not accepted")
+        else:
+            text = "" if value is None else str(value)
+        if not _unicode(text):
+            return RecordError(source, row, name, "not valid Unicode text")
+        values[name] = text
     return SourceRecord(source, row, values)
 
 
@@ -34,6 +76,7 @@ class JsonLinesSource:
         self.path = path
         self.name = str(path)
         self.profile = profile
+        self.lists = list_headers(profile)
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
         text = decode(self.path, self.profile.encodings)
@@ -45,4 +88,7 @@ class JsonLinesSource:
             except ValueError:
                 yield RecordError(self.name, number, "*", "not valid JSON")
                 continue
-            yield flat_values(self.name, number, item)
+            except RecursionError:
+                yield RecordError(self.name, number, "*", "not valid JSON: nested too deeply")
+                continue
+            yield flat_values(self.name, number, item, self.lists)

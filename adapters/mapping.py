@@ -12,14 +12,17 @@ never appear in the event, and errors name the field, never its value.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from adapters.profile import ALL_SHAREABLE, Profile, SourceField, vocabulary_key
 from hub.errors import ConfigError, RecordError
 from hub.minimise import UNKNOWN, Minimiser
 from hub.models import (
+    AgencyType,
     CaseEvent,
     LinkageBasis,
     OnlineComponent,
@@ -35,6 +38,20 @@ from hub.taxonomy import Taxonomy
 
 V = TypeVar("V")
 
+
+class Identity(NamedTuple):
+    """Which source record a row is: never leaves the adapter except as `key`."""
+
+    text: str  # the identity's values, joined (raw: stays on this machine)
+    key: str  # the keyed record key every event of the record carries
+    group: str  # the record key of its record id alone: what a withdrawal row withdraws
+
+
+class MappedRow(NamedTuple):
+    identity: Identity
+    event: CaseEvent
+
+
 #: What an unshared field becomes: the schema's "not recorded" value.
 _UNSHARED = {
     "age_band": UNKNOWN,
@@ -46,10 +63,42 @@ _UNSHARED = {
     "role": "UNKNOWN",
     "outcome": "UNKNOWN",
 }
+#: Besides the profile's separator, where a feed of this kind also separates terms: an
+#: online counselling provider's feed writes "Sexting, Online grooming".
+_MORE_SEPARATORS: Mapping[AgencyType, tuple[str, ...]] = {AgencyType.COUNSELLING: (r",\s+",)}
+
+
+def check_risk_codes(profile: Profile, taxonomy: Taxonomy) -> None:
+    """ConfigError when the profile maps a risk term to a code the taxonomy lacks."""
+    for term, codes in profile.values.risk.items():
+        unknown = [c for c in codes if c not in taxonomy]
+        if unknown:
+            raise ConfigError(
+                f"profile {profile.agency}: risk term {term!r} maps to codes the taxonomy"
+                f" lacks: {', '.join(unknown)} (neither a starter code nor one of the"
+                " local_risk_codes of the data-sharing agreement, HUB_AGREEMENT)"
+            )
+
+
+def _json_strings(text: str) -> list[str] | None:
+    """The items of a JSON array of strings, or None when `text` is not one."""
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        items = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
+        return None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return None
+    return items
 
 
 class RowMapper:
-    """Turns one agency's source records into case events."""
+    """Turns one agency's source records into case events.
+
+    A bad record raises `RecordError`; a record kept despite a problem (a risk or
+    platform term not in the vocabulary) leaves a note in `notes`: `take_notes`.
+    """
 
     def __init__(
         self,
@@ -66,13 +115,22 @@ class RowMapper:
         self.source = source
         self.minimiser = minimiser or Minimiser()
         self.taxonomy = taxonomy or Taxonomy()
-        for term, codes in profile.values.risk.items():
-            unknown = [c for c in codes if c not in self.taxonomy]
-            if unknown:
-                raise ConfigError(
-                    f"profile {profile.agency}: risk term {term!r} maps to codes the taxonomy"
-                    f" lacks: {', '.join(unknown)}"
-                )
+        check_risk_codes(profile, self.taxonomy)
+        #: Warnings about rows that were kept (e.g. an unknown risk term): `take_notes`.
+        self.notes: list[RecordError] = []
+        separator = profile.multi_value_separator
+        separators = [re.escape(separator)] if separator else []
+        separators += _MORE_SEPARATORS.get(profile.agency_type, ())
+        self._separators = re.compile(f"({'|'.join(separators)})") if separators else None
+        self._vocabularies: dict[str, Mapping[str, object]] = {
+            "risk": profile.values.risk,
+            "platform": profile.values.platform,
+        }
+        #: The most pieces a known term spans once split at the separators.
+        self._spans = {
+            field: 1 + max((self._pieces(term) - 1 for term in vocabulary), default=0)
+            for field, vocabulary in self._vocabularies.items()
+        }
         headers = {vocabulary_key(h): f for f, hs in profile.columns.items() for h in hs}
         self._field_of_header: dict[str, SourceField] = headers
         self._vulnerability_of_header = {
@@ -84,6 +142,18 @@ class RowMapper:
 
     def _bad(self, row: int, field: str, reason: str) -> RecordError:
         return RecordError(self.source, row, field, reason)
+
+    def take_notes(self) -> list[RecordError]:
+        """The notes made since the last call, which are then forgotten.
+
+        A note is a warning about a row that was kept, e.g. one risk term not in
+        the profile's vocabulary; like an error it names the field, never the value.
+        Take them after every `map`: when `map` raised, the row was rejected and
+        its notes (made before the error) should be dropped.
+        """
+        notes = list(self.notes)
+        self.notes.clear()
+        return notes
 
     # --- resolve ---------------------------------------------------------------
     def canonical(self, raw: Mapping[str, str]) -> tuple[dict[str, str], set[Vulnerability]]:
@@ -112,10 +182,41 @@ class RowMapper:
 
     # --- map -------------------------------------------------------------------
     def map(self, row: int, raw: Mapping[str, str], now: datetime | None = None) -> CaseEvent:
+        """The event for one record; without a version column, its version is 1."""
+        return self.map_row(row, raw, now).event
+
+    def identify(self, row: int, raw: Mapping[str, str]) -> Identity:
+        """The record a row is, from the profile's ``record_identity`` alone.
+
+        For a row that is otherwise unusable: a full export must not withdraw a
+        record whose row is present but rejected.
+        """
+        cells, _ = self.canonical(raw)
+        return self._identity(row, cells)
+
+    def _identity(self, row: int, cells: Mapping[str, str]) -> Identity:
+        parts: list[str] = []
+        for field in self.profile.record_identity:
+            text = cells.get(field, "")
+            if not text and field == "record_id":
+                raise self._bad(row, field, "missing")
+            if not text:  # blank is a value too: a clash with another blank is reported
+                pass
+            elif field in ("occurred_on", "date_of_birth"):
+                parsed = self._date(row, cells, field)
+                text = parsed.isoformat() if parsed else text
+            elif field != "record_id":
+                text = vocabulary_key(text)
+            parts.append(text)
+        p = self.pseudonymiser
+        text = "\x1f".join(parts)
+        return Identity(text, p.record_key(self.agency, text), p.record_key(self.agency, parts[0]))
+
+    def map_row(self, row: int, raw: Mapping[str, str], now: datetime | None = None) -> MappedRow:
+        """The record's identity and its event, its version from the export's column
+        (or 1 when it has none: `adapters.versions` then derives it)."""
         cells, flags = self.canonical(raw)
-        record_id = cells.get("record_id", "")
-        if not record_id:
-            raise self._bad(row, "record_id", "missing")
+        identity = self._identity(row, cells)
         version = self._int(row, cells, "record_version", default=1)
         occurred = self._date(row, cells, "occurred_on")
         if occurred is None:
@@ -126,19 +227,26 @@ class RowMapper:
         risks = self._risks(row, cells)
         maps = self.profile.values
         p = self.pseudonymiser
-        linkage = self._linkage(row, cells, born)
+        keys = self._match_keys(row, cells, born)
+        subject = p.subject(*keys[0], agency=self.agency) if keys else None
         event = CaseEvent(
-            event_id=p.event_id(self.agency, record_id, version),
+            event_id=p.event_id(self.agency, identity.text, version),
             agency_id=self.agency,
             agency_type=self.profile.agency_type,
             event_type=self._lookup(
                 row, cells, "event_type", maps.event_type, self.profile.default_event_type
             ),
-            record_key=p.record_key(self.agency, record_id),
+            record_key=identity.key,
             record_version=version,
-            subject=p.subject(*linkage, agency=self.agency) if linkage else None,
-            previous_subjects=(
-                p.previous_subjects(*linkage, agency=self.agency) if linkage else ()
+            subject=subject,
+            previous_subjects=p.previous_subjects(*keys[0], agency=self.agency) if keys else (),
+            other_subjects=tuple(
+                pseudonym
+                for identifier, basis in keys[1:]
+                for pseudonym in (
+                    p.subject(identifier, basis, agency=self.agency),
+                    *p.previous_subjects(identifier, basis, agency=self.agency),
+                )
             ),
             case=self._case(cells),
             occurred_on=occurred,
@@ -149,33 +257,38 @@ class RowMapper:
             vulnerabilities=tuple(sorted(flags)),
             threshold_level=self._lookup(row, cells, "threshold_level", maps.threshold_level, None),
             online_component=self._online(row, cells, risks),
+            online_recorded=self.profile.records_online_component,
             online_risks=risks,
             platform_types=self._platforms(row, cells),
             role=self._lookup(row, cells, "role", maps.role, Role.UNKNOWN),
             outcome=self._lookup(row, cells, "outcome", maps.outcome, Outcome.UNKNOWN),
         )
         unshared = set(ALL_SHAREABLE) - set(self.profile.share)
-        return event.model_copy(update={f: _UNSHARED[f] for f in unshared}) if unshared else event
+        if unshared:
+            event = event.model_copy(update={f: _UNSHARED[f] for f in unshared})
+        return MappedRow(identity, event)
 
     # --- fields ----------------------------------------------------------------
-    def _linkage(
+    def _match_keys(
         self, row: int, cells: Mapping[str, str], born: date | None
-    ) -> tuple[str, LinkageBasis] | None:
-        """The identifier to pseudonymise and its basis, best first; None when there is none."""
+    ) -> list[tuple[str, LinkageBasis]]:
+        """Every identifier the row carries, with its basis, best first: the first is the
+        subject, the others link it to the same child known to agencies holding them."""
+        keys: list[tuple[str, LinkageBasis]] = []
         nhs = cells.get("nhs_number", "")
         if nhs:
             try:
-                return normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER
+                keys.append((normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER))
             except ValueError as exc:
                 raise self._bad(row, "nhs_number", str(exc)) from None
         if born is not None:
             key = name_dob_key(cells.get("family_name", ""), cells.get("given_name", ""), born)
             if key is not None:
-                return key, LinkageBasis.NAME_DOB
+                keys.append((key, LinkageBasis.NAME_DOB))
         local = cells.get("local_id", "")
         if local:
-            return " ".join(local.split()).upper(), LinkageBasis.LOCAL_ID
-        return None
+            keys.append((" ".join(local.split()).upper(), LinkageBasis.LOCAL_ID))
+        return keys
 
     def _case(self, cells: Mapping[str, str]) -> Pseudonym | None:
         case_id = cells.get("case_id", "")
@@ -246,23 +359,88 @@ class RowMapper:
             raise self._bad(row, field, "value not in the profile's vocabulary") from None
 
     def _terms(self, cells: Mapping[str, str], field: str) -> list[str]:
-        separator = self.profile.multi_value_separator
-        return [vocabulary_key(t) for t in cells.get(field, "").split(separator) if t.strip()]
+        """The terms of a multi-value cell (risk, platform), as `vocabulary_key`s.
+
+        The rule, first that applies:
+
+        1. The whole cell is one term when it is in the profile's vocabulary
+           for the field (a term may itself hold a comma or the separator).
+        2. A JSON array of strings (``["Sexting", "Online grooming"]``; a list
+           in a JSON-lines record or an HTTP push arrives as one): each string
+           is read by rules 1 and 3, never as JSON again.
+        3. Otherwise the text is split at the profile's ``multi_value_separator``
+           and, for an online counselling service's feed, also at a comma
+           followed by a space. From left to right, the longest run of
+           consecutive pieces that is, rejoined as written, a known term is
+           one term; failing that, one piece is one (unknown) term. Blank
+           pieces are skipped.
+        """
+        text = cells.get(field, "")
+        if not text:
+            return []
+        vocabulary = self._vocabularies[field]
+        items = None if vocabulary_key(text) in vocabulary else _json_strings(text)
+        terms: list[str] = []
+        for item in [text] if items is None else items:
+            key = vocabulary_key(item)
+            terms += [key] if key in vocabulary else self._split(item, field)
+        return terms
+
+    def _pieces(self, text: str) -> int:
+        return 1 if self._separators is None else len(self._separators.findall(text)) + 1
+
+    def _split(self, text: str, field: str) -> list[str]:
+        """Rule 3 of `_terms`."""
+        vocabulary = self._vocabularies[field]
+        # Pieces at even positions, the separators between them at odd ones.
+        parts = [text] if self._separators is None else self._separators.split(text)
+        last = len(parts) // 2
+        terms: list[str] = []
+        i = 0
+        while i <= last:
+            j = min(last, i + self._spans[field] - 1)
+            key = vocabulary_key("".join(parts[2 * i : 2 * j + 1]))
+            while j > i and key not in vocabulary:
+                j -= 1
+                key = vocabulary_key("".join(parts[2 * i : 2 * j + 1]))
+            if key:
+                terms.append(key)
+            i = j + 1
+        return terms
+
+    def _unknown_terms(self, row: int, field: str, unknown: int, kept: int) -> None:
+        """Note, not reject: the row keeps its recognised terms. Never names the term."""
+        reason = f"{unknown} term(s) not in the profile's vocabulary; kept the {kept} recognised"
+        self.notes.append(self._bad(row, field, reason))
 
     def _risks(self, row: int, cells: Mapping[str, str]) -> tuple[str, ...]:
+        """The risk codes of the recognised terms; each unknown term is noted (`take_notes`).
+
+        When no term is recognised, the row is rejected if the profile has no
+        online_component column: there the online component is read from the
+        risk codes, and keeping the row would record a reported online risk as
+        "not assessed". With the column, the row's own online component stands
+        and the row is kept with no risk code (and the note).
+        """
         vocabulary = self.profile.values.risk
         terms = self._terms(cells, "risk")
-        unknown = sum(1 for t in terms if t not in vocabulary)
+        known = [t for t in terms if t in vocabulary]
+        unknown = len(terms) - len(known)
         if unknown:
-            raise self._bad(row, "risk", f"{unknown} term(s) not in the profile's vocabulary")
-        return tuple(sorted({code for t in terms for code in vocabulary[t]}))
+            if not known and not self.profile.columns.get("online_component"):
+                raise self._bad(row, "risk", f"{unknown} term(s) not in the profile's vocabulary")
+            self._unknown_terms(row, "risk", unknown, len(known))
+        return tuple(sorted({code for t in known for code in vocabulary[t]}))
 
     def _platforms(self, row: int, cells: Mapping[str, str]) -> tuple[PlatformType, ...]:
+        """The platform types of the recognised terms; each unknown term is noted, never
+        rejected (with none recognised, the platform is "not recorded")."""
         vocabulary = self.profile.values.platform
         terms = self._terms(cells, "platform")
-        if any(t not in vocabulary for t in terms):
-            raise self._bad(row, "platform", "value not in the profile's vocabulary")
-        return tuple(sorted({p for t in terms for p in vocabulary[t]}))
+        known = [t for t in terms if t in vocabulary]
+        if len(known) < len(terms):
+            self._unknown_terms(row, "platform", len(terms) - len(known), len(known))
+        return tuple(sorted({p for t in known for p in vocabulary[t]}))
 
     def _online(
         self, row: int, cells: Mapping[str, str], risks: tuple[str, ...]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Literal, get_args
 
@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from adapters.csv_source import CsvSource
 from adapters.jsonl_source import JsonLinesSource
 from adapters.profile import SourceField
+from adapters.versions import CHANGES, Change
 from hub.errors import HubError, RecordError
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,21 @@ class AdapterMetrics:
             ["agency"],
             registry=registry,
         )
+        self.records = Counter(
+            "hub_adapter_records",
+            "Accepted records by what the source did to them: new, corrected, withdrawn (a"
+            " withdrawn row, or a record a full export no longer lists) or unchanged (a"
+            " re-export or a re-sent file; nothing is sent).",
+            ["agency", "change"],
+            registry=registry,
+        )
+        self.withdrawals_refused = Counter(
+            "hub_adapter_withdrawals_refused",
+            "Full exports whose withdrawals were held back as a likely accident (too many,"
+            " an empty or a damaged file) until confirmed with --accept-withdrawals.",
+            ["agency"],
+            registry=registry,
+        )
         self.last_ingest = Gauge(
             "hub_adapter_last_ingest_timestamp_seconds",
             "Unix time the adapter last finished reading a source (a file, a query, a push).",
@@ -124,6 +140,9 @@ class AdapterMetrics:
             counter.labels(agency)
         self.send_failures.labels(agency)
         self.files_failed.labels(agency)
+        self.withdrawals_refused.labels(agency)
+        for change in CHANGES:
+            self.records.labels(agency, change)
         self._outbox = _OutboxCollector(agency)
         registry.register(self._outbox)
 
@@ -136,6 +155,13 @@ class AdapterMetrics:
 
     def stored(self, new: int) -> None:
         self.events_stored.labels(self.agency).inc(new)
+
+    def changed(self, counts: Mapping[Change, int]) -> None:
+        for change, count in counts.items():
+            self.records.labels(self.agency, change).inc(count)
+
+    def refused_withdrawals(self) -> None:
+        self.withdrawals_refused.labels(self.agency).inc()
 
     def sent(self, events: int) -> None:
         self.events_sent.labels(self.agency).inc(events)

@@ -6,12 +6,18 @@ being accepted while Kafka is down, a crash loses nothing, and a restart
 sends only what was not acknowledged. Events are keyed by event id: reading
 the same file twice stores each event once.
 
-The same database keeps source watermarks (for incremental SQL sources).
-Only pseudonymised, encoded events are stored here; raw rows never are.
+The same database keeps source watermarks (for incremental SQL sources), and
+per source record what the adapter last sent of it (`RecordState`: its keyed
+record key, version, a keyed digest of its content, whether it is live), so
+that an export without a version column still yields corrections and
+withdrawals (`adapters.versions`), and the keyed digests of the files already
+ingested, so that a re-sent file changes nothing. Only pseudonymised, encoded
+events and keyed digests are stored here; raw rows never are.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -34,6 +40,24 @@ CREATE TABLE IF NOT EXISTS watermarks (
     source TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+    agency     TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    grp        TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    digest     TEXT NOT NULL,
+    live       INTEGER NOT NULL,
+    event_id   TEXT NOT NULL,
+    PRIMARY KEY (agency, record_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_group ON records (agency, grp);
+CREATE TABLE IF NOT EXISTS files (
+    agency      TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    ingested_at REAL NOT NULL,
+    PRIMARY KEY (agency, digest)
+);
 """
 
 
@@ -43,6 +67,18 @@ class OutboxItem:
     topic: str
     key: bytes
     value: bytes
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """What the adapter last sent of one source record."""
+
+    record_key: str
+    group: str  # the record key of its record id alone (see adapters.mapping.Identity)
+    version: int
+    digest: str  # keyed digest of the content of that version
+    live: bool
+    event_id: str  # the event that carried it
 
 
 class Outbox:
@@ -68,8 +104,14 @@ class Outbox:
             raise
         self._db.execute("COMMIT")
 
-    def put(self, items: Iterable[OutboxItem], watermark: tuple[str, str] | None = None) -> int:
-        """Store events durably in one transaction, with a source's new watermark if given.
+    def put(
+        self,
+        items: Iterable[OutboxItem],
+        watermark: tuple[str, str] | None = None,
+        states: tuple[str, Iterable[RecordState]] | None = None,
+    ) -> int:
+        """Store events durably in one transaction, with a source's new watermark and
+        an agency's new record states if given.
 
         Returns how many were new (an event id already here is not stored twice).
         """
@@ -82,6 +124,17 @@ class Outbox:
                 [(i.event_id, i.topic, i.key, i.value, now) for i in items],
             )
             added = db.total_changes - before
+            if states is not None:
+                agency, changed = states
+                db.executemany(
+                    "INSERT OR REPLACE INTO records"
+                    " (agency, record_key, grp, version, digest, live, event_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (agency, r.record_key, r.group, r.version, r.digest, r.live, r.event_id)
+                        for r in changed
+                    ],
+                )
             if watermark is not None:
                 db.execute(
                     "INSERT INTO watermarks (source, value) VALUES (?, ?)"
@@ -113,11 +166,68 @@ class Outbox:
         ).fetchone()
         return int(pending), int(sent)
 
+    # --- record states and files ---------------------------------------------
+    def states(self, agency: str, record_keys: Iterable[str]) -> dict[str, RecordState]:
+        """The held state of each of `record_keys` that this agency has sent before."""
+        rows = self._db.execute(
+            "SELECT record_key, grp, version, digest, live, event_id FROM records"
+            " WHERE agency = ?"
+            " AND record_key IN (SELECT value FROM json_each(?))",
+            (agency, json.dumps(list(record_keys))),
+        ).fetchall()
+        return {row[0]: _state(row) for row in rows}
+
+    def live_in_groups(self, agency: str, groups: Iterable[str]) -> list[RecordState]:
+        """The live records of the given record ids (groups)."""
+        rows = self._db.execute(
+            "SELECT record_key, grp, version, digest, live, event_id FROM records"
+            " WHERE agency = ? AND live"
+            " AND grp IN (SELECT value FROM json_each(?))",
+            (agency, json.dumps(list(groups))),
+        ).fetchall()
+        return [_state(row) for row in rows]
+
+    def live_records(self, agency: str) -> Iterator[RecordState]:
+        """Every record of the agency that is live (sent and not withdrawn)."""
+        cursor = self._db.execute(
+            "SELECT record_key, grp, version, digest, live, event_id FROM records"
+            " WHERE agency = ? AND live",
+            (agency,),
+        )
+        for row in cursor:
+            yield _state(row)
+
+    def event(self, event_id: str) -> OutboxItem | None:
+        row = self._db.execute(
+            "SELECT event_id, topic, key, value FROM outbox WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return None if row is None else OutboxItem(*row)
+
+    def file_ingested(self, agency: str, digest: str) -> tuple[str, float] | None:
+        """(name, when) of an earlier file of this agency with the same content digest."""
+        row = self._db.execute(
+            "SELECT name, ingested_at FROM files WHERE agency = ? AND digest = ?",
+            (agency, digest),
+        ).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
+
+    def record_file(self, agency: str, digest: str, name: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO files (agency, digest, name, ingested_at)"
+                " VALUES (?, ?, ?, ?)",
+                (agency, digest, name, time.time()),
+            )
+
     def watermark(self, source: str) -> str | None:
         row = self._db.execute(
             "SELECT value FROM watermarks WHERE source = ?", (source,)
         ).fetchone()
         return None if row is None else str(row[0])
+
+
+def _state(row: tuple[str, str, int, str, int, str]) -> RecordState:
+    return RecordState(row[0], row[1], int(row[2]), row[3], bool(row[4]), row[5])
 
 
 def pending_count(path: Path) -> int:

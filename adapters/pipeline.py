@@ -1,7 +1,14 @@
 """The adapter, top to bottom.
 
 read (a Source) -> map (validate, minimise, pseudonymise; adapters.mapping)
+-> version (new, corrected, withdrawn or unchanged; adapters.versions)
 -> encode (Avro) -> outbox (durable, on this machine) -> forward (Kafka).
+
+Two rows of one source that are the same record under the profile's
+``record_identity`` are refused (the later one, naming the earlier row). At
+the end of a source come the withdrawals it implies without listing them (a
+withdrawn row's other records; for a full export, every live record it no
+longer lists), all in the outbox's transactions with the record states.
 
 A rejected record stays here: its source, row, field and reason go to the
 quarantine report (``<quarantine>/<source name>.rejects.csv``), and the rest
@@ -23,15 +30,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.mapping import RowMapper
+from adapters.mapping import MappedRow, RowMapper
 from adapters.metrics import AdapterMetrics, IngestTally, source_kind
 from adapters.outbox import Outbox, OutboxItem
 from adapters.profile import Profile
 from adapters.publisher import KafkaUnavailable, Publisher, partition_key
 from adapters.source import Source, SourceRecord
+from adapters.versions import CHANGES, Change, Resolved, SnapshotCheck, Versioner
 from hub.codec import Codec
 from hub.errors import RecordError
 from hub.minimise import Minimiser
+from hub.models import EventType
 from hub.pseudonymise import Pseudonymiser
 from hub.taxonomy import Taxonomy
 
@@ -41,12 +50,25 @@ BATCH = 2000
 
 @dataclass
 class RunSummary:
+    """What one source did: rows read, and of the accepted ones how many were new
+    records, corrections, withdrawals and unchanged; rejects; events stored."""
+
     source: str
     read: int = 0
     accepted: int = 0
-    new: int = 0
+    changes: Counter[Change] = field(default_factory=Counter)
+    stored: int = 0  # events new to the outbox
     unlinked: int = 0
     rejected: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
+    #: Why the withdrawals a full export implies were held back (None: not held back).
+    refused: str | None = None
+    #: (name, when) of the identical file already ingested, when this one is a re-send.
+    resent: tuple[str, float] | None = None
+
+    @property
+    def new(self) -> int:
+        return self.changes["new"]
 
     def reasons(self) -> list[tuple[str, int]]:
         return Counter(f"{e.field}: {e.reason}" for e in self.rejected).most_common()
@@ -54,9 +76,9 @@ class RunSummary:
     def line(self) -> str:
         detail = "; ".join(f"{n} x {r}" for r, n in self.reasons())
         rejected = f"{len(self.rejected)} rejected" + (f" ({detail})" if detail else "")
+        counts = ", ".join(f"{self.changes[c]} {c}" for c in CHANGES)
         return (
-            f"{self.source}: {self.read} rows read, {self.accepted} accepted"
-            f" ({self.new} new to the outbox), {rejected},"
+            f"{self.source}: {self.read} rows read; {counts}, {rejected};"
             f" {self.unlinked} with no linkable subject"
         )
 
@@ -75,6 +97,7 @@ class Adapter:
         taxonomy: Taxonomy | None = None,
         agency: str | None = None,
         metrics: AdapterMetrics | None = None,
+        snapshot_check: SnapshotCheck | None = None,
     ) -> None:
         self.profile = profile
         self.topic = topic
@@ -85,7 +108,11 @@ class Adapter:
         self.taxonomy = taxonomy
         self.agency = agency
         self.metrics = metrics
+        self.snapshot_check = snapshot_check or SnapshotCheck()
         self.codec = Codec("case_event")
+        self.versioner = Versioner(
+            pseudonymiser, outbox, agency or profile.agency, profile.versioned, self.codec
+        )
 
     def mapper(self, source_name: str) -> RowMapper:
         return RowMapper(
@@ -102,33 +129,112 @@ class Adapter:
         source: Source,
         progress: Callable[[int], None] | None = None,
         watermark: Callable[[SourceRecord], str] | None = None,
+        snapshot: bool = False,
+        accept_withdrawals: bool = False,
+        resent: tuple[str, float] | None = None,
     ) -> RunSummary:
         """Read, map and store every record of `source`; with no outbox, a dry run.
 
         `watermark`, for incremental sources, gives the value to store with each
-        batch so that the source resumes after the last stored record.
+        batch so that the source resumes after the last stored record. With
+        `snapshot` the source is a full export: the live records it does not list
+        are withdrawn, unless `SnapshotCheck` refuses and `accept_withdrawals` is
+        not given. With `resent` (an identical file was ingested before) nothing is
+        stored: every row it lists is unchanged.
         """
-        summary = RunSummary(source.name)
+        summary = RunSummary(source.name, resent=resent)
         tally = None if self.metrics is None else self.metrics.tally(source_kind(source))
+        run = _Ingest(self, source.name, summary, watermark, store=resent is None)
         try:
-            self._read(source, summary, tally, progress, watermark)
+            run.read(source, tally, progress)
+            run.finish(snapshot and resent is None, accept_withdrawals)
         finally:
             _count(tally, summary)
-        self._write_quarantine(source.name, summary.rejected)
+        self._write_quarantine(source.name, summary.rejected, summary.warnings)
         if self.metrics is not None:
+            self.metrics.changed(summary.changes)
+            if summary.refused is not None:
+                self.metrics.refused_withdrawals()
             self.metrics.ingested()
         return summary
 
-    def _read(
+    def store(
+        self,
+        resolved: Iterable[Resolved],
+        source: str,
+        mark: str | None,
+    ) -> int:
+        """Store the events and the record states of `resolved` in one transaction."""
+        items: list[OutboxItem] = []
+        states = []
+        for r in resolved:
+            if r.event is not None:
+                value = self.codec.encode(r.event.to_avro())
+                items.append(
+                    OutboxItem(r.event.event_id, self.topic, partition_key(r.event), value)
+                )
+            if r.state is not None:
+                states.append(r.state)
+        if self.outbox is None or (not items and not states and mark is None):
+            return 0
+        new = self.outbox.put(
+            items,
+            None if mark is None else (source, mark),
+            (self.versioner.agency, states),
+        )
+        if self.metrics is not None:
+            self.metrics.stored(new)
+        return new
+
+    def _write_quarantine(
+        self, source: str, rejected: list[RecordError], warnings: list[RecordError]
+    ) -> None:
+        if self.quarantine is None or not (rejected or warnings):
+            return
+        self.quarantine.mkdir(parents=True, exist_ok=True)
+        name = Path(source).name or "source"
+        with (self.quarantine / f"{name}.rejects.csv").open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["source", "row", "field", "reason", "outcome"])
+            for error, outcome in [
+                *((e, "rejected") for e in rejected),
+                *((w, "kept") for w in warnings),
+            ]:
+                writer.writerow([error.source, error.row, error.field, error.reason, outcome])
+
+
+class _Ingest:
+    """One source read through the adapter: rows in batches, then what the end implies."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        name: str,
+        summary: RunSummary,
+        watermark: Callable[[SourceRecord], str] | None,
+        store: bool,
+    ) -> None:
+        self.adapter = adapter
+        self.name = name
+        self.summary = summary
+        self.watermark = watermark
+        self.storing = store
+        self.mapper = adapter.mapper(name)
+        #: record key (and version, where the export has them) -> the row that listed it
+        #: and the start of its content digest
+        self.seen: dict[str, tuple[int, str]] = {}
+        self.listed: set[str] = set()  # the record keys this source lists
+        self.withdrawn_groups: set[str] = set()
+        self.unidentified = 0  # rows that could not be told apart from any record
+
+    def read(
         self,
         source: Source,
-        summary: RunSummary,
         tally: IngestTally | None,
         progress: Callable[[int], None] | None,
-        watermark: Callable[[SourceRecord], str] | None,
     ) -> None:
-        mapper = self.mapper(source.name)
-        batch: list[OutboxItem] = []
+        summary = self.summary
+        batch: list[tuple[MappedRow, str]] = []
         mark: str | None = None
         for item in source.records():
             if summary.read % BATCH == 0:  # progress for a long source, while it is read
@@ -138,41 +244,112 @@ class Adapter:
                 progress(1)
             if isinstance(item, RecordError):
                 summary.rejected.append(item)
+                self.unidentified += 1
                 continue
-            try:
-                event = mapper.map(item.row, item.values)
-            except RecordError as exc:
-                summary.rejected.append(exc)
+            row = self._map(item)
+            if row is None:
                 continue
-            summary.accepted += 1
-            summary.unlinked += event.subject is None
-            value = self.codec.encode(event.to_avro())
-            batch.append(OutboxItem(event.event_id, self.topic, partition_key(event), value))
-            if watermark is not None:
-                mark = watermark(item)
+            batch.append(row)
+            if self.watermark is not None:
+                mark = self.watermark(item)
             if len(batch) >= BATCH:
-                summary.new += self._store(batch, source.name, mark)
+                self._resolve(batch, mark)
                 batch = []
-        summary.new += self._store(batch, source.name, mark)
+        self._resolve(batch, mark)
 
-    def _store(self, batch: list[OutboxItem], source: str, mark: str | None) -> int:
-        if self.outbox is None or (not batch and mark is None):
-            return 0
-        new = self.outbox.put(batch, None if mark is None else (source, mark))
-        if self.metrics is not None:
-            self.metrics.stored(new)
-        return new
+    def _map(self, item: SourceRecord) -> tuple[MappedRow, str] | None:
+        """The mapped row and its content digest, or None when it is rejected (counted as
+        such) or repeats a row already listed (counted as unchanged)."""
+        summary = self.summary
+        try:
+            row = self.mapper.map_row(item.row, item.values)
+        except RecordError as exc:
+            summary.rejected.append(exc)
+            self._note_identity(item)
+            return None
+        finally:
+            summary.warnings.extend(self.mapper.take_notes())
+        digest = self.adapter.versioner.digest(row.event)
+        key = row.identity.key
+        self.listed.add(key)
+        if self.adapter.profile.versioned:  # an export may list several versions of a record
+            key = f"{key}/{row.event.record_version}"
+        first, first_digest = self.seen.setdefault(key, (item.row, digest[:16]))
+        if first != item.row:
+            if first_digest == digest[:16]:  # the same line twice: one record, listed twice
+                summary.accepted += 1
+                summary.changes["unchanged"] += 1
+                return None
+            fields = " + ".join(self.adapter.profile.record_identity)
+            summary.rejected.append(
+                RecordError(
+                    self.name,
+                    item.row,
+                    "record_id",
+                    f"the same record ({fields}) as row {first} with other content: the"
+                    " profile's record_identity cannot tell them apart; add the column that does",
+                )
+            )
+            return None
+        summary.accepted += 1
+        summary.unlinked += row.event.subject is None
+        if row.event.event_type is EventType.WITHDRAWN:
+            self.withdrawn_groups.add(row.identity.group)
+        return row, digest
 
-    def _write_quarantine(self, source: str, rejected: list[RecordError]) -> None:
-        if self.quarantine is None or not rejected:
+    def _note_identity(self, item: SourceRecord) -> None:
+        """A rejected row's record is still listed: a full export must not withdraw it."""
+        try:
+            identity = self.mapper.identify(item.row, item.values)
+        except RecordError:
+            self.unidentified += 1
             return
-        self.quarantine.mkdir(parents=True, exist_ok=True)
-        name = Path(source).name or "source"
-        with (self.quarantine / f"{name}.rejects.csv").open("w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["source", "row", "field", "reason"])
-            for error in rejected:
-                writer.writerow([error.source, error.row, error.field, error.reason])
+        self.listed.add(identity.key)
+
+    def _resolve(self, batch: list[tuple[MappedRow, str]], mark: str | None) -> None:
+        if not self.storing:
+            self.summary.changes["unchanged"] += len(batch)
+            return
+        resolved = self.adapter.versioner.resolve(batch)
+        self.summary.changes.update(r.change for r in resolved)
+        self.summary.stored += self.adapter.store(resolved, self.name, mark)
+
+    def finish(self, snapshot: bool, accept_withdrawals: bool) -> None:
+        """Withdraw what the source implies without listing it.
+
+        The summary counts a withdrawn row once, whatever else of its record id it
+        withdraws, and each record a full export no longer lists once: so its
+        counts add up to the rows accepted plus the records no longer listed.
+        """
+        adapter, versioner, outbox = self.adapter, self.adapter.versioner, self.adapter.outbox
+        if outbox is None or not self.storing:
+            return
+        gone = [
+            s
+            for s in outbox.live_in_groups(versioner.agency, self.withdrawn_groups)
+            if s.record_key not in self.listed
+        ]
+        implied = {s.record_key for s in gone}  # by a withdrawn row: counted with that row
+        if snapshot:
+            live = list(outbox.live_records(versioner.agency))
+            absent = [s for s in live if s.record_key not in self.listed]
+            refusal = adapter.snapshot_check.refusal(
+                len(absent), len(live), len(self.listed), self.unidentified
+            )
+            if refusal is None or accept_withdrawals:
+                gone += [s for s in absent if s.record_key not in implied]
+            else:
+                self.summary.refused = (
+                    f"{self.name}: {len(absent)} live records this full export does not list were"
+                    f" NOT withdrawn: {refusal}. If they really were deleted, run it again with"
+                    " --accept-withdrawals."
+                )
+        for start in range(0, len(gone), BATCH):
+            resolved = versioner.withdraw(gone[start : start + BATCH])
+            self.summary.changes["withdrawn"] += sum(
+                1 for r in resolved if r.event is not None and r.event.record_key not in implied
+            )
+            self.summary.stored += adapter.store(resolved, self.name, None)
 
 
 def _count(tally: IngestTally | None, summary: RunSummary) -> None:
@@ -248,6 +425,9 @@ def summarise(summaries: Iterable[RunSummary]) -> str:
     """One line over several sources."""
     items = list(summaries)
     read = sum(s.read for s in items)
-    accepted = sum(s.accepted for s in items)
+    changes: Counter[Change] = Counter()
+    for s in items:
+        changes.update(s.changes)
     rejected = sum(len(s.rejected) for s in items)
-    return f"{len(items)} source(s): {read} rows read, {accepted} accepted, {rejected} rejected"
+    counts = ", ".join(f"{changes[c]} {c}" for c in CHANGES)
+    return f"{len(items)} source(s): {read} rows read; {counts}, {rejected} rejected"

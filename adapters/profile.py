@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hub import resources
 from hub.errors import ConfigError
@@ -119,6 +126,8 @@ class Profile(BaseModel):
     agency_type: AgencyType
     description: str = ""
     format: Literal["csv", "tsv", "jsonl"] = "csv"
+    #: The sheet of a workbook (.xlsx, .xls, .ods) to read; by default the first visible one.
+    sheet: str | None = None
     encodings: tuple[str, ...] = ("utf-8-sig", "cp1252")
     columns: dict[SourceField, tuple[str, ...]]
     vulnerability_columns: dict[Vulnerability, tuple[str, ...]] = Field(default_factory=dict)
@@ -129,6 +138,18 @@ class Profile(BaseModel):
     default_event_type: EventType = EventType.CONTACT
     identifiers: tuple[IdentifierField, ...] = ()
     share: tuple[ShareableField, ...] = ALL_SHAREABLE
+    #: The canonical fields whose values together identify one source record (one
+    #: row of the export): e.g. police, one row per person per occurrence:
+    #: [record_id, local_id]. Two rows of one export never share it.
+    record_identity: tuple[SourceField, ...] = ("record_id",)
+    #: ``full``: every export holds every live record, so a record missing from a
+    #: later export was deleted at the agency (withdrawn). ``incremental``: an
+    #: export holds the records new or changed since the last one.
+    export: Literal["full", "incremental"] = "incremental"
+    #: Whether the agency's system records the online component at all. By default,
+    #: when the profile maps an online-component column. Without one, a record with
+    #: no online-risk code is "not recorded", not "not assessed".
+    online_component_recorded: bool | None = None
 
     @field_validator("columns")
     @classmethod
@@ -139,6 +160,36 @@ class Profile(BaseModel):
             if not columns.get(required):
                 raise ValueError(f"columns must name the {required} column")
         return columns
+
+    @field_validator("record_identity")
+    @classmethod
+    def _identity_starts_with_record_id(
+        cls, identity: tuple[SourceField, ...]
+    ) -> tuple[SourceField, ...]:
+        if not identity or identity[0] != "record_id" or len(set(identity)) != len(identity):
+            raise ValueError("must start with record_id and name each field once")
+        forbidden = {"record_version"} & set(identity)
+        if forbidden:
+            raise ValueError("cannot include record_version: a version is not an identity")
+        return identity
+
+    @model_validator(mode="after")
+    def _identity_columns_mapped(self) -> Profile:
+        unmapped = [f for f in self.record_identity if not self.columns.get(f)]
+        if unmapped:
+            raise ValueError(f"record_identity names fields with no column: {', '.join(unmapped)}")
+        return self
+
+    @property
+    def records_online_component(self) -> bool:
+        if self.online_component_recorded is not None:
+            return self.online_component_recorded
+        return bool(self.columns.get("online_component"))
+
+    @property
+    def versioned(self) -> bool:
+        """True when the export has a version column (else the adapter derives versions)."""
+        return bool(self.columns.get("record_version"))
 
     @field_validator("date_formats")
     @classmethod

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.csv_source import CsvSource, FileError
 from adapters.jsonl_source import JsonLinesSource
+from adapters.mapping import check_risk_codes
 from adapters.metrics import AdapterMetrics
 from adapters.metrics import serve as serve_metrics
 from adapters.outbox import Outbox, pending_count
@@ -34,6 +35,8 @@ from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
 from adapters.publisher import make_publisher
 from adapters.source import Source
+from adapters.versions import SnapshotCheck
+from hub.agreement import load_agreement
 from hub.errors import HubError
 from hub.minimise import Minimiser
 from hub.pseudonymise import Pseudonymiser
@@ -41,10 +44,16 @@ from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 PROGRESS_ABOVE_BYTES = 1_000_000
-FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")
+#: Workbooks, read by adapters.spreadsheet_source (python-calamine, the `spreadsheet` extra).
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", *WORKBOOK_SUFFIXES)
 
 
 def file_source(path: Path, profile: Profile) -> Source:
+    if path.suffix.lower() in WORKBOOK_SUFFIXES:
+        from adapters.spreadsheet_source import SpreadsheetSource
+
+        return SpreadsheetSource(path, profile)
     if profile.format == "jsonl" or path.suffix.lower() in (".jsonl", ".json"):
         return JsonLinesSource(path, profile)
     return CsvSource(path, profile)
@@ -68,16 +77,59 @@ class AdapterRun:
         """None for a dry run."""
         return self.adapter.metrics
 
-    def ingest_file(self, path: Path) -> RunSummary:
+    def ingest_file(self, path: Path, accept_withdrawals: bool = False) -> RunSummary:
+        """One export file: a re-send of a file already ingested changes nothing; a full
+        export (profile ``export: full``) withdraws the live records it no longer lists."""
         source = file_source(path, self.profile)
-        if path.stat().st_size < PROGRESS_ABOVE_BYTES:
-            return self.adapter.ingest(source)
+        digest = self._file_digest(path)
+        agency = self.adapter.versioner.agency
+        resent = None
+        if self.outbox is not None and digest is not None:
+            resent = self.outbox.file_ingested(agency, digest)
+        summary = self._ingest(
+            path, source, self.profile.export == "full", accept_withdrawals, resent
+        )
+        if self.outbox is not None and digest is not None and summary.refused is None:
+            self.outbox.record_file(agency, digest, path.name)
+        return summary
+
+    def _file_digest(self, path: Path) -> str | None:
+        """A keyed digest of the file's bytes (None when it cannot be read: the source says why)."""
+        mac = self.adapter.pseudonymiser.file_mac(self.adapter.versioner.agency)
+        try:
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    mac.update(chunk)
+        except OSError:
+            return None
+        return mac.hexdigest()
+
+    def _ingest(
+        self,
+        path: Path,
+        source: Source,
+        snapshot: bool,
+        accept_withdrawals: bool,
+        resent: tuple[str, float] | None,
+    ) -> RunSummary:
+        def ingest(progress: Callable[[int], None] | None = None) -> RunSummary:
+            return self.adapter.ingest(
+                source,
+                progress=progress,
+                snapshot=snapshot,
+                accept_withdrawals=accept_withdrawals,
+                resent=resent,
+            )
+
+        text = isinstance(source, CsvSource | JsonLinesSource)  # lines counted: text files only
+        if not text or path.stat().st_size < PROGRESS_ABOVE_BYTES:
+            return ingest()
         with click.progressbar(
             length=max(count_lines(path) - 1, 1),
             label=f"{path.name}",
             file=click.get_text_stream("stderr"),
         ) as bar:
-            return self.adapter.ingest(source, progress=bar.update)
+            return ingest(bar.update)
 
     def drain(self, timeout: float | None) -> int:
         if self.forwarder is None:
@@ -168,6 +220,9 @@ def adapter_run(
     """The pipeline for `profile_name`, counting on `metrics` (new ones, on a registry of
     their own, by default; pass the same ones to keep counting across runs)."""
     profile = load_profile(profile_name)
+    # The agreement's local risk codes join the starter ones: a profile may map to them.
+    taxonomy = load_agreement(settings.agreement).taxonomy
+    check_risk_codes(profile, taxonomy)  # before anything is opened
     agency_id = agency or profile.agency
     outbox = None if dry_run else Outbox(settings.outbox)
     publisher = None if dry_run else make_publisher(settings, f"hub-adapter-{agency_id}")
@@ -183,8 +238,10 @@ def adapter_run(
         outbox,
         None if dry_run else quarantine,
         Minimiser.from_settings(settings),
+        taxonomy=taxonomy,
         agency=agency_id,
         metrics=metrics,
+        snapshot_check=SnapshotCheck(settings.withdrawal_limit),
     )
     forwarder = None
     if outbox is not None and publisher is not None:
@@ -209,22 +266,45 @@ def metrics_served(run: AdapterRun, port: int) -> Iterator[str | None]:
         yield url
 
 
-def run_files(run: AdapterRun, files: Iterable[Path], drain_timeout: float) -> None:
-    """Ingest each file while the outbox is forwarded in the background, then send the rest."""
+def run_files(
+    run: AdapterRun, files: Iterable[Path], drain_timeout: float, accept_withdrawals: bool = False
+) -> None:
+    """Ingest each file in order while the outbox is forwarded in the background, then
+    send the rest. A full export whose withdrawals are held back stops the run there
+    (what was stored is still sent) with a HubError saying how to confirm them."""
+    summaries: list[RunSummary] = []
     with run.forwarding_in_background(poll=0.2, separate_process=True):
-        summaries = [_ingest_and_report(run, path) for path in files]
+        for path in files:
+            summaries.append(_ingest_and_report(run, path, accept_withdrawals))
+            if summaries[-1].refused is not None:
+                break
     run.drain(drain_timeout)
-    click.echo(f"{summarise(summaries)}; every accepted event is acknowledged by Kafka")
+    click.echo(f"{summarise(summaries)}; every stored event is acknowledged by Kafka")
+    if summaries and summaries[-1].refused is not None:
+        raise HubError(summaries[-1].refused)
 
 
-def _ingest_and_report(run: AdapterRun, path: Path) -> RunSummary:
-    summary = run.ingest_file(path)
-    for error in summary.rejected[:20]:
-        click.echo(f"rejected: {error}", err=True)
-    if len(summary.rejected) > 20:
-        click.echo(f"... and {len(summary.rejected) - 20} more in the quarantine report", err=True)
-    click.echo(summary.line())
+def _ingest_and_report(run: AdapterRun, path: Path, accept_withdrawals: bool = False) -> RunSummary:
+    summary = run.ingest_file(path, accept_withdrawals)
+    report(summary)
     return summary
+
+
+def report(summary: RunSummary) -> None:
+    """A source's rejects and warnings (the first 20 of each) and its summary line."""
+    for label, errors in (
+        ("rejected", summary.rejected),
+        ("kept with a warning", summary.warnings),
+    ):
+        for error in errors[:20]:
+            click.echo(f"{label}: {error}", err=True)
+        if len(errors) > 20:
+            click.echo(f"... and {len(errors) - 20} more in the quarantine report", err=True)
+    if summary.resent is not None:
+        name, when = summary.resent
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+        click.echo(f"{summary.source}: identical to {name}, ingested {stamp}: nothing to send")
+    click.echo(summary.line())
 
 
 def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeout: float) -> None:
@@ -312,8 +392,11 @@ def _watch_loop(
                 click.echo(f"failed: {exc}", err=True)
                 _move_failed(run, path, failed)
                 continue
-            click.echo(summary.line(), nl=True)
-            if summary.accepted:
+            report(summary)
+            if summary.refused is not None:
+                click.echo(f"failed: {summary.refused}", err=True)
+                _move_failed(run, path, failed)
+            elif summary.accepted:
                 shutil.move(path, done / path.name)
             else:
                 _move_failed(run, path, failed)

@@ -63,12 +63,13 @@ _RECORD_IDS = {
     AgencyType.EDUCATION: "{n}{seed:03d}",
 }
 _FAULT_RATE = 0.07
+#: Fields where a term not in the profile's vocabulary rejects the row (an unknown
+#: platform term is only noted, and so is a risk term mostly: see `_fault`).
 _TERM_FIELDS: tuple[SourceField, ...] = (
     "event_type",
     "sex",
     "threshold_level",
     "online_component",
-    "platform",
     "role",
     "outcome",
 )
@@ -482,9 +483,12 @@ class _Export:
             "date_of_birth": self._bad_date() if "date_of_birth" in cells else "",
         }
         vocabularies: dict[SourceField, Mapping[str, object]] = {
-            "risk": self.profile.values.risk,
-            **{f: getattr(self.profile.values, f) for f in _TERM_FIELDS},
+            f: getattr(self.profile.values, f) for f in _TERM_FIELDS
         }
+        if not self.profile.columns.get("online_component"):
+            # Elsewhere the row's own online component stands and an unknown risk
+            # term is only noted, not rejected (adapters.mapping.RowMapper._risks).
+            vocabularies["risk"] = self.profile.values.risk
         for field, vocabulary in vocabularies.items():
             if field in self.profile.columns and vocabulary:
                 faults[field] = self._bad_term(vocabulary)

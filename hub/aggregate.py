@@ -28,9 +28,13 @@ withdrawn, and ``start <= occurred_on <= end``, both dates included):
   that child dated on or before the period's end (any earlier date, with or
   without an online component).
 * ``referrals`` by ``agency``: referrals (``event_type`` REFERRAL) in the
-  period per partner, with or without an online component; and
+  period per partner, with or without an online component;
   ``referrals_online_not_assessed`` by ``agency``: those of them where the
-  online component was not assessed. Together they show the data gap.
+  online component was recorded as not assessed (``online`` NOT_ASSESSED);
+  and ``referrals_online_not_recorded`` by ``agency``: those of them whose
+  agency's system does not record the online component at all (``online``
+  NOT_RECORDED, as the agency's profile says), which are not counted as not
+  assessed. Together they show the data gap.
 
 Enumerated dimensions list every value, zeros included (every sex, role,
 outcome, taxonomy code and 4Cs cell, vulnerability, agency type, threshold
@@ -57,7 +61,7 @@ from operator import attrgetter
 
 from hub.disclosure import DisclosureRule, protect_breakdown
 from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
-from hub.records import RecordVersion
+from hub.records import NOT_RECORDED, RecordVersion
 from hub.taxonomy import CELLS, Taxonomy
 
 Key = tuple[str, str]  # (measure, dimension)
@@ -67,6 +71,7 @@ EVENTS = "events"
 CHILDREN = "children"
 REFERRALS = "referrals"
 REFERRALS_NOT_ASSESSED = "referrals_online_not_assessed"
+REFERRALS_NOT_RECORDED = "referrals_online_not_recorded"
 TOTAL = "total"
 ALL = "all"
 UNKNOWN_THRESHOLD = "unknown"
@@ -90,6 +95,7 @@ ADDITIVE: frozenset[Key] = frozenset(
     {(EVENTS, d) for d in (*SINGLE_VALUED, "agency_type")}
     | {(CHILDREN, d) for d in (*SINGLE_VALUED, "known_to_agencies")}
     | {(REFERRALS, "agency"), (REFERRALS_NOT_ASSESSED, "agency")}
+    | {(REFERRALS_NOT_RECORDED, "agency")}
 )
 
 THRESHOLD_LEVELS: tuple[str, ...] = ("1", "2", "3", "4", UNKNOWN_THRESHOLD)
@@ -263,10 +269,13 @@ def true_breakdowns(
     )
     referrals: Counter[str] = Counter()
     not_assessed: Counter[str] = Counter()
+    not_recorded: Counter[str] = Counter()
     for (agency, online), n in scan.referrals.items():
         referrals[agency] += n
         if online == "NOT_ASSESSED":
             not_assessed[agency] += n
+        elif online == NOT_RECORDED:
+            not_recorded[agency] += n
     values: dict[str, Sequence[str]] = {
         TOTAL: (ALL,),
         "agency_type": tuple(AgencyType),
@@ -288,6 +297,7 @@ def true_breakdowns(
         result[CHILDREN, dimension] = _ordered(values[dimension], counts)
     result[REFERRALS, "agency"] = _ordered(partners, referrals)
     result[REFERRALS_NOT_ASSESSED, "agency"] = _ordered(partners, not_assessed)
+    result[REFERRALS_NOT_RECORDED, "agency"] = _ordered(partners, not_recorded)
     return dict(sorted(result.items(), key=lambda item: item[0]))
 
 

@@ -297,6 +297,12 @@ def adapter() -> None:
     help="Serve Prometheus /metrics on this port; 0: off. Default: HUB_ADAPTER_METRICS_PORT"
     " (9466) with --watch or --serve, off for a one-shot run.",
 )
+@click.option(
+    "--accept-withdrawals",
+    is_flag=True,
+    help="Confirm that the records a full export no longer lists were deleted, when the"
+    " adapter held their withdrawal back (too many, an empty or a damaged file).",
+)
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 @_friendly
@@ -314,9 +320,11 @@ def adapter_run(
     quarantine: Path,
     drain_timeout: float,
     metrics_port: int | None,
+    accept_withdrawals: bool,
     files: tuple[Path, ...],
 ) -> None:
-    """Pseudonymise, minimise and publish FILES, a watched folder or pushed events."""
+    """Pseudonymise, minimise and publish FILES (in the order given), a watched folder
+    or pushed events."""
     from adapters import runner
 
     if not files and watch_dir is None and serve_port is None and sql_url is None:
@@ -331,7 +339,7 @@ def adapter_run(
         runner.metrics_served(run, metrics_port),
     ):
         if files:
-            runner.run_files(run, files, drain_timeout)
+            runner.run_files(run, files, drain_timeout, accept_withdrawals)
         if sql_url is not None and query is not None and watermark is not None:
             runner.run_query(run, sql_url, query, watermark, drain_timeout)
         if watch_dir is not None:

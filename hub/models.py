@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CASE_EVENT_VERSION = 1
+CASE_EVENT_VERSION = 2
 
 
 class AgencyType(StrEnum):
@@ -130,6 +130,7 @@ class CaseEvent(BaseModel):
     record_version: int = Field(ge=1)
     subject: Pseudonym | None = None
     previous_subjects: tuple[Pseudonym, ...] = ()
+    other_subjects: tuple[Pseudonym, ...] = ()
     case: Pseudonym | None = None
     occurred_on: date
     reported_at: datetime
@@ -139,6 +140,7 @@ class CaseEvent(BaseModel):
     vulnerabilities: tuple[Vulnerability, ...] = ()
     threshold_level: int | None = Field(default=None, ge=1, le=4)
     online_component: OnlineComponent
+    online_recorded: bool = True
     online_risks: tuple[str, ...] = ()
     platform_types: tuple[PlatformType, ...] = ()
     role: Role = Role.UNKNOWN
@@ -153,6 +155,7 @@ class CaseEvent(BaseModel):
         data["subject"] = _pseudonym_avro(self.subject)
         data["case"] = _pseudonym_avro(self.case)
         data["previous_subjects"] = [_pseudonym_avro(p) for p in self.previous_subjects]
+        data["other_subjects"] = [_pseudonym_avro(p) for p in self.other_subjects]
         for name in ("vulnerabilities", "online_risks", "platform_types"):
             data[name] = list(data[name])
         return data

@@ -205,6 +205,21 @@ class Pseudonymiser:
     def event_id(self, agency: str, record_id: str, record_version: int) -> str:
         return self._mac(self.ring.record_secret, "event", agency, record_id, str(record_version))
 
+    def derived_event_id(self, agency: str, record_key: str, record_version: int) -> str:
+        """The event id of a version the adapter derived (no version column in the export)."""
+        return self._mac(
+            self.ring.record_secret, "derived-event", agency, record_key, str(record_version)
+        )
+
+    def file_mac(self, agency: str) -> hmac.HMAC:
+        """A keyed hash to feed a file's bytes to: recognises a re-sent file."""
+        return hmac.new(self.ring.record_secret, f"file\x1f{agency}\x1f".encode(), "sha256")
+
+    def content_digest(self, agency: str, content: str) -> str:
+        """A keyed digest of a record's content or a file's, kept at the agency to tell
+        unchanged from changed; it reveals nothing without the record secret."""
+        return self._mac(self.ring.record_secret, "content", agency, content)
+
 
 def normalise_nhs_number(raw: str) -> str:
     """Ten digits with a valid mod-11 check digit, else ValueError (never echoing the input)."""

@@ -14,7 +14,10 @@ changes nothing.
 
 Two versions of one record with the same number but different content (an
 agency re-using a version number) are ordered by their content so every
-reader picks the same one.
+reader picks the same one. A higher version with the same content (an
+adapter that lost its outbox re-sends what it sent before, under new version
+numbers) supersedes the held one but changes no count: `classify` calls it a
+replay.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from typing import Any, Literal, NamedTuple
 #: The stream workers' Faust table whose changelog holds the batches of versions.
 RECORD_VERSIONS_TABLE = "record-versions"
 
-Kind = Literal["new", "duplicate", "stale", "correction", "withdrawal"]
+#: ``replay``: a higher version with the same content (see the module docstring).
+Kind = Literal["new", "duplicate", "stale", "replay", "correction", "withdrawal"]
+
+#: ``RecordVersion.online`` when the agency's system does not record the online component.
+NOT_RECORDED = "NOT_RECORDED"
 
 
 class RecordVersion(NamedTuple):
@@ -47,12 +54,13 @@ class RecordVersion(NamedTuple):
     area: str
     threshold: int | None
     vulnerabilities: tuple[str, ...]
-    online: str  # YES / NO / NOT_ASSESSED
+    online: str  # YES / NO / NOT_ASSESSED, or NOT_RECORDED: the agency's system has no such field
     codes: tuple[str, ...]  # online-risk codes, sorted
     role: str
     outcome: str
-    #: The subject's pseudonyms under earlier keys (after a key rotation): the same
-    #: child, linked by ``hub.aggregate.linked_subjects``.
+    #: The subject's other pseudonyms: under earlier keys (after a key rotation) and on
+    #: the other identifiers the record carries (``other_subjects``): the same child,
+    #: linked by ``hub.aggregate.linked_subjects``.
     previous: tuple[str, ...] = ()
 
     @classmethod
@@ -64,8 +72,11 @@ class RecordVersion(NamedTuple):
         records then share one copy of each, not a million.
         """
         subject = record.get("subject")
-        earlier = record.get("previous_subjects")
+        earlier = [*(record.get("previous_subjects") or ()), *(record.get("other_subjects") or ())]
         occurred = record["occurred_on"]
+        online = record["online_component"]
+        if online == "NOT_ASSESSED" and not record.get("online_recorded", True):
+            online = NOT_RECORDED
         return cls(
             record_key=record["record_key"],
             version=int(record["record_version"]),
@@ -81,11 +92,11 @@ class RecordVersion(NamedTuple):
             area=_text(record["area_code"]),
             threshold=record["threshold_level"],
             vulnerabilities=_shared(tuple(sorted(record["vulnerabilities"]))),
-            online=_text(record["online_component"]),
+            online=_text(online),
             codes=_shared(tuple(sorted(set(record["online_risks"])))),
             role=_text(record["role"]),
             outcome=_text(record["outcome"]),
-            previous=tuple(_text(p["value"]) for p in earlier) if earlier else (),
+            previous=_aliases(subject, earlier) if earlier else (),
         )
 
     def to_json(self) -> list[Any]:
@@ -113,6 +124,13 @@ class RecordVersion(NamedTuple):
     def month(self) -> str:
         """YYYY-MM of occurred_on."""
         return self.occurred_on[:7]
+
+
+def _aliases(subject: Mapping[str, Any] | None, others: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The other pseudonyms, each once, in the order sent, without the subject itself."""
+    own = subject["value"] if subject else None
+    seen = dict.fromkeys(_text(p["value"]) for p in others if p["value"] != own)
+    return tuple(seen)
 
 
 def _text(value: Any) -> str:
@@ -150,7 +168,14 @@ def classify(new: RecordVersion, held: RecordVersion | None) -> Kind:
         return "withdrawal" if not new.live else "new"
     if not supersedes(new, held):
         return "duplicate" if new.version == held.version else "stale"
+    if same_content(new, held):
+        return "replay"
     return "withdrawal" if not new.live else "correction"
+
+
+def same_content(a: RecordVersion, b: RecordVersion) -> bool:
+    """True when two versions of a record differ in their version number at most."""
+    return a[2:] == b[2:]
 
 
 def merge(records: dict[str, RecordVersion], versions: Iterable[RecordVersion]) -> None:

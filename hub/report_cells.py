@@ -38,14 +38,19 @@ class Reading:
 
 #: Dimensions that list only the values seen in a period: an absent cell is a true 0.
 OPEN_DIMENSIONS = frozenset({"age_band", "area"})
-REFERRALS, NOT_ASSESSED = "referrals", "referrals_online_not_assessed"
+#: The data gap's cells, per agency: referrals, those recorded as not assessed, and those
+#: whose agency's system does not record the online component (not counted as not assessed).
+REFERRALS = "referrals"
+NOT_ASSESSED = "referrals_online_not_assessed"
+NOT_RECORDED = "referrals_online_not_recorded"
 
 
 @dataclass(frozen=True)
 class Gap:
-    """A period's data gap: not assessed / referrals, and agencies left out as suppressed."""
+    """One part of a period's data gap (``NOT_ASSESSED`` or ``NOT_RECORDED``): its count
+    over referrals, and the agencies left out because one of their two cells is suppressed."""
 
-    not_assessed: int
+    count: int
     referrals: int
     left_out: int
     share: Reading
@@ -88,14 +93,15 @@ class Cells:
         key = start.isoformat()
         return sorted(v for (s, m, d, v) in self._cells if (s, m, d) == (key, measure, dimension))
 
-    def gap(self, start: date) -> Gap:
-        """The data gap summed over agencies whose two cells are both published."""
-        if not self.published(start):
+    def gap(self, start: date, measure: str = NOT_ASSESSED) -> Gap:
+        """The data gap (``measure``'s part of it) summed over agencies whose two cells
+        are both published; missing when the period was released without ``measure``."""
+        if not self.published(start) or not self.values(start, measure, "agency"):
             return Gap(0, 0, 0, Reading(status=Status.MISSING))
         numerator = denominator = left_out = 0
         for agency in self.values(start, REFERRALS, "agency"):
             total = self.reading(start, REFERRALS, "agency", agency).count()
-            gap = self.reading(start, NOT_ASSESSED, "agency", agency).count()
+            gap = self.reading(start, measure, "agency", agency).count()
             if total is None or gap is None:
                 left_out += 1
             else:
@@ -104,10 +110,11 @@ class Cells:
             return Gap(numerator, denominator, left_out, Reading(numerator / denominator))
         return Gap(0, 0, left_out, Reading(status=Status.SUPPRESSED if left_out else Status.EMPTY))
 
-    def agency_gap(self, start: date, agency: str) -> Reading:
-        """One agency's share of referrals whose online component was not assessed."""
+    def agency_gap(self, start: date, agency: str, measure: str = NOT_ASSESSED) -> Reading:
+        """One agency's share of referrals whose online component was not assessed (or,
+        with ``NOT_RECORDED``, is not recorded by the agency's system)."""
         total = self.reading(start, REFERRALS, "agency", agency)
-        gap = self.reading(start, NOT_ASSESSED, "agency", agency)
+        gap = self.reading(start, measure, "agency", agency)
         if total.value and gap.value is not None and total.ok and gap.ok:
             return Reading(gap.value / total.value)
         if Status.SUPPRESSED in (total.status, gap.status):
@@ -115,6 +122,19 @@ class Cells:
         if Status.MISSING in (total.status, gap.status):
             return Reading(status=Status.MISSING)
         return Reading(status=Status.EMPTY)
+
+    def not_recording(self, start: date) -> tuple[list[str], list[str]]:
+        """Agencies whose published count of referrals with the online component not
+        recorded is above 0, and those whose count is suppressed (so it may be)."""
+        shown: list[str] = []
+        hidden: list[str] = []
+        for agency in self.values(start, NOT_RECORDED, "agency"):
+            reading = self.reading(start, NOT_RECORDED, "agency", agency)
+            if reading.status is Status.SUPPRESSED:
+                hidden.append(agency)
+            elif reading.value:
+                shown.append(agency)
+        return shown, hidden
 
     def period_rows(self, start: date) -> list[Mapping[str, Any]]:
         key = start.isoformat()

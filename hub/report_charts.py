@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import date
 
 from hub.publish import add_months, period_label
-from hub.report_cells import Cells, Reading, Status
-from hub.report_draw import PREVIOUS_COLOUR, Series, bar_chart, line_chart
+from hub.report_cells import NOT_ASSESSED, NOT_RECORDED, Cells, Reading, Status
+from hub.report_draw import PREVIOUS_COLOUR, Series, bar_chart, line_chart, stacked_bar_chart
 from hub.report_pack import Pack, cell_label, code_label
 
-#: Series colours by chart. Each chart's data is drawn in its own colours.
+#: Series colours by chart. Each chart's data is drawn in its own colours; the data gap's
+#: two parts, not assessed then not recorded, in the same order in both its charts.
 COLOURS: dict[str, tuple[str, ...]] = {
     "totals": ("#1b4f9c", "#e07b00"),
     "monthly": ("#2c7fb8",),
@@ -23,8 +24,8 @@ COLOURS: dict[str, tuple[str, ...]] = {
     "risk_codes": ("#008080",),
     "multi_agency": ("#8c2d04",),
     "age": ("#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#ffd92f", "#e5c494"),
-    "gap_trend": ("#880e4f",),
-    "gap_agency": ("#d81b60",),
+    "gap_trend": ("#880e4f", "#9c6b00"),
+    "gap_agency": ("#d81b60", "#f0b400"),
 }
 
 
@@ -54,8 +55,8 @@ def pack_charts(pack: Pack) -> list[tuple[str, str]]:
             key, title, names, current, _series(before, at(pack.previous), PREVIOUS_COLOUR)
         )
 
-    def gaps(start: date) -> list[Reading]:
-        return [pack.cells.agency_gap(start, a) for a in agencies]
+    def gaps(measure: str) -> list[Reading]:
+        return [pack.cells.agency_gap(pack.start, a, measure) for a in agencies]
 
     totals = [
         _series("Events", pack.series("events", "total", "all"), COLOURS["totals"][0]),
@@ -63,6 +64,8 @@ def pack_charts(pack: Pack) -> list[tuple[str, str]]:
     ]
     multi = pack.series("children", "known_to_agencies", "2+")
     gap_line = [pack.cells.gap(s).share for s in pack.starts]
+    unrecorded_line = [pack.cells.gap(s, NOT_RECORDED).share for s in pack.starts]
+    trend_colours, agency_colours = COLOURS["gap_trend"], COLOURS["gap_agency"]
     return [
         ("Events and children", line_chart("totals", "Events and children", labels, totals)),
         *_monthly(pack),
@@ -111,20 +114,25 @@ def pack_charts(pack: Pack) -> list[tuple[str, str]]:
             "Data gap over time",
             line_chart(
                 "gap_trend",
-                "Referrals with the online component not assessed",
+                "Referrals with the online component not assessed, or not recorded",
                 labels,
-                [_series("Share not assessed", gap_line, COLOURS["gap_trend"][0])],
+                [
+                    _series("Share not assessed", gap_line, trend_colours[0]),
+                    _series("Share not recorded", unrecorded_line, trend_colours[1]),
+                ],
                 percent=True,
             ),
         ),
         (
             "Data gap by agency",
-            bar_chart(
+            stacked_bar_chart(
                 "gap_agency",
-                "Share of referrals not assessed, by agency",
+                f"Share of referrals not assessed, or not recorded, by agency, {now}",
                 agencies,
-                _series(now, gaps(pack.start), COLOURS["gap_agency"][0]),
-                _series(before, gaps(pack.previous), PREVIOUS_COLOUR),
+                [
+                    _series("Not assessed", gaps(NOT_ASSESSED), agency_colours[0]),
+                    _series("Not recorded (no such field)", gaps(NOT_RECORDED), agency_colours[1]),
+                ],
                 percent=True,
             ),
         ),

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from hub.agreement import Agreement
-from hub.report_cells import NOT_ASSESSED, REFERRALS, Reading, Status
+from hub.report_cells import NOT_ASSESSED, NOT_RECORDED, REFERRALS, Reading, Status
 from hub.report_charts import pack_charts
 from hub.report_headlines import headlines, show_count, show_share
 from hub.report_pack import Pack, cell_label, code_label, type_label
@@ -36,7 +36,9 @@ class AgencyRow:
     kind: str
     referrals: str
     not_assessed: str
-    share: str
+    share: str  # of referrals, not assessed
+    not_recorded: str
+    share_not_recorded: str
     note: str
 
 
@@ -62,26 +64,42 @@ def agencies(pack: Pack) -> list[AgencyRow]:
     for agency in [*partners, *sorted(others)]:
         total = pack.cells.reading(pack.start, REFERRALS, "agency", agency)
         gap = pack.cells.reading(pack.start, NOT_ASSESSED, "agency", agency)
+        unrecorded = pack.cells.reading(pack.start, NOT_RECORDED, "agency", agency)
         kind = type_label(partners[agency].type) if agency in partners else "not in the agreement"
-        share = show_share(pack.cells.agency_gap(pack.start, agency))
         rows.append(
             AgencyRow(
-                agency, kind, show_count(total), show_count(gap), share, _agency_note(total, gap)
+                agency,
+                kind,
+                show_count(total),
+                show_count(gap),
+                show_share(pack.cells.agency_gap(pack.start, agency)),
+                show_count(unrecorded),
+                show_share(pack.cells.agency_gap(pack.start, agency, NOT_RECORDED)),
+                _agency_note(total, gap, unrecorded),
             )
         )
     return rows
 
 
-def _agency_note(total: Reading, gap: Reading) -> str:
+def _agency_note(total: Reading, gap: Reading, unrecorded: Reading) -> str:
     if total.status is Status.MISSING:
         return "no published cell for this partner in the period"
     if total.status is Status.SUPPRESSED:
         return "referrals received; the count is suppressed"
     if total.ok and total.value == 0:
         return "nothing received: no referrals dated in the period (check the agency's submission)"
+    notes = []
+    if unrecorded.ok and unrecorded.value and total.value:
+        notes.append(
+            "the agency's system does not record the online component"
+            if unrecorded.value >= total.value
+            else "the online component is not recorded for some referrals"
+        )
     if gap.status is Status.SUPPRESSED:
-        return "count not assessed is suppressed, so the share cannot be shown"
-    return ""
+        notes.append("count not assessed is suppressed, so the share cannot be shown")
+    if unrecorded.status is Status.SUPPRESSED:
+        notes.append("count not recorded is suppressed, so its share cannot be shown")
+    return "; ".join(notes)
 
 
 def revisions(pack: Pack) -> list[tuple[str, int, str]]:
@@ -124,6 +142,7 @@ def context(pack: Pack, generated_at: datetime) -> dict[str, Any]:
             ),
         ],
         "agencies": agencies(pack),
+        "not_recorded_counted": bool(pack.cells.values(pack.start, NOT_RECORDED, "agency")),
         "revisions": revisions(pack),
         "revision": pack.revision(),
         "cell_count": len(pack.period_rows()),

@@ -7,7 +7,8 @@ namespace URIs and the metadata are stripped, so the pack holds no URL at all
 (the HTML parser puts inline ``<svg>`` in the SVG namespace by itself).
 
 A suppressed point is never drawn as a value: a line breaks there and a grey
-cross sits under the axis; a suppressed bar is left out and labelled ``[c]``.
+cross sits under the axis; a suppressed bar (or part of a stacked bar) is left
+out and labelled ``[c]``.
 A series with no published value at all is not drawn (and has no legend
 entry), so an empty chart says "no published values" instead of showing a
 colour that means data. Which charts the pack has, and their colours, is
@@ -84,7 +85,7 @@ def _finish(
     axes: Axes,
     key: str,
     title: str,
-    loc: Literal["upper left", "lower right"],
+    loc: Literal["upper left", "upper right", "lower right"],
     ncols: int = 1,
 ) -> str:
     """Title, a legend when anything was drawn with a label, and the SVG."""
@@ -125,9 +126,12 @@ def line_chart(
             _no_data(axes)
         _periods_axis(axes, x_labels)
         axes.set_ylim(bottom=0)
-        axes.yaxis.set_major_locator(MaxNLocator(integer=not percent))
-        if percent:
+        if percent:  # a share runs 0..100%; the room above is the legend's
+            axes.set_ylim(top=1.15)
+            axes.set_yticks([i / 5 for i in range(6)])
             axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+        else:
+            axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         return _finish(figure, axes, key, title, "upper left", min(4, len(lines) + 1))
 
 
@@ -166,6 +170,45 @@ def bar_chart(
         if percent:
             axes.xaxis.set_major_formatter(PercentFormatter(1.0))
         return _finish(figure, axes, key, title, "lower right")
+
+
+def stacked_bar_chart(
+    key: str, title: str, labels: Sequence[str], parts: Sequence[Series], percent: bool = False
+) -> str:
+    """Horizontal bars for one period (top first), each label's parts end to end.
+
+    A suppressed part is left out (the parts after it start where the drawn ones end)
+    and the label's stack ends in ``[c]``. The legend has a row of its own, on top.
+    """
+    with matplotlib.rc_context(_STYLE):
+        figure, axes = _figure(0.6 + 0.28 * (max(len(labels), 3) + 1))
+        ys = list(range(len(labels)))[::-1]
+        ends = [0.0] * len(labels)
+        for part in parts:
+            drawn = [(i, v) for i, v in enumerate(part.values) if v is not None]
+            if drawn:
+                axes.barh(
+                    [ys[i] for i, _ in drawn],
+                    [v for _, v in drawn],
+                    left=[ends[i] for i, _ in drawn],
+                    height=0.7,
+                    color=part.colour,
+                    label=part.name,
+                )
+            for i, v in drawn:
+                ends[i] += v
+        for i, y in enumerate(ys):
+            if any(part.suppressed[i] for part in parts):
+                axes.text(ends[i], y, " [c]", va="center", color=SUPPRESSED_COLOUR)
+        if not any(part.has_data for part in parts):
+            _no_data(axes)
+        axes.set_yticks(ys, labels)
+        axes.set_ylim(-0.5, len(labels) + 0.5)
+        axes.set_xlim(left=0)
+        if percent:
+            axes.set_xlim(right=1.0)
+            axes.xaxis.set_major_formatter(PercentFormatter(1.0))
+        return _finish(figure, axes, key, title, "upper right", len(parts))
 
 
 def _bars(

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import date
 
 from hub.agreement import HeadlineKey
-from hub.report_cells import Reading, Status
+from hub.report_cells import NOT_RECORDED, Reading, Status
 from hub.report_pack import Pack
 from hub.report_stats import Polarity, Trend, count_trend, proportion_trend
 
 #: Colour of each headline's trend marker. A rise in recorded harm can mean better
 #: identification as much as more harm, so counts carry no judgement; the data gap
-#: (referrals whose online component was not assessed) should fall.
+#: (referrals whose online component was not assessed) should fall. Referrals whose
+#: agency's system does not record the online component are not in it: the card's
+#: note names those agencies (``gap_note``).
 POLARITY: Mapping[HeadlineKey, Polarity] = {
     "events": Polarity.NO_JUDGEMENT,
     "children": Polarity.NO_JUDGEMENT,
@@ -109,14 +111,33 @@ def count_headline(
     return headline(pack, key, title, lambda s: pack.cells.reading(s, *cell), trend)
 
 
+def gap_note(pack: Pack, left_out: int) -> str:
+    """The data-gap card's note: which agencies' systems do not record the online
+    component (their referrals are not counted as not assessed), then how many agencies
+    the share leaves out because a cell is suppressed."""
+    shown, hidden = pack.cells.not_recording(pack.start)
+    notes = []
+    if shown:
+        share = pack.cells.gap(pack.start, NOT_RECORDED).share
+        part = f": {show_share(share)} of referrals," if share.ok else ","
+        notes.append(
+            f"The online component is not recorded by the systems of {', '.join(shown)}"
+            f"{part} counted apart from those not assessed."
+        )
+    if hidden:
+        notes.append(f"Referrals not recorded: the count is suppressed for {', '.join(hidden)}.")
+    if left_out:
+        notes.append(f"{left_out} agencies left out this period: a suppressed cell")
+    return " ".join(notes)
+
+
 def headlines(pack: Pack) -> list[Headline]:
     gaps = [pack.cells.gap(s) for s in pack.starts]
     trend = proportion_trend(
-        [g.not_assessed if g.share.ok else None for g in gaps],
+        [g.count if g.share.ok else None for g in gaps],
         [g.referrals if g.share.ok else None for g in gaps],
     )
-    left_out = gaps[-1].left_out
-    note = f"{left_out} agencies left out this period: a suppressed cell" if left_out else ""
+    note = gap_note(pack, gaps[-1].left_out)
     return [
         count_headline(
             pack, "events", "Events with an online component", ("events", "total", "all")

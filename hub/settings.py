@@ -114,6 +114,14 @@ class HubSettings(BaseSettings):
         default=Path("outbox.sqlite"),
         description="HUB_OUTBOX: the adapter's store-and-forward database.",
     )
+    withdrawal_limit: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="HUB_WITHDRAWAL_LIMIT: the largest share of an agency's live records one"
+        " full export may withdraw by no longer listing them; above it the withdrawals wait"
+        " for `hub adapter run --accept-withdrawals`.",
+    )
 
     # --- pseudonymisation (agency side) --------------------------------------
     key_file: Path | None = Field(

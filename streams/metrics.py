@@ -26,7 +26,9 @@ class WorkerMetrics:
         )
         self.duplicates = Counter(
             "hub_duplicates_dropped",
-            "Messages dropped because their record version was already counted (replays, retries).",
+            "Messages that changed no count: their record version was already counted"
+            " (replays, retries), or they re-sent a record's counted content under a higher"
+            " version (an adapter that lost its outbox).",
             registry=registry,
         )
         self.stale = Counter(
@@ -57,6 +59,7 @@ class WorkerMetrics:
         )
         self._by_kind = {
             "duplicate": self.duplicates,
+            "replay": self.duplicates,
             "stale": self.stale,
             "correction": self.corrections,
             "withdrawal": self.withdrawals,

@@ -42,6 +42,9 @@ class PartitionState:
         kind = classify(version, held)
         if kind in ("duplicate", "stale"):
             return kind
+        if kind == "replay":  # the same content under a higher version: held, not counted
+            self.records[version.record_key] = version
+            return kind
         if held is not None and held.live:
             self._count(held, -1)
         if version.live:

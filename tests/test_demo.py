@@ -122,4 +122,4 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
             assert port_is_free("127.0.0.1", port)
     # The second run republished the first run's exports: the outbox knew every event.
     second_run = (tmp_path / "demo.out").read_text()
-    assert second_run.count("(0 new to the outbox)") == 6
+    assert second_run.count("; 0 new, 0 corrected, 0 withdrawn, ") == 6

@@ -4,6 +4,7 @@ panel has a title and a query (the queries run against Prometheus in test_promet
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,42 @@ def test_board_draws_month_by_month_history() -> None:
         assert order["field"].startswith("period\\"), panel["title"]
         if panel["type"] == "barchart":
             assert panel["options"]["xField"] == order["field"], panel["title"]
+
+
+#: The labels of the publisher's trend gauges (hub.schedule.TrendsCollector).
+TREND_LABELS = {"publication", "period", "measure", "dimension", "value"}
+
+
+def test_every_matrix_is_built_from_labels_the_query_returns() -> None:
+    """Grouping to matrix on a label the series do not carry leaves the rows ungrouped."""
+    for panel in dashboards()["board"]["panels"]:
+        expression = panel["targets"][0]["expr"]
+        made = set(re.findall(r'label_replace\(.*?\}, "(\w+)"', expression))
+        for step in panel.get("transformations", []):
+            if step["id"] == "groupingToMatrix":
+                fields = {step["options"]["columnField"], step["options"]["rowField"]}
+                assert fields <= TREND_LABELS | made, panel["title"]
+
+
+def test_board_shows_the_data_gap_not_assessed_and_not_recorded_per_agency() -> None:
+    """Both parts of the data gap, as shares of each agency's referrals: month by month,
+    and the latest month as one stacked bar per agency."""
+    gaps = [p for p in dashboards()["board"]["panels"] if p["title"].startswith("Data gap")]
+    assert len(gaps) == 2
+    for panel in gaps:
+        expression = panel["targets"][0]["expr"]
+        assert 'measure=~"referrals_online_not_(assessed|recorded)"' in expression
+        assert '"gap", "not $1", "measure", "referrals_online_not_(.*)"' in expression
+        assert 'measure="referrals",dimension="agency"' in expression
+        assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    history, latest = sorted(gaps, key=lambda p: p["type"] == "barchart")
+    steps = {step["id"]: step["options"] for step in history["transformations"]}
+    assert steps["groupingToMatrix"]["columnField"] == "value"  # a column per agency
+    assert '"period", " ", "period", "gap")' in history["targets"][0]["expr"]  # 2 rows a month
+    steps = {step["id"]: step["options"] for step in latest["transformations"]}
+    assert (steps["groupingToMatrix"]["rowField"], steps["groupingToMatrix"]["columnField"]) == (
+        "value",
+        "gap",
+    )  # a bar per agency, a series per part of the gap
+    assert latest["options"]["xField"] == "value\\gap"
+    assert latest["options"]["stacking"] == "normal"

@@ -180,6 +180,17 @@ def test_every_dashboard_query_returns_data(
         codes = prometheus.query(panel_expression("Most common online-risk codes, month by month"))
         assert len({s["metric"]["value"] for s in codes}) == 6
         assert len({s["metric"]["period"] for s in codes}) == len(history)
+        # The data gap per agency: not assessed and not recorded, shares of its referrals.
+        latest = month[0].isoformat()[:7]
+        gap = prometheus.query(
+            panel_expression("Data gap per agency (latest month): not assessed and not recorded")
+        )
+        assert {s["metric"]["gap"] for s in gap} == {"not assessed", "not recorded"}
+        for series in gap:
+            agency, measure = series["metric"]["value"], series["metric"]["measure"]
+            part = published[latest, measure, "agency", agency]["count"]
+            referrals = published[latest, "referrals", "agency", agency]["count"]
+            assert float(series["value"][1]) == part / referrals, series
         # The operations dashboard's rejects: the quarantine report, per field.
         report = quarantined(quarantine / f"{export.name}.rejects.csv")
         rejects = {

@@ -44,6 +44,7 @@ from adapters.source import SourceRecord
 from adapters.sql_source import SqlSource
 from adapters.synth import child_pool
 from adapters.synth_export import ExpectedRow, export_encoding, write_export
+from adapters.versions import CHANGES
 from hub.demo import scrape
 from hub.errors import HubError, RecordError
 from hub.minimise import Minimiser
@@ -111,7 +112,7 @@ def assert_no_row_content_in_labels(
     values: set[str], content: set[str], reasons: Sequence[str], agency: str
 ) -> None:
     """Label values are from the bounded sets, and none holds an identifier or a reason."""
-    allowed = {agency, *SOURCE_KINDS, *REJECT_FIELDS}
+    allowed = {agency, *SOURCE_KINDS, *REJECT_FIELDS, *CHANGES}
     assert values <= allowed, values - allowed
     for value in values:
         assert not any(ch.isdigit() for ch in value), value  # no NHS number, id or date
@@ -182,7 +183,14 @@ def test_rejects_per_field_match_the_quarantine_report(
     assert accepted + sum(rejected.values()) == sum(read.values())
 
     stored = samples(registry, "hub_adapter_events_stored_total")[(("agency", name),)]
-    assert stored == summary.new == len({e.record_id for e in expected if not e.rejected})
+    changed = summary.new + summary.changes["corrected"] + summary.changes["withdrawn"]
+    assert stored == summary.stored == changed
+    if profile.record_identity == ("record_id",):  # one record per record id
+        assert stored == len({e.record_id for e in expected if not e.rejected})
+    records = samples(registry, "hub_adapter_records_total")
+    assert {dict(k)["change"]: v for k, v in records.items()} == {
+        c: summary.changes[c] for c in ("new", "corrected", "withdrawn", "unchanged")
+    }
     assert samples(registry, "hub_adapter_outbox_pending") == {(("agency", name),): stored}
     last = samples(registry, "hub_adapter_last_ingest_timestamp_seconds")[(("agency", name),)]
     assert abs(last - time.time()) < 60

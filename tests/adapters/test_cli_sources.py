@@ -40,7 +40,7 @@ def test_sql_source_from_the_command_line(topics: HubSettings, db: Database) -> 
         command, env=settings_env(topics), capture_output=True, text=True, timeout=180, check=False
     )
     assert first.returncode == 0, first.stderr
-    assert "3 accepted (3 new to the outbox)" in first.stdout
+    assert "3 rows read; 3 new, 0 corrected, 0 withdrawn, 0 unchanged" in first.stdout
     assert len(event_ids_on(topics, topics.case_topic("spa"))) == 3
 
     db.insert({"record_id": "CS-4", "updated_at": "2026-09-15 08:00:00+00"})
@@ -48,7 +48,7 @@ def test_sql_source_from_the_command_line(topics: HubSettings, db: Database) -> 
         command, env=settings_env(topics), capture_output=True, text=True, timeout=180, check=False
     )
     assert second.returncode == 0, second.stderr
-    assert "(1 new to the outbox)" in second.stdout
+    assert "; 1 new, 0 corrected, 0 withdrawn," in second.stdout
     assert len(set(event_ids_on(topics, topics.case_topic("spa")))) == 4
     assert GOOD["worker_notes"] not in first.stdout + second.stdout
 

@@ -75,7 +75,7 @@ def test_bad_rows_are_quarantined_and_the_rest_published(
         GOOD,
         GOOD | {"record_id": "CAMHS-2", "nhs_number": "9434765918"},
         GOOD | {"record_id": "CAMHS-3", "occurred_on": "14/09/2026"},
-        GOOD | {"record_id": "CAMHS-4", "risk_codes": "Zara Nowak said something"},
+        GOOD | {"record_id": "CAMHS-4", "outcome": "Zara Nowak said something"},
         GOOD | {"record_id": "CAMHS-5"},
     ]
     path = tmp_path / "export.csv"
@@ -83,9 +83,9 @@ def test_bad_rows_are_quarantined_and_the_rest_published(
     summary = run(topics, path, tmp_path)
     assert summary.accepted == 2
     rejected = {(e.row, e.field) for e in summary.rejected}
-    assert rejected == {(3, "nhs_number"), (4, "occurred_on"), (5, "risk")}
+    assert rejected == {(3, "nhs_number"), (4, "occurred_on"), (5, "outcome")}
     text = (tmp_path / "quarantine" / "export.csv.rejects.csv").read_text()
-    assert "risk" in text
+    assert "outcome" in text
     assert [r["row"] for r in csv.DictReader(text.splitlines())] == ["3", "4", "5"]
     assert "9434765918" not in text and "Zara" not in text and "14/09/2026" not in text
     consume_all(topics, topics.case_topic("camhs"), 2)
@@ -97,7 +97,7 @@ def test_no_planted_identifier_reaches_kafka(topics: HubSettings, tmp_path: Path
     path = tmp_path / "export.csv"
     write_csv(path, rows)
     summary = run(topics, path, tmp_path)
-    messages = consume_all(topics, topics.case_topic("camhs"), summary.new)
+    messages = consume_all(topics, topics.case_topic("camhs"), summary.stored)
     blob = b"\n".join(k + b"\0" + v for k, v in messages)
     for child in pool:
         for planted in (

@@ -39,7 +39,7 @@ PLANTED = ("Begum", "Aisha", "2012-11-30", "B63 3AB", "POL-77", "9434765918", "9
         ({"nhs_number": "9434765918"}, "nhs_number"),
         ({"nhs_number": "943476591X"}, "nhs_number"),
         ({"date_of_birth": "30/11/2012 Aisha Begum"}, "date_of_birth"),
-        ({"risk_codes": "Aisha Begum B63 3AB"}, "risk"),
+        ({"outcome": "Aisha Begum B63 3AB"}, "outcome"),
         ({"date_of_birth": "2026-03-02"}, "date_of_birth"),
         ({"online_component": "Aisha said yes"}, "online_component"),
     ],
@@ -53,6 +53,19 @@ def test_errors_and_logs_never_carry_the_identifier(
     assert (error.value.source, error.value.row, error.value.field) == ("export.csv", 4, field)
     text = str(error.value) + repr(error.value) + caplog.text
     for planted in (*PLANTED, *change.values()):
+        assert planted not in text
+
+
+def test_notes_never_carry_the_term(caplog: pytest.LogCaptureFixture) -> None:
+    """An unknown risk term is noted, not rejected (the profile has an online column)."""
+    caplog.set_level(logging.DEBUG)
+    mapper = RowMapper(load_profile("generic"), Pseudonymiser(KeyRing.generate("t")), "export.csv")
+    event = mapper.map(4, ROW | {"risk_codes": "Aisha Begum B63 3AB;grooming"})
+    assert event.online_risks == ("GROOMING",)
+    (note,) = mapper.take_notes()
+    assert (note.source, note.row, note.field) == ("export.csv", 4, "risk")
+    text = str(note) + repr(note) + caplog.text
+    for planted in (*PLANTED, "Aisha Begum B63 3AB"):
         assert planted not in text
 
 

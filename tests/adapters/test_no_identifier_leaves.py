@@ -61,7 +61,7 @@ def test_no_planted_identifier_on_any_topic(hub_settings: HubSettings, tmp_path:
         path = tmp_path / f"{profile.agency}.export"
         for expected in write_export(profile, 150, seed, pool, path):
             children[expected.child.nhs_number] = expected.child
-        sent += publish_file(settings, path, profile.agency, profile.agency).new
+        sent += publish_file(settings, path, profile.agency, profile.agency).stored
     blob = all_bytes(settings)
     assert sent > 0 and len(blob) > sent * 100  # the events really are there
     leaked = sorted(

@@ -120,7 +120,10 @@ def test_export_maps_field_by_field(name: str, tmp_path: Path) -> None:
             continue
         assert isinstance(got, CaseEvent), f"row {want.row} rejected: {got}"
         assert got.agency_id == name and got.agency_type is profile.agency_type
-        assert got.event_id == pseudonymiser.event_id(name, want.record_id, 1)
+        if profile.record_identity == ("record_id",):
+            assert got.event_id == pseudonymiser.event_id(name, want.record_id, 1)
+        else:  # a record is more than its record id: see tests/adapters/test_versions.py
+            assert got.record_key != pseudonymiser.record_key(name, want.record_id)
         for field in ExpectedRow.EVENT_FIELDS:
             value = BLANK[field] if field in unshared else getattr(want, field)
             assert getattr(got, field) == value, f"row {want.row}: {field}"

@@ -94,7 +94,7 @@ def test_dry_run_maps_rows_and_rejects_the_bad_one_by_row_and_field(
     )
     with adapter_run(settings, "generic", AGENCY, dry_run=True) as dry:
         summary = run_sql(dry, db.url, QUERY, WATERMARK)
-    assert (summary.read, summary.accepted, summary.new) == (5, 3, 0)
+    assert (summary.read, summary.accepted, summary.stored) == (5, 3, 0)
     name = source_name(db.url)
     assert summary.source == name
     assert [(e.source, e.row, e.field) for e in summary.rejected] == [
@@ -111,7 +111,7 @@ def test_fields_map_into_pseudonymised_events(
 ) -> None:
     db.insert(GOOD)
     summary = run_sql(run, db.url, QUERY, WATERMARK)
-    assert (summary.read, summary.accepted, summary.new, summary.rejected) == (1, 1, 1, [])
+    assert (summary.read, summary.accepted, summary.stored, summary.rejected) == (1, 1, 1, [])
     (event,) = events(run)
     assert event.record_key == record_key(settings, "CS-1")
     assert event.subject is not None and event.subject.basis is LinkageBasis.NHS_NUMBER
@@ -153,7 +153,7 @@ def test_a_second_run_reads_only_rows_added_or_updated_since_the_watermark(
         {"record_id": "CS-3", "updated_at": "2026-09-14 09:10:00+00"},
     )
     first = run_sql(run, db.url, QUERY, WATERMARK)
-    assert (first.read, first.new) == (3, 3)
+    assert (first.read, first.stored) == (3, 3)
 
     db.insert({"record_id": "CS-4", "updated_at": "2026-09-15 08:00:00+00"})
     db.execute(
@@ -162,7 +162,8 @@ def test_a_second_run_reads_only_rows_added_or_updated_since_the_watermark(
     )
     second = run_sql(run, db.url, QUERY, WATERMARK)
     # CS-3 again (it holds the stored watermark, >=), then CS-4 and CS-1 version 2.
-    assert (second.read, second.accepted, second.new) == (3, 3, 2)
+    assert (second.read, second.accepted, second.stored) == (3, 3, 2)
+    assert second.changes == {"unchanged": 1, "new": 1, "corrected": 1}
     updated = [e for e in events(run) if e.record_key == record_key(settings, "CS-1")]
     assert sorted((e.record_version, e.outcome.value) for e in updated) == [
         (1, "POLICE_REFERRAL"),
@@ -170,7 +171,7 @@ def test_a_second_run_reads_only_rows_added_or_updated_since_the_watermark(
     ]
 
     third = run_sql(run, db.url, QUERY, WATERMARK)
-    assert (third.read, third.new) == (1, 0)
+    assert (third.read, third.stored) == (1, 0)
     assert len(events(run)) == 5
 
 
@@ -213,7 +214,7 @@ def test_rows_sharing_a_watermark_across_a_batch_boundary_are_not_lost(
 
     resumed = run_sql(run, db.url, QUERY, WATERMARK)
     # CS-2 again (deduplicated), and CS-3 and CS-4 that share its watermark, and CS-5.
-    assert (resumed.read, resumed.new) == (4, 3)
+    assert (resumed.read, resumed.stored) == (4, 3)
     assert len(events(run)) == 5
 
 
@@ -221,11 +222,11 @@ def test_a_row_added_later_at_the_stored_watermark_is_read(
     db: Database, run: AdapterRun, settings: HubSettings
 ) -> None:
     db.insert({"record_id": "CS-1", "updated_at": "2026-09-14 09:00:00+00"})
-    assert run_sql(run, db.url, QUERY, WATERMARK).new == 1
+    assert run_sql(run, db.url, QUERY, WATERMARK).stored == 1
     # E.g. a transaction stamped before the first run committed after it.
     db.insert({"record_id": "CS-2", "updated_at": "2026-09-14 09:00:00+00"})
     second = run_sql(run, db.url, QUERY, WATERMARK)
-    assert (second.read, second.new) == (2, 1)
+    assert (second.read, second.stored) == (2, 1)
     assert {e.record_key for e in events(run)} == {
         record_key(settings, "CS-1"),
         record_key(settings, "CS-2"),
@@ -240,7 +241,7 @@ def test_an_integer_watermark_is_compared_as_a_number(db: Database, run: Adapter
     db.execute("UPDATE cs_cases SET change_seq = 2 WHERE record_id = 'CS-1'")
     db.execute("UPDATE cs_cases SET change_seq = 9 WHERE record_id = 'CS-2'")
     first = run_sql(run, db.url, query, "change_seq")
-    assert (first.read, first.new) == (2, 2)
+    assert (first.read, first.stored) == (2, 2)
     assert run.outbox is not None
     assert run.outbox.watermark(first.source) == "9"
 
@@ -249,7 +250,7 @@ def test_an_integer_watermark_is_compared_as_a_number(db: Database, run: Adapter
     db.execute("UPDATE cs_cases SET change_seq = 11 WHERE record_id = 'CS-4'")
     second = run_sql(run, db.url, query, "change_seq")
     # 9, 10, 11: as text "10" < "9", so a text comparison would read nothing new.
-    assert (second.read, second.new) == (3, 2)
+    assert (second.read, second.stored) == (3, 2)
     assert run.outbox.watermark(first.source) == "11"
 
 

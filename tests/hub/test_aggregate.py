@@ -33,8 +33,13 @@ from hub.taxonomy import CELLS, Taxonomy
 from tests.hub.test_codec import sample_event
 
 TAXONOMY = Taxonomy()
-PARTNERS = ("camhs", "police", "nursing")
-AGENCY_TYPE = {"camhs": "CAMHS", "police": "POLICE", "nursing": "SCHOOL_NURSING"}
+PARTNERS = ("camhs", "police", "nursing", "youth")
+AGENCY_TYPE = {
+    "camhs": "CAMHS",
+    "police": "POLICE",
+    "nursing": "SCHOOL_NURSING",
+    "youth": "YOUTH_SERVICE",
+}
 JAN = (date(2025, 1, 1), date(2025, 1, 31))
 FEB = (date(2025, 2, 1), date(2025, 2, 28))
 OPEN_RULE = DisclosureRule(suppress_at_or_below=0, round_to=1)
@@ -146,6 +151,12 @@ RECORDS = [
     # Referrals whose online component was not assessed: the data gap.
     rv("k06", "nursing", "2025-01-18", "s3", online="NOT_ASSESSED", event_type="REFERRAL"),
     rv("k07", "nursing", "2025-01-25", "s3", online="NOT_ASSESSED", event_type="REFERRAL"),
+    # The youth service's system does not record the online component (its profile says
+    # so): its referrals are "not recorded", never "not assessed", and never online events.
+    rv("k15", "youth", "2025-01-08", "s6", online="NOT_RECORDED", event_type="REFERRAL"),
+    rv("k16", "youth", "2025-01-22", "s6", online="NOT_RECORDED", event_type="REFERRAL"),
+    rv("k17", "youth", "2025-01-23", "s6", online="NOT_RECORDED"),  # not a referral
+    rv("k18", "youth", "2025-01-29", "s7", online="NOT_RECORDED", live=False),  # withdrawn
     # Withdrawn: counts nowhere, not even towards the agencies that know s4.
     rv("k08", "nursing", "2025-01-28", "s4", codes=("GROOMING",), live=False),
     # February.
@@ -153,6 +164,7 @@ RECORDS = [
     rv("k10", "camhs", "2025-02-10", "s4", event_type="REFERRAL", codes=("ONLINE_HARASSMENT",)),
     rv("k11", "police", "2025-02-14", "s5", online="NO", event_type="REFERRAL"),
     rv("k12", "camhs", "2025-02-20", "s2", online="NOT_ASSESSED", event_type="REFERRAL"),
+    rv("k19", "youth", "2025-02-11", "s6", online="NOT_RECORDED", event_type="REFERRAL"),
     # After February: does not make s4 known to police in February.
     rv("k14", "police", "2025-03-05", "s4", online="NO"),
 ]
@@ -232,11 +244,19 @@ def test_january_children_by_hand(january: dict[tuple[str, str], dict[str, int]]
 
 
 def test_january_referrals_by_hand(january: dict[tuple[str, str], dict[str, int]]) -> None:
-    assert january["referrals", "agency"] == {"camhs": 1, "police": 1, "nursing": 2}
+    assert january["referrals", "agency"] == {"camhs": 1, "police": 1, "nursing": 2, "youth": 2}
     assert january["referrals_online_not_assessed", "agency"] == {
         "camhs": 0,
         "police": 0,
         "nursing": 2,
+        "youth": 0,
+    }
+    # The youth service's two live referrals: not recorded, apart from "not assessed".
+    assert january["referrals_online_not_recorded", "agency"] == {
+        "camhs": 0,
+        "police": 0,
+        "nursing": 0,
+        "youth": 2,
     }
 
 
@@ -247,12 +267,61 @@ def test_february_by_hand(february: dict[tuple[str, str], dict[str, int]]) -> No
     assert february["children", "total"] == {"all": 2}
     # s2: camhs (January) and police; s4: camhs only (nursing withdrawn, police in March).
     assert february["children", "known_to_agencies"] == {"1": 1, "2+": 1}
-    assert february["referrals", "agency"] == {"camhs": 2, "police": 1, "nursing": 0}
+    assert february["referrals", "agency"] == {"camhs": 2, "police": 1, "nursing": 0, "youth": 1}
     assert february["referrals_online_not_assessed", "agency"] == {
         "camhs": 1,
         "police": 0,
         "nursing": 0,
+        "youth": 0,
     }
+    assert february["referrals_online_not_recorded", "agency"] == {
+        "camhs": 0,
+        "police": 0,
+        "nursing": 0,
+        "youth": 1,
+    }
+
+
+def test_not_recorded_referrals_count_apart_from_not_assessed() -> None:
+    """The same referrals, once recorded as not assessed and once from a system that does
+    not record the online component: only the data-gap measure they count in changes."""
+    not_assessed = [
+        RecordVersion(
+            record_key=f"r{i}",
+            version=1,
+            live=True,
+            agency="nursing",
+            agency_type="SCHOOL_NURSING",
+            event_type="REFERRAL",
+            subject=f"t{i}",
+            basis="NHS_NUMBER",
+            occurred_on="2025-01-10",
+            age_band="13-15",
+            sex="FEMALE",
+            area="E01",
+            threshold=None,
+            vulnerabilities=(),
+            online="NOT_ASSESSED",
+            codes=(),
+            role="VICTIM",
+            outcome="UNKNOWN",
+        )
+        for i in range(3)
+    ]
+    not_recorded = [r._replace(online="NOT_RECORDED") for r in not_assessed]
+    before = true_breakdowns(not_assessed, *JAN, TAXONOMY, PARTNERS)
+    after = true_breakdowns(not_recorded, *JAN, TAXONOMY, PARTNERS)
+    assert nonzero(before["referrals", "agency"]) == nonzero(after["referrals", "agency"])
+    assert nonzero(after["referrals", "agency"]) == {"nursing": 3}
+    assert nonzero(before["referrals_online_not_assessed", "agency"]) == {"nursing": 3}
+    assert nonzero(before["referrals_online_not_recorded", "agency"]) == {}
+    assert nonzero(after["referrals_online_not_assessed", "agency"]) == {}
+    assert nonzero(after["referrals_online_not_recorded", "agency"]) == {"nursing": 3}
+    moved = {"referrals_online_not_assessed", "referrals_online_not_recorded"}
+    assert {k: v for k, v in before.items() if k[0] not in moved} == {
+        k: v for k, v in after.items() if k[0] not in moved
+    }
+    assert after["events", "total"] == after["children", "total"] == {"all": 0}
 
 
 def test_every_enumerated_value_is_listed_in_a_fixed_order(
@@ -268,6 +337,7 @@ def test_every_enumerated_value_is_listed_in_a_fixed_order(
         assert list(january[measure, "cell_4c"]) == list(CELLS)
         assert list(january[measure, "threshold_level"]) == ["1", "2", "3", "4", "unknown"]
     assert list(january["referrals", "agency"]) == list(PARTNERS)
+    assert list(january["referrals_online_not_recorded", "agency"]) == list(PARTNERS)
     assert list(january) == sorted(january)
 
 
@@ -310,6 +380,7 @@ def test_additive_breakdowns_are_the_partitions() -> None:
     assert is_additive("children", "known_to_agencies")
     assert is_additive("events", "agency_type")
     assert not is_additive("children", "agency_type")
+    assert is_additive("referrals_online_not_recorded", "agency")
     for measure in ("events", "children"):
         for dimension in ("risk_code", "cell_4c", "vulnerability"):
             assert not is_additive(measure, dimension)
@@ -326,7 +397,7 @@ record = st.builds(
     st.sampled_from(PARTNERS),
     st.sampled_from(DATES),
     st.one_of(st.none(), st.sampled_from(SUBJECTS)),
-    online=st.sampled_from(("YES", "YES", "NO", "NOT_ASSESSED")),
+    online=st.sampled_from(("YES", "YES", "NO", "NOT_ASSESSED", "NOT_RECORDED")),
     event_type=st.sampled_from(("REFERRAL", "INCIDENT")),
     codes=st.lists(st.sampled_from(CODES), max_size=3, unique=True).map(tuple),
     live=st.integers(0, 5).map(bool),
@@ -358,6 +429,7 @@ def test_additive_breakdowns_add_up_to_their_totals(records: list[RecordVersion]
         "children": len({r.subject for r in online if r.subject is not None}),
         "referrals": len(referrals),
         "referrals_online_not_assessed": sum(r.online == "NOT_ASSESSED" for r in referrals),
+        "referrals_online_not_recorded": sum(r.online == "NOT_RECORDED" for r in referrals),
     }
     assert counts["events", "total"] == {"all": totals["events"]}
     assert counts["children", "total"] == {"all": totals["children"]}
@@ -497,4 +569,43 @@ def test_a_decoded_event_keeps_its_earlier_pseudonyms() -> None:
     decoded = codec.decode(codec.encode(sample_event().to_avro()))
     version = RecordVersion.from_event(decoded)
     assert version.subject == "c" * 64
-    assert version.previous == ("d" * 64,)
+    # Under the earlier key, then on the record's other identifier (name + DOB).
+    assert version.previous == ("d" * 64, "e" * 64)
+
+
+def test_children_link_through_every_identifier_across_three_agencies_and_a_rotation() -> None:
+    """School nursing knows the child by NHS number only, CAMHS by NHS number and name +
+    date of birth, the police by name + date of birth and a person id (after a key
+    rotation): mapped by the real profiles, the three records are one child."""
+    from adapters.mapping import RowMapper
+    from adapters.profile import load_profile
+    from hub.pseudonymise import KeyRing, Pseudonymiser
+
+    ring = KeyRing.generate("k1")
+    rows = {
+        "school-nursing": {"Event ID": "N1", "Contact Date": "05 Jan 2025",
+                           "NHS Number": "943 476 5919", "Online Safety Concern": "Yes",
+                           "Concern Type": "Sexting"},
+        "camhs": {"Referral ID": "R1", "Activity Type": "Referral", "Referral Date": "06/01/2025",
+                  "NHS No": "9434765919", "Surname": "O'Brien", "Forename": "Zoë",
+                  "DOB": "02/05/2012", "Online Harm Identified": "Yes",
+                  "Online Risks": "Online grooming"},
+        "police": {"Occurrence Number": "OC1", "Occurrence Type": "Crime",
+                   "Date Reported": "07/01/2025", "Nominal ID": "P9", "Surname": "OBRIEN",
+                   "Forename 1": "zoe", "DOB": "02/05/2012", "Online Flag": "Y",
+                   "Offence": "Harassment"},
+    }  # fmt: skip
+    codec = Codec("case_event")
+    records = []
+    for agency, raw in rows.items():
+        keys = ring.rotated("k2") if agency == "police" else ring  # the police rotated first
+        mapper = RowMapper(load_profile(agency), Pseudonymiser(keys), "t", agency=agency)
+        event = mapper.map(2, raw)
+        records.append(RecordVersion.from_event(codec.decode(codec.encode(event.to_avro()))))
+    partners = ("camhs", "police", "school-nursing")
+    counts = true_breakdowns(records, *JAN, TAXONOMY, partners)
+    assert counts["events", "total"] == {"all": 3}
+    assert counts["children", "total"] == {"all": 1}
+    assert nonzero(counts["children", "known_to_agencies"]) == {"2+": 1}
+    alone = [r._replace(previous=()) for r in records]
+    assert true_breakdowns(alone, *JAN, TAXONOMY, partners)["children", "total"] == {"all": 2}

@@ -9,7 +9,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.codec import MAGIC, Codec
+from hub.codec import MAGIC, SCHEMAS_DIR, Codec
 from hub.errors import CodecError
 from hub.models import (
     AgencyType,
@@ -25,7 +25,8 @@ from hub.models import (
     Vulnerability,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "case_event_v1.hex"
+GOLDEN_V1 = Path(__file__).parent / "golden" / "case_event_v1.hex"
+GOLDEN = Path(__file__).parent / "golden" / "case_event_v2.hex"
 
 
 def sample_event() -> CaseEvent:
@@ -43,6 +44,8 @@ def sample_event() -> CaseEvent:
         online_risks=("GROOMING",),
         subject=Pseudonym(value="c" * 64, key_id="k1", basis=LinkageBasis.NHS_NUMBER),
         previous_subjects=(Pseudonym(value="d" * 64, key_id="k0", basis=LinkageBasis.NHS_NUMBER),),
+        other_subjects=(Pseudonym(value="e" * 64, key_id="k1", basis=LinkageBasis.NAME_DOB),),
+        online_recorded=False,
         sex=Sex.FEMALE,
         area_code="DY1 4",
         vulnerabilities=(Vulnerability.SEN,),
@@ -79,16 +82,35 @@ def test_unknown_fingerprint_and_truncation_are_clear_errors() -> None:
         codec.decode(b"\x01\x02")
 
 
+def shipped_only(tmp_path: Path, *versions: int) -> Path:
+    """A schema root holding only the given shipped versions of case_event."""
+    (tmp_path / "case_event").mkdir(parents=True)
+    for version in versions:
+        name = f"v{version}.avsc"
+        (tmp_path / "case_event" / name).write_text((SCHEMAS_DIR / "case_event" / name).read_text())
+    return tmp_path
+
+
+def test_a_v1_event_is_read_by_the_current_reader(tmp_path: Path) -> None:
+    """An adapter still on v1 and a worker on v2: v2's fields take their defaults."""
+    v1_writer = Codec("case_event", root=shipped_only(tmp_path, 1))
+    record = Codec("case_event").decode(v1_writer.encode(sample_event().to_avro()))
+    assert record["other_subjects"] == [] and record["online_recorded"] is True
+    assert record["online_risks"] == ["GROOMING"]
+
+
 def test_an_old_version_is_read_into_the_current_one(tmp_path: Path) -> None:
-    # A v2 that adds a field with a default: a v1 message still decodes, filling it in.
-    v1 = json.loads(Path("schemas/case_event/v1.avsc").read_text())
-    v2 = dict(v1, fields=[*v1["fields"], {"name": "extra", "type": "string", "default": "x"}])
-    (tmp_path / "case_event").mkdir()
-    (tmp_path / "case_event" / "v1.avsc").write_text(json.dumps(v1))
-    (tmp_path / "case_event" / "v2.avsc").write_text(json.dumps(v2))
+    # A next version that adds a field with a default: a current message still decodes.
+    current = Codec("case_event").current
+    schema = json.loads(current.path.read_text())
+    after = dict(
+        schema, fields=[*schema["fields"], {"name": "extra", "type": "string", "default": "x"}]
+    )
+    root = shipped_only(tmp_path, *range(1, current.version + 1))
+    (root / "case_event" / f"v{current.version + 1}.avsc").write_text(json.dumps(after))
     old_writer = Codec("case_event")
-    reader = Codec("case_event", root=tmp_path)
-    assert reader.current.version == 2
+    reader = Codec("case_event", root=root)
+    assert reader.current.version == current.version + 1
     record = reader.decode(old_writer.encode(sample_event().to_avro()))
     assert record["extra"] == "x" and record["online_risks"] == ["GROOMING"]
 
@@ -101,13 +123,22 @@ def test_golden_bytes() -> None:
     assert CaseEvent.from_avro(codec.decode(golden)) == sample_event()
 
 
+def test_v1_golden_bytes_still_decode() -> None:
+    """What v1 adapters sent is still read, and means the same."""
+    golden = bytes.fromhex(GOLDEN_V1.read_text().strip())
+    expected = sample_event().model_copy(
+        update={"schema_version": 1, "other_subjects": (), "online_recorded": True}
+    )
+    assert CaseEvent.from_avro(Codec("case_event").decode(golden)) == expected
+
+
 def test_confluent_wire_format() -> None:
-    codec = Codec("case_event", registry_ids={1: 417})
+    codec = Codec("case_event", registry_ids={2: 417})
     message = codec.encode(sample_event().to_avro(), wire="confluent")
     assert message[:5] == b"\x00" + (417).to_bytes(4, "big")
     assert CaseEvent.from_avro(codec.decode(message)) == sample_event()
     with pytest.raises(CodecError, match="unknown schema registry id 417"):
-        Codec("case_event", registry_ids={1: 9}).decode(message)
+        Codec("case_event", registry_ids={2: 9}).decode(message)
     with pytest.raises(CodecError, match="no schema registry id"):
         Codec("case_event").encode(sample_event().to_avro(), wire="confluent")
 

@@ -47,6 +47,9 @@ def agreement() -> Agreement:
     return load_agreement(REPO / "deploy" / "agreement" / "example.yaml")
 
 
+RECORDING = 3  # partners (in agreement order) that record the online component
+
+
 def breakdowns(agreement: Agreement) -> list[tuple[str, str, str, int]]:
     """(measure, dimension, value, base count) of every cell the pack reads."""
     cells = [
@@ -61,8 +64,15 @@ def breakdowns(agreement: Agreement) -> list[tuple[str, str, str, int]]:
     bands = ("11-13", "14-15", "16-17")
     cells += [("children", "age_band", band, 20 + 5 * j) for j, band in enumerate(bands)]
     for j, partner in enumerate(agreement.partners):
-        cells.append(("referrals", "agency", partner.id, 40 + 5 * j))
-        cells.append(("referrals_online_not_assessed", "agency", partner.id, 20))
+        referrals = 40 + 5 * j
+        # The first three partners record the online component; the other six have no
+        # such field, so all their referrals are "not recorded" (a base of 0 is always 0).
+        recorded = j < RECORDING
+        cells.append(("referrals", "agency", partner.id, referrals))
+        cells.append(("referrals_online_not_assessed", "agency", partner.id, 20 if recorded else 0))
+        cells.append(
+            ("referrals_online_not_recorded", "agency", partner.id, 0 if recorded else referrals)
+        )
     return cells
 
 
@@ -75,7 +85,7 @@ def trend_rows(
     for i in range(periods):
         start, end = period_starting(kind, add_months(first, step * i))
         for measure, dimension, name, base in breakdowns(agreement):
-            count = value(i, base)
+            count = value(i, base) if base else 0
             rows.append(
                 {
                     "publication": publication,
@@ -199,9 +209,10 @@ def test_headlines_compare_with_the_previous_period_and_last_year(agreement: Agr
     set_count(rows, "2026-08-01", "events", "all", 120)
     set_count(rows, "2026-09-01", "events", "all", 135)
     set_count(rows, "2025-09-01", "events", "all", 100)
+    counts = {"referrals_online_not_assessed": 10, "referrals_online_not_recorded": 0}
     for row in rows:  # the data gap: every agency 50 referrals, 10 not assessed ...
         if row["publication"] == "monthly" and row["measure"].startswith("referrals"):
-            row["count"] = 10 if row["measure"] == "referrals_online_not_assessed" else 50
+            row["count"] = counts.get(row["measure"], 50)
     set_count(rows, "2026-09-01", "referrals_online_not_assessed", "police", 25)  # ... but one
     set_count(rows, "2026-09-01", "referrals", "spa", None)  # and one left out: suppressed
 
@@ -277,6 +288,62 @@ def test_the_data_quality_notes_tell_nothing_received_from_suppressed(agreement:
     assert notes["spa"].referrals == "[c]" and "suppressed" in notes["spa"].note
     assert notes["camhs"].note == ""
     assert [r[:2] for r in revisions(Pack(rows, agreement, "2026Q3"))] == [("2025Q4", 1)]
+
+
+def test_the_data_gap_names_the_agencies_that_do_not_record_it(agreement: Agreement) -> None:
+    """Six partners' systems have no online-component field: their referrals are counted
+    as not recorded, apart from the share not assessed, and the pack says who they are."""
+    rows = both_publications(agreement, rising)
+    set_count(rows, "2026-07-01", "referrals_online_not_recorded", "voluntary", None)
+    pack = Pack(rows, agreement, "2026Q3")
+
+    gap = headlines(pack)[3]
+    # 2026Q3 is the 8th quarter: referrals 75 + 5j; camhs, spa and police 55 not assessed.
+    assert gap.value == "19.3%"  # 165 / 855, every agency published
+    assert gap.note == (
+        "The online component is not recorded by the systems of counselling, education,"
+        " relationships, school-nursing, youth-service: 67.6% of referrals, counted apart"
+        " from those not assessed. Referrals not recorded: the count is suppressed for"
+        " voluntary."
+    )  # 500 / 740: voluntary left out of that share
+    rows_by_agency = {a.agency: a for a in agencies(pack)}
+    nursing = rows_by_agency["school-nursing"]
+    assert (nursing.referrals, nursing.not_assessed, nursing.share) == ("90", "0", "0.0%")
+    assert (nursing.not_recorded, nursing.share_not_recorded) == ("90", "100.0%")
+    assert nursing.note == "the agency's system does not record the online component"
+    camhs = rows_by_agency["camhs"]
+    assert (camhs.not_assessed, camhs.share, camhs.not_recorded) == ("55", "73.3%", "0")
+    assert camhs.note == ""
+    voluntary = rows_by_agency["voluntary"]
+    assert (voluntary.not_recorded, voluntary.share_not_recorded) == ("[c]", "[c]")
+    assert voluntary.note == "count not recorded is suppressed, so its share cannot be shown"
+
+    page = " ".join(build_pack(rows, agreement, "2026Q3", GENERATED).split())
+    assert "Online component not recorded" in page
+    assert "released before referrals whose agency does not record" not in page
+
+
+def test_a_period_released_before_not_recorded_was_counted_says_so(agreement: Agreement) -> None:
+    """Before the split, a referral whose agency has no such field was "not assessed"."""
+    rows = both_publications(agreement, rising)
+    unrecorded = {
+        (r["publication"], r["period_start"], r["value"]): r["count"]
+        for r in rows
+        if r["measure"] == "referrals_online_not_recorded"
+    }
+    rows = [r for r in rows if r["measure"] != "referrals_online_not_recorded"]
+    for row in rows:
+        if row["measure"] == "referrals_online_not_assessed":
+            row["count"] += unrecorded[row["publication"], row["period_start"], row["value"]]
+    pack = Pack(rows, agreement, "2026Q3")
+    gap = headlines(pack)[3]
+    assert (gap.value, gap.note) == ("91.2%", "")  # (165 + 615) / 855
+    nursing = {a.agency: a for a in agencies(pack)}["school-nursing"]
+    assert (nursing.not_assessed, nursing.share) == ("90", "100.0%")
+    assert (nursing.not_recorded, nursing.share_not_recorded) == ("not published",) * 2
+    assert nursing.note == ""
+    page = " ".join(build_pack(rows, agreement, "2026Q3", GENERATED).split())
+    assert "This period was released before referrals whose agency does not record" in page
 
 
 # -- rendering in a browser --
