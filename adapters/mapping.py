@@ -210,7 +210,8 @@ class RowMapper:
             parts.append(text)
         p = self.pseudonymiser
         text = "\x1f".join(parts)
-        return Identity(text, p.record_key(self.agency, text), p.record_key(self.agency, parts[0]))
+        key = p.record_key(self.agency, text)
+        return Identity(text, key, key if len(parts) == 1 else p.record_key(self.agency, parts[0]))
 
     def map_row(self, row: int, raw: Mapping[str, str], now: datetime | None = None) -> MappedRow:
         """The record's identity and its event, its version from the export's column

@@ -233,7 +233,7 @@ def through_adapter(settings: HubSettings, csv_path: Path, rows: int) -> Sample:
             sample.parts["ingest"] = ingested - started
             sample.parts["drain"] = time.perf_counter() - ingested
     gc.collect()  # let a confluent producer go now, not at exit
-    if summary.accepted != rows or summary.new != rows or sent != rows or pending:
+    if summary.accepted != rows or summary.stored != rows or sent != rows or pending:
         raise RuntimeError(
             f"adapter ({settings.publisher}): {summary.line()}; {sent} sent, expected {rows}"
         )

@@ -19,7 +19,15 @@ from datetime import date, datetime
 
 YES, NO, NOT_ASSESSED = "YES", "NO", "NOT_ASSESSED"
 
-Cells = dict[str, object]  # header -> value (text; JSON numbers, lists and nulls)
+Cells = dict[str, object]  # header -> value (text; JSON numbers, lists, nulls; DateCell)
+
+
+@dataclass(frozen=True)
+class DateCell:
+    """A real date cell of a workbook (not text), shown in Excel's `number_format`."""
+
+    day: date
+    number_format: str
 
 
 @dataclass(frozen=True)
@@ -381,20 +389,36 @@ EDUCATION = Agency(
 )
 
 
-# --- Youth service: a hand-kept workbook saved as CSV on Windows ---------------------------
+# --- Youth service: the hand-kept workbook itself (.xlsx), sent as it is ------------------
 YOUTH_DATE_FORMATS = ("%d/%m/%Y", "%d-%b-%y", "%Y-%m-%d", "%d.%m.%Y")
+#: How Excel shows a date cell typed in each of the staff's formats.
+YOUTH_DATE_CELLS = {
+    "%d/%m/%Y": "dd/mm/yyyy",
+    "%d-%b-%y": "dd-mmm-yy",
+    "%Y-%m-%d": "yyyy-mm-dd",
+    "%d.%m.%Y": "dd.mm.yyyy",
+}
+
+
+def _youth_date(day: date | None, fmt: str, typed: bool) -> object:
+    """A real date cell shown the way it was typed; or, in a cell formatted as Text, the text."""
+    if day is None:
+        return ""
+    return day.strftime(fmt) if typed else DateCell(day, YOUTH_DATE_CELLS[fmt])
 
 
 def _youth(row: Shown) -> Cells:
     fmt = YOUTH_DATE_FORMATS[row.style % len(YOUTH_DATE_FORMATS)]
     born_fmt = YOUTH_DATE_FORMATS[(row.style // 4) % len(YOUTH_DATE_FORMATS)]
+    # A few rows were typed into cells formatted as Text (pasted from last year's sheet).
+    typed, born_typed = row.style // 4 % 8 == 5, row.style // 16 % 8 == 2
     return {
         "Ref No": row.record_id,
         "Type of Contact": row.content.event,
-        "Date of Session": row.when.strftime(fmt),
+        "Date of Session": _youth_date(row.when.date(), fmt, typed),
         "Surname": row.family,
         "First name": row.given,
-        "D.O.B": _d(row.born, born_fmt),
+        "D.O.B": _youth_date(row.born, born_fmt, born_typed),
         "M/F": row.sex,
         "Post code": row.postcode,
         "Online issue": _sep(row, ","),
@@ -406,10 +430,10 @@ def _youth(row: Shown) -> Cells:
 YOUTH = Agency(
     name="youth-service",
     full=True,
-    suffix=".csv",
-    encoding="cp1252",
-    newline="\r\n",
-    delimiter=",",
+    suffix=".xlsx",
+    encoding="",  # a workbook: no text encoding, line ending or delimiter
+    newline="",
+    delimiter="",
     events=("Drop in", "Detached", "1:1", "Referral in", "Group work"),
     withdrawal="",
     online={},

@@ -16,6 +16,8 @@ What the exports hold, as agencies really send them:
   new or changed since the last file; camhs withdraws a referral with a
   "Referral Withdrawn" activity row;
 * no version column anywhere: a correction is the same record with other content;
+* the youth service's file is its .xlsx workbook: real date cells mostly, dates
+  typed as text in a few rows;
 * late records (dated in an earlier month than the first file holding them),
   re-sent files (`Scenario.resent`), police occurrences with two or three
   children, camhs referrals with several activity rows, and identifiers as
@@ -30,12 +32,18 @@ import io
 import json
 import random
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import count
 from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.writer.excel import ExcelWriter
 
 from tests.e2e.agencies import (
     AGENCIES,
@@ -54,6 +62,7 @@ from tests.e2e.agencies import (
     Agency,
     Cells,
     Content,
+    DateCell,
     Shown,
 )
 
@@ -298,14 +307,16 @@ class Scenario:
             for month in range(len(MONTHS)):
                 path = folder / f"{agency.name}-{MONTHS[month]}{agency.suffix}"
                 rows = self.rows(agency, month)
-                path.write_bytes(_encode(agency, rows))
+                path.write_bytes(_encode(agency, rows, month))
                 written[agency.name, month] = Export(
                     agency, month, path, tuple(row for _, row, _, _ in rows)
                 )
         return written
 
 
-def _encode(agency: Agency, rows: list[tuple[datetime, Row, Cells, str]]) -> bytes:
+def _encode(agency: Agency, rows: list[tuple[datetime, Row, Cells, str]], month: int) -> bytes:
+    if agency.suffix == ".xlsx":
+        return _workbook(agency, [cells for _, _, cells, _ in rows], month)
     if agency.suffix == ".jsonl":
         lines = [raw or json.dumps(cells, ensure_ascii=False) for _, _, cells, raw in rows]
         return "".join(f"{line}\n" for line in lines).encode(agency.encoding)
@@ -315,6 +326,49 @@ def _encode(agency: Agency, rows: list[tuple[datetime, Row, Cells, str]]) -> byt
     for _, _, cells, _ in rows:
         writer.writerow([str(cells[h]) for h in agency.headers()])
     return out.getvalue().encode(agency.encoding)
+
+
+def _workbook(agency: Agency, rows: list[Cells], month: int) -> bytes:
+    """The sheet as a worker keeps it: a blank row, then the header, frozen and filtered;
+    date cells shown as typed (text where typed as text); blanks left empty.
+
+    The same rows give the same bytes: the saved times (docProps/core.xml and
+    every zip entry's) are the export's, never the clock's.
+    """
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Sessions"
+    headers = agency.headers()
+    for column, header in enumerate(headers, start=1):
+        sheet.cell(row=2, column=column, value=header).font = Font(bold=True)
+        sheet.column_dimensions[get_column_letter(column)].width = max(10, len(header) + 4)
+    for number, cells in enumerate(rows, start=3):
+        for column, header in enumerate(headers, start=1):
+            value = cells[header]
+            if isinstance(value, DateCell):
+                cell = sheet.cell(row=number, column=column, value=value.day)
+                cell.number_format = value.number_format
+            elif value != "":
+                sheet.cell(row=number, column=column, value=value)
+    sheet.freeze_panes = "A3"
+    sheet.auto_filter.ref = f"A2:{get_column_letter(len(headers))}{len(rows) + 2}"
+    saved = datetime.combine(month_end(month) + timedelta(days=3), time(16, 42))
+    book.properties.creator = "Integrated Youth Service"
+    book.properties.lastModifiedBy = "Youth Worker"
+    book.properties.created = datetime(2025, 9, 1, 9, 15)
+    book.properties.modified = saved
+    written = io.BytesIO()
+    ExcelWriter(book, zipfile.ZipFile(written, "w", zipfile.ZIP_DEFLATED)).save()
+    fixed = io.BytesIO()
+    with (
+        zipfile.ZipFile(written) as source,
+        zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for entry in source.infolist():
+            info = zipfile.ZipInfo(entry.filename, saved.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, source.read(entry))
+    return fixed.getvalue()
 
 
 class _Builder:
