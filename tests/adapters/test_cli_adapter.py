@@ -46,3 +46,33 @@ def test_every_shipped_synthetic_export_checks_clean(
     assert result.returncode == 0, result.stderr
     assert " new, " in result.stdout
     assert " rejected: " in result.stdout  # the mess is reported, by reason
+
+
+POLICE_HEADER = "Occurrence Number,Occurrence Type,Date Reported,Nominal ID,Surname,Forename 1,DOB"
+
+
+def police_export(path: Path, occurrences: range) -> Path:
+    rows = [f"OC{i},Crime,03/02/2026,P{i},Lee,Ann,04/05/2012" for i in occurrences]
+    path.write_text("\n".join([POLICE_HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_full_export_that_drops_half_its_records_waits_for_confirmation(
+    topics: HubSettings, tmp_path: Path
+) -> None:
+    first = police_export(tmp_path / "jan.csv", range(10))
+    result = hub(topics, "adapter", "run", "--profile", "police", str(first))
+    assert result.returncode == 0, result.stderr
+    assert "10 rows read; 10 new, 0 corrected, 0 withdrawn, 0 unchanged" in result.stdout
+    half = police_export(tmp_path / "feb.csv", range(5))
+    refused = hub(topics, "adapter", "run", "--profile", "police", str(half))
+    assert refused.returncode == 1
+    assert "5 live records this full export does not list were NOT withdrawn" in refused.stderr
+    assert "--accept-withdrawals" in refused.stderr and "Traceback" not in refused.stderr
+    assert "0 withdrawn, 5 unchanged" in refused.stdout
+    again = hub(topics, "adapter", "run", "--profile", "police", "--accept-withdrawals", str(half))
+    assert again.returncode == 0, again.stderr
+    assert "5 rows read; 0 new, 0 corrected, 5 withdrawn, 5 unchanged" in again.stdout
+    resent = hub(topics, "adapter", "run", "--profile", "police", str(half))
+    assert "identical to feb.csv" in resent.stdout
+    assert "0 new, 0 corrected, 0 withdrawn, 5 unchanged" in resent.stdout
