@@ -14,9 +14,15 @@ withdrawn, and ``start <= occurred_on <= end``, both dates included):
   by ``risk_code`` (a record counts once per code on it), ``cell_4c`` (once per
   distinct 4Cs cell of its codes) and ``vulnerability`` (once per flag), where
   one record can count in several cells.
-* ``children``: distinct children (pseudonymised subjects, a child's
-  pseudonyms under earlier keys linked to its current one: ``linked_subjects``)
-  among those records; records without a subject count in ``events`` only. For age band,
+* ``events`` by ``subject_basis``: the same records by the basis of their
+  subject pseudonym (``NHS_NUMBER``, ``NAME_DOB``, ``LOCAL_ID``, or ``NONE``
+  for a record without a linkable subject), where every record counts once:
+  the share of events each kind of identifier links.
+* ``children``: distinct children among those records: linked groups of
+  pseudonymised subjects, a child's other pseudonyms (under earlier keys, and
+  on the other identifiers its records carry: ``RecordVersion.previous``)
+  joined to its subject by any live record of any date (``linked_subjects``);
+  records without a subject count in ``events`` only. For age band,
   sex, area, threshold level, role and outcome each child counts once, with
   the values of its latest record in the period (latest ``occurred_on``; on a
   tie the highest ``record_key``), so the cells add up to the total. For risk
@@ -27,6 +33,11 @@ withdrawn, and ``start <= occurred_on <= end``, both dates included):
   under ``1`` or ``2+``: how many partner agencies hold a live record about
   that child dated on or before the period's end (any earlier date, with or
   without an online component).
+* ``pseudonyms`` by ``total`` (one cell, ``all``): distinct subject
+  pseudonyms (``subject``, not ``previous``) among the records ``events``
+  counts, before linkage. It is never below ``children`` / ``total``; the
+  difference is how many of those pseudonyms linkage joined to another of
+  the same child.
 * ``referrals`` by ``agency``: referrals (``event_type`` REFERRAL) in the
   period per partner, with or without an online component;
   ``referrals_online_not_assessed`` by ``agency``: those of them where the
@@ -38,24 +49,30 @@ withdrawn, and ``start <= occurred_on <= end``, both dates included):
 
 Enumerated dimensions list every value, zeros included (every sex, role,
 outcome, taxonomy code and 4Cs cell, vulnerability, agency type, threshold
-level and partner), so "no cases" is visible; a value outside
-the enumeration (a code the taxonomy no longer has, an unlisted agency) is
-appended after them, in sorted order, so nothing is dropped. A code unknown to
-the taxonomy has the 4Cs cell ``UNMAPPED``. Open dimensions (age band, area)
-list the values seen among the period's events.
+level, partner, and the subject bases ``NHS_NUMBER``, ``NAME_DOB``,
+``LOCAL_ID`` and ``NONE``), so "no cases" is visible; a value outside the
+enumeration (a code the taxonomy no longer has, an unlisted agency, another
+subject basis such as ``OTHER``) is appended after them, in sorted order, so
+nothing is dropped. A code unknown to the taxonomy has the 4Cs cell
+``UNMAPPED``. Open dimensions (age band, area) list the values seen among the
+period's events.
 
 Each breakdown is then protected on its own with
 ``hub.disclosure.protect_breakdown``. Additive breakdowns (``ADDITIVE``: every
 record or child falls in exactly one cell) are checked against their true total;
-the others are audited as if the sum of their cells were known, which is
-conservative for overlapping cells.
+the others (the ``total`` breakdowns among them) are audited as if the sum of
+their cells were known, which is conservative for overlapping cells. Read side
+by side, ``pseudonyms`` and ``children`` give the pseudonyms linkage joined
+(their difference): ``pseudonyms`` is withheld when its published count and
+that of ``children`` / ``total`` would pin that difference into
+``1..threshold`` (with the default rule, rounding to 5 on both never does).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from operator import attrgetter
 
@@ -69,6 +86,7 @@ Breakdowns = dict[Key, dict[str, int]]
 
 EVENTS = "events"
 CHILDREN = "children"
+PSEUDONYMS = "pseudonyms"
 REFERRALS = "referrals"
 REFERRALS_NOT_ASSESSED = "referrals_online_not_assessed"
 REFERRALS_NOT_RECORDED = "referrals_online_not_recorded"
@@ -77,6 +95,10 @@ ALL = "all"
 UNKNOWN_THRESHOLD = "unknown"
 UNMAPPED = "UNMAPPED"
 ONE_AGENCY, TWO_OR_MORE = "1", "2+"
+SUBJECT_BASIS = "subject_basis"
+#: ``RecordVersion.basis`` values listed in every period, zeros included (the best
+#: identifier first; ``NONE``: no linkable subject). Others seen are appended, sorted.
+SUBJECT_BASES: tuple[str, ...] = ("NHS_NUMBER", "NAME_DOB", "LOCAL_ID", "NONE")
 
 #: Dimensions where a record or child has exactly one value.
 SINGLE_VALUED: tuple[str, ...] = (
@@ -91,8 +113,12 @@ SINGLE_VALUED: tuple[str, ...] = (
 MULTI_VALUED: tuple[str, ...] = ("risk_code", "cell_4c", "vulnerability", "agency_type")
 
 #: Breakdowns whose cells partition the measure's total (each unit in exactly one cell).
+#: ``events`` by ``subject_basis`` is one (a record has one subject, or none); it is
+#: not in ``SINGLE_VALUED``, which children share, because a linked child can have
+#: pseudonyms of several bases. ``pseudonyms`` has only its ``total``, which like every
+#: ``total`` is a one-cell breakdown protected on its own.
 ADDITIVE: frozenset[Key] = frozenset(
-    {(EVENTS, d) for d in (*SINGLE_VALUED, "agency_type")}
+    {(EVENTS, d) for d in (*SINGLE_VALUED, "agency_type", SUBJECT_BASIS)}
     | {(CHILDREN, d) for d in (*SINGLE_VALUED, "known_to_agencies")}
     | {(REFERRALS, "agency"), (REFERRALS_NOT_ASSESSED, "agency")}
     | {(REFERRALS_NOT_RECORDED, "agency")}
@@ -132,12 +158,14 @@ class _Scan:
     events: Counter[_Profile]  # online events in the period, by profile
     referrals: Counter[tuple[str, str]]  # (agency, online) -> referrals in the period
     children: dict[str, list[RecordVersion]]  # subject -> its online events in the period
+    bases: Counter[str]  # online events in the period by the basis of their subject
     many_agencies: set[str]  # subjects with live records from two or more agencies by the end
 
 
 def linked_subjects(records: Iterable[RecordVersion]) -> dict[str, str]:
     """Pseudonym -> the one that stands for its child, for every pseudonym that a
-    live record links to another (``previous``: the same child under an earlier key).
+    live record links to another (``previous``: the same child under an earlier key,
+    or on another identifier the record carries).
 
     Linked pseudonyms form groups (a child across several rotations, or linked by
     several agencies); each group is represented by its smallest pseudonym, so the
@@ -166,7 +194,7 @@ def _scan(records: Iterable[RecordVersion], start: date, end: date) -> _Scan:
     first, last = start.isoformat(), end.isoformat()
     records = list(records)
     same_child = linked_subjects(records)
-    scan = _Scan(Counter(), Counter(), {}, set())
+    scan = _Scan(Counter(), Counter(), {}, Counter(), set())
     events, referrals, children = scan.events, scan.referrals, scan.children
     first_agency: dict[str, str] = {}  # subject -> the first agency seen holding a record
     for r in records:
@@ -185,6 +213,7 @@ def _scan(records: Iterable[RecordVersion], start: date, end: date) -> _Scan:
                 r.age_band, r.sex, r.area, r.threshold, r.role, r.outcome,
                 (r.agency_type,), r.codes, r.vulnerabilities,
             ] += 1  # fmt: skip
+            scan.bases[r.basis] += 1
             if subject is not None:
                 held = children.get(subject)
                 if held is None:
@@ -289,12 +318,16 @@ def true_breakdowns(
         "cell_4c": CELLS,
         "vulnerability": tuple(Vulnerability),
         "known_to_agencies": (ONE_AGENCY, TWO_OR_MORE),
+        SUBJECT_BASIS: SUBJECT_BASES,
     }
+    events[SUBJECT_BASIS] = scan.bases
     result: Breakdowns = {}
     for dimension, counts in events.items():
         result[EVENTS, dimension] = _ordered(values[dimension], counts)
     for dimension, counts in children.items():
         result[CHILDREN, dimension] = _ordered(values[dimension], counts)
+    pseudonyms = {r.subject for held in scan.children.values() for r in held}
+    result[PSEUDONYMS, TOTAL] = {ALL: len(pseudonyms)}
     result[REFERRALS, "agency"] = _ordered(partners, referrals)
     result[REFERRALS_NOT_ASSESSED, "agency"] = _ordered(partners, not_assessed)
     result[REFERRALS_NOT_RECORDED, "agency"] = _ordered(partners, not_recorded)
@@ -308,6 +341,7 @@ def protect_cells(breakdowns: Mapping[Key, Mapping[str, int]], rule: DisclosureR
     ``total`` breakdown of that measure when given, else the sum of its cells):
     a mismatch raises ``ValueError``. A non-additive one is audited as if the
     sum of its cells were known. A small ``total`` is withheld like any cell.
+    ``pseudonyms`` is then audited against ``children`` (``_joined_derivable``).
     """
     cells: list[Cell] = []
     for (measure, dimension), counts in breakdowns.items():
@@ -321,7 +355,22 @@ def protect_cells(breakdowns: Mapping[Key, Mapping[str, int]], rule: DisclosureR
             Cell(measure, dimension, cell.value, cell.count, cell.count is None)
             for cell in protected.cells
         )
+    shown = {c.measure: c.count for c in cells if (c.dimension, c.value) == (TOTAL, ALL)}
+    if _joined_derivable(shown.get(PSEUDONYMS), shown.get(CHILDREN), rule):
+        cells = [
+            replace(c, count=None, suppressed=True) if c.measure == PSEUDONYMS else c for c in cells
+        ]
     return cells
+
+
+def _joined_derivable(pseudonyms: int | None, children: int | None, rule: DisclosureRule) -> bool:
+    """True when the published totals of pseudonyms and children pin the pseudonyms
+    linkage joined (their difference, never below 0) into ``1..threshold``."""
+    if pseudonyms is None or children is None:
+        return False
+    p_low, p_high = rule.possible_true_counts(pseudonyms)
+    c_low, c_high = rule.possible_true_counts(children)
+    return rule.is_small(max(0, p_low - c_high)) and rule.is_small(p_high - c_low)
 
 
 def period_cells(

@@ -123,6 +123,18 @@ class Cells:
             return Reading(status=Status.MISSING)
         return Reading(status=Status.EMPTY)
 
+    def share(self, start: date, part: Reading, whole: tuple[str, str, str]) -> Reading:
+        """``part`` over the published cell ``whole`` (measure, dimension, value) of the
+        same period: suppressed when either is, missing when either was not published."""
+        total = self.reading(start, *whole)
+        if total.value and part.value is not None and total.ok and part.ok:
+            return Reading(part.value / total.value)
+        if Status.SUPPRESSED in (total.status, part.status):
+            return Reading(status=Status.SUPPRESSED)
+        if Status.MISSING in (total.status, part.status):
+            return Reading(status=Status.MISSING)
+        return Reading(status=Status.EMPTY)
+
     def not_recording(self, start: date) -> tuple[list[str], list[str]]:
         """Agencies whose published count of referrals with the online component not
         recorded is above 0, and those whose count is suppressed (so it may be)."""

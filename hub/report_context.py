@@ -2,18 +2,19 @@
 
 Headlines come from ``hub.report_headlines``, charts from
 ``hub.report_charts``; this module adds the detail tables, the data quality
-by agency, the revised periods and the methods' numbers (disclosure rule,
-trend window), all read from one ``Pack``.
+by agency, linkage, the revised periods and the methods' numbers (disclosure
+rule, trend window), all read from one ``Pack``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
+from hub.aggregate import SUBJECT_BASES
 from hub.agreement import Agreement
 from hub.report_cells import NOT_ASSESSED, NOT_RECORDED, REFERRALS, Reading, Status
 from hub.report_charts import pack_charts
@@ -40,6 +41,35 @@ class AgencyRow:
     not_recorded: str
     share_not_recorded: str
     note: str
+
+
+#: What each subject basis (the identifier a child's pseudonym was made from) is called.
+BASIS_LABELS = {
+    "NHS_NUMBER": "NHS number",
+    "NAME_DOB": "Name and date of birth",
+    "LOCAL_ID": "An agency's own local id only",
+    "NONE": "No linkable identifier",
+}
+EVENTS_TOTAL = ("events", "total", "all")
+
+
+@dataclass(frozen=True)
+class BasisRow:
+    label: str
+    events: str  # this period's published count
+    share: str  # of this period's events
+    previous: str  # share of the previous period's events
+    last_year: str  # share of the same period's events last year
+
+
+@dataclass(frozen=True)
+class Linkage:
+    """How well children are linked: pseudonyms against children, events by basis."""
+
+    counted: bool  # False: the period was released before linkage was counted
+    counts: list[Row]  # pseudonyms before linkage, children (the linked groups)
+    bases: list[BasisRow]
+    notes: list[str]  # what the period's cells say, in plain words
 
 
 def breakdown(
@@ -102,6 +132,88 @@ def _agency_note(total: Reading, gap: Reading, unrecorded: Reading) -> str:
     return "; ".join(notes)
 
 
+def basis_label(basis: str) -> str:
+    return BASIS_LABELS.get(basis) or basis.replace("_", " ").capitalize()
+
+
+def linkage(pack: Pack) -> Linkage:
+    """Pseudonyms and children for this period, the previous one and last year; this
+    period's events by the basis of their subject, and each basis' share of events."""
+    cells, periods = pack.cells, (pack.start, pack.previous, pack.last_year)
+    seen = cells.values(pack.start, "events", "subject_basis")
+    bases = [*SUBJECT_BASES, *sorted(set(seen) - set(SUBJECT_BASES))]
+
+    def events(start: date, basis: str) -> Reading:
+        return cells.reading(start, "events", "subject_basis", basis)
+
+    def share(start: date, basis: str) -> Reading:
+        return cells.share(start, events(start, basis), EVENTS_TOTAL)
+
+    counts = [
+        Row(label, *(show_count(cells.reading(p, measure, "total", "all")) for p in periods))
+        for measure, label in (
+            ("pseudonyms", "Pseudonyms (before linkage)"),
+            ("children", "Children (linked groups)"),
+        )
+    ]
+    rows = [
+        BasisRow(
+            basis_label(basis),
+            show_count(events(pack.start, basis)),
+            *(show_share(share(p, basis)) for p in periods),
+        )
+        for basis in bases
+    ]
+    counted = bool(seen or cells.values(pack.start, "pseudonyms", "total"))
+    return Linkage(counted, counts, rows, _linkage_notes(pack, events, share))
+
+
+def _linkage_notes(
+    pack: Pack, events: Callable[[date, str], Reading], share: Callable[[date, str], Reading]
+) -> list[str]:
+    def amount(basis: str) -> str:
+        part = share(pack.start, basis)
+        of = f" ({show_share(part)} of all events)" if part.ok else ""
+        return f"{show_count(events(pack.start, basis))} events{of}"
+
+    notes = []
+    local = events(pack.start, "LOCAL_ID")
+    if local.ok and local.value:
+        notes.append(
+            f"{amount('LOCAL_ID')} could be linked only by an agency's own local id. Such an"
+            " id links records within its agency only, never across agencies: a child an"
+            " agency knows only by its local id cannot be matched with other agencies'"
+            " records, so if another agency knows the child too, they are counted as two"
+            " children, and not as known to two or more agencies."
+        )
+    elif local.status is Status.SUPPRESSED:
+        notes.append(
+            "Events linked only by an agency's own local id: the count is suppressed. Such an"
+            " id links records within its agency only, never across agencies."
+        )
+    unlinked = events(pack.start, "NONE")
+    if unlinked.ok and unlinked.value:
+        notes.append(
+            f"{amount('NONE')} had no linkable identifier: they count as events, never as children."
+        )
+    pseudonyms = pack.cells.reading(pack.start, "pseudonyms", "total", "all")
+    children = pack.cells.reading(pack.start, "children", "total", "all")
+    if pseudonyms.ok and children.ok and pseudonyms.value and children.value is not None:
+        rounding = f"both rounded to the nearest {pack.agreement.disclosure.round_to}"
+        if pseudonyms.value > children.value:
+            notes.append(
+                f"Linkage joined pseudonyms of the same child: {show_count(pseudonyms)}"
+                f" pseudonyms are {show_count(children)} children ({rounding}, so the"
+                " difference is approximate)."
+            )
+        else:
+            notes.append(
+                f"Pseudonyms and children are the same after rounding ({rounding}): linkage"
+                " joined few pseudonyms, or none."
+            )
+    return notes
+
+
 def revisions(pack: Pack) -> list[tuple[str, int, str]]:
     """(period, revision, latest release) of the periods in the window released again."""
     held = [(s, pack.cells.revisions.get(s.isoformat(), (0, ""))) for s in pack.starts]
@@ -143,6 +255,7 @@ def context(pack: Pack, generated_at: datetime) -> dict[str, Any]:
         ],
         "agencies": agencies(pack),
         "not_recorded_counted": bool(pack.cells.values(pack.start, NOT_RECORDED, "agency")),
+        "linkage": linkage(pack),
         "revisions": revisions(pack),
         "revision": pack.revision(),
         "cell_count": len(pack.period_rows()),

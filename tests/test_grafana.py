@@ -124,3 +124,39 @@ def test_board_shows_the_data_gap_not_assessed_and_not_recorded_per_agency() -> 
     )  # a bar per agency, a series per part of the gap
     assert latest["options"]["xField"] == "value\\gap"
     assert latest["options"]["stacking"] == "normal"
+
+
+def test_board_shows_linkage() -> None:
+    """Events by identifier basis as shares of each month's events, and the latest month's
+    pseudonyms beside children (linked groups), a suppressed one shown as suppressed."""
+    from hub.aggregate import SUBJECT_BASES
+
+    panels = [p for p in dashboards()["board"]["panels"] if p["title"].startswith("Linkage")]
+    assert len(panels) == 2
+    share, latest = sorted(panels, key=lambda p: p["type"] != "barchart")
+    expression = share["targets"][0]["expr"]
+    assert 'measure="events",dimension="subject_basis"' in expression
+    assert 'measure="events",dimension="total"} > 0)' in expression  # no month divides by 0
+    assert share["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    steps = {step["id"]: step["options"] for step in share["transformations"]}
+    assert (steps["groupingToMatrix"]["rowField"], steps["groupingToMatrix"]["columnField"]) == (
+        "period",
+        "value",
+    )  # a bar a month, a part per basis
+    assert share["options"]["stacking"] == "normal"
+    names = {
+        o["matcher"]["options"]: o["properties"][0]["value"]
+        for o in share["fieldConfig"]["overrides"]
+    }
+    assert set(names) == set(SUBJECT_BASES)
+    assert "within that agency only" in names["LOCAL_ID"]
+    assert "within that agency only" in share["description"]
+
+    expression = latest["targets"][0]["expr"]
+    cells = 'publication="monthly",measure=~"pseudonyms|children",dimension="total"'
+    assert expression.startswith(f"hub_trend_count{{{cells}}} or ")
+    assert f"(hub_trend_suppressed{{{cells}}} == 1) * NaN" in expression
+    (mapping,) = latest["fieldConfig"]["defaults"]["mappings"]
+    assert mapping["options"]["match"] == "null+nan"
+    assert mapping["options"]["result"]["text"] == "suppressed"
+    assert latest["options"]["reduceOptions"]["calcs"] == ["last"]  # keeps the NaN

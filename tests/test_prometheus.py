@@ -3,16 +3,20 @@ real worker: every rule returns data, and the sums equal what the worker counted
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from adapters.profile import load_profile
+from hub.aggregate import SUBJECT_BASES
 from hub.agreement import load_agreement
 from hub.prometheus import Prometheus, recording_rules, render_config
 from hub.publish import period_starting
@@ -45,6 +49,39 @@ def history_held(prometheus: Prometheus) -> dict[tuple[str, str, str, str], floa
         + (s["metric"]["value"],): float(s["value"][1])
         for s in prometheus.query('hub_trend_history_count{publication="monthly"}')
     }
+
+
+def linkage_panels_match(
+    prometheus: Prometheus,
+    published: Mapping[tuple[str, str, str, str], Mapping[str, Any]],
+    latest: str,
+) -> None:
+    """Each month's events by identifier basis as shares of its events (a suppressed
+    count has no share), and the latest month's pseudonyms and children, as published."""
+    shares = prometheus.query(
+        panel_expression("Linkage: share of events by identifier basis, month by month")
+    )
+    assert {s["metric"]["value"] for s in shares if s["metric"]["period"] == latest} == set(
+        SUBJECT_BASES
+    )  # every basis published that month, NAME_DOB and LOCAL_ID as 0
+    withheld = {key for key, row in published.items() if row["suppressed"]}
+    assert any(key[1:3] == ("events", "subject_basis") for key in withheld)
+    for series in shares:
+        period, basis = series["metric"]["period"], series["metric"]["value"]
+        assert (period, "events", "subject_basis", basis) not in withheld, series
+        part = published[period, "events", "subject_basis", basis]["count"]
+        events = published[period, "events", "total", "all"]["count"]
+        assert float(series["value"][1]) == part / events, series
+    linked = prometheus.query(
+        panel_expression(
+            "Linkage (latest month): pseudonyms before linkage and children (linked groups)"
+        )
+    )
+    assert {s["metric"]["measure"] for s in linked} == {"pseudonyms", "children"}
+    for series in linked:
+        row = published[latest, series["metric"]["measure"], "total", "all"]
+        value = float(series["value"][1])
+        assert math.isnan(value) if row["suppressed"] else value == row["count"], series
 
 
 def test_config_points_at_this_hubs_ports(topics: HubSettings) -> None:
@@ -191,6 +228,7 @@ def test_every_dashboard_query_returns_data(
             part = published[latest, measure, "agency", agency]["count"]
             referrals = published[latest, "referrals", "agency", agency]["count"]
             assert float(series["value"][1]) == part / referrals, series
+        linkage_panels_match(prometheus, published, latest)
         # The operations dashboard's rejects: the quarantine report, per field.
         report = quarantined(quarantine / f"{export.name}.rejects.csv")
         rejects = {

@@ -39,6 +39,7 @@ AGENCY_TYPE = {
     "police": "POLICE",
     "nursing": "SCHOOL_NURSING",
     "youth": "YOUTH_SERVICE",
+    "counselling": "COUNSELLING",  # not in PARTNERS: an agency outside the agreement
 }
 JAN = (date(2025, 1, 1), date(2025, 1, 31))
 FEB = (date(2025, 2, 1), date(2025, 2, 28))
@@ -63,6 +64,7 @@ def rv(
     role: str = "VICTIM",
     outcome: str = "UNKNOWN",
     previous: tuple[str, ...] = (),
+    basis: str = "NHS_NUMBER",
 ) -> RecordVersion:
     return RecordVersion(
         record_key=key,
@@ -72,7 +74,7 @@ def rv(
         agency_type=AGENCY_TYPE[agency],
         event_type=event_type if live else "WITHDRAWN",
         subject=subject,
-        basis="NHS_NUMBER" if subject else "NONE",
+        basis=basis if subject else "NONE",
         occurred_on=occurred_on,
         age_band=age_band,
         sex=sex,
@@ -213,6 +215,14 @@ def test_january_events_by_hand(january: dict[tuple[str, str], dict[str, int]]) 
         "unknown": 3,
     }
     assert nonzero(january["events", "vulnerability"]) == {"SEN": 2, "LOOKED_AFTER": 1}
+    # k02, k03, k04 and k13 have an NHS-number subject; k05 none.
+    assert january["events", "subject_basis"] == {
+        "NHS_NUMBER": 4,
+        "NAME_DOB": 0,
+        "LOCAL_ID": 0,
+        "NONE": 1,
+    }
+    assert january["pseudonyms", "total"] == {"all": 2}  # s1 and s2
 
 
 def test_january_children_by_hand(january: dict[tuple[str, str], dict[str, int]]) -> None:
@@ -265,6 +275,8 @@ def test_february_by_hand(february: dict[tuple[str, str], dict[str, int]]) -> No
     assert nonzero(february["events", "risk_code"]) == {"GROOMING": 1, "ONLINE_HARASSMENT": 1}
     assert nonzero(february["events", "agency_type"]) == {"CAMHS": 1, "POLICE": 1}
     assert february["children", "total"] == {"all": 2}
+    assert nonzero(february["events", "subject_basis"]) == {"NHS_NUMBER": 2}  # k09, k10
+    assert february["pseudonyms", "total"] == {"all": 2}  # s2 and s4
     # s2: camhs (January) and police; s4: camhs only (nursing withdrawn, police in March).
     assert february["children", "known_to_agencies"] == {"1": 1, "2+": 1}
     assert february["referrals", "agency"] == {"camhs": 2, "police": 1, "nursing": 0, "youth": 1}
@@ -338,6 +350,13 @@ def test_every_enumerated_value_is_listed_in_a_fixed_order(
         assert list(january[measure, "threshold_level"]) == ["1", "2", "3", "4", "unknown"]
     assert list(january["referrals", "agency"]) == list(PARTNERS)
     assert list(january["referrals_online_not_recorded", "agency"]) == list(PARTNERS)
+    assert list(january["events", "subject_basis"]) == [
+        "NHS_NUMBER",
+        "NAME_DOB",
+        "LOCAL_ID",
+        "NONE",
+    ]
+    assert list(january["pseudonyms", "total"]) == ["all"]
     assert list(january) == sorted(january)
 
 
@@ -374,6 +393,9 @@ def test_an_inconsistent_additive_total_is_refused() -> None:
     breakdowns = {("events", "total"): {"all": 20}, ("events", "sex"): {"FEMALE": 10, "MALE": 9}}
     with pytest.raises(ValueError, match="not the sum"):
         protect_cells(breakdowns, OPEN_RULE)
+    by_basis = {("events", "total"): {"all": 20}, ("events", "subject_basis"): {"NONE": 19}}
+    with pytest.raises(ValueError, match="not the sum"):
+        protect_cells(by_basis, OPEN_RULE)
 
 
 def test_additive_breakdowns_are_the_partitions() -> None:
@@ -381,6 +403,10 @@ def test_additive_breakdowns_are_the_partitions() -> None:
     assert is_additive("events", "agency_type")
     assert not is_additive("children", "agency_type")
     assert is_additive("referrals_online_not_recorded", "agency")
+    assert is_additive("events", "subject_basis")
+    # A linked child can have pseudonyms of several bases; pseudonyms is a total only.
+    assert not is_additive("children", "subject_basis")
+    assert not is_additive("pseudonyms", "total")
     for measure in ("events", "children"):
         for dimension in ("risk_code", "cell_4c", "vulnerability"):
             assert not is_additive(measure, dimension)
@@ -408,6 +434,8 @@ record = st.builds(
     vulnerabilities=st.lists(st.sampled_from(("SEN", "LOOKED_AFTER")), unique=True).map(tuple),
     role=st.sampled_from(("VICTIM", "PERPETRATOR")),
     outcome=st.sampled_from(("ADVICE_GIVEN", "EARLY_HELP")),
+    previous=st.lists(st.sampled_from(SUBJECTS), max_size=2, unique=True).map(tuple),
+    basis=st.sampled_from(("NHS_NUMBER", "NAME_DOB", "LOCAL_ID", "OTHER")),
 )
 record_sets = st.one_of(
     st.lists(record, max_size=15), st.lists(record, min_size=30, max_size=80)
@@ -418,21 +446,47 @@ def in_january(record: RecordVersion) -> bool:
     return record.live and "2025-01-01" <= record.occurred_on <= "2025-01-31"
 
 
+def groups(records: list[RecordVersion]) -> dict[str, int]:
+    """Pseudonym -> the number of its child: the connected groups of subjects and the
+    pseudonyms live records name beside them, found by a breadth-first search."""
+    neighbours: dict[str, set[str]] = {}
+    for r in records:
+        if r.live and r.subject is not None:
+            for other in (r.subject, *r.previous):
+                neighbours.setdefault(r.subject, set()).add(other)
+                neighbours.setdefault(other, set()).add(r.subject)
+    group: dict[str, int] = {}
+    for start in sorted(neighbours):
+        if start not in group:
+            group[start], queue = len(group), [start]
+            while queue:
+                for other in neighbours[queue.pop()]:
+                    if other not in group:
+                        group[other] = group[start]
+                        queue.append(other)
+    return group
+
+
 @settings(max_examples=40, deadline=None)
 @given(record_sets)
 def test_additive_breakdowns_add_up_to_their_totals(records: list[RecordVersion]) -> None:
     counts = true_breakdowns(records, *JAN, TAXONOMY, PARTNERS)
     online = [r for r in records if in_january(r) and r.online == "YES"]
     referrals = [r for r in records if in_january(r) and r.event_type == "REFERRAL"]
+    child = groups(records)
+    pseudonyms = {r.subject for r in online if r.subject is not None}
     totals = {
         "events": len(online),
-        "children": len({r.subject for r in online if r.subject is not None}),
+        "children": len({child[p] for p in pseudonyms}),
+        "pseudonyms": len(pseudonyms),
         "referrals": len(referrals),
         "referrals_online_not_assessed": sum(r.online == "NOT_ASSESSED" for r in referrals),
         "referrals_online_not_recorded": sum(r.online == "NOT_RECORDED" for r in referrals),
     }
     assert counts["events", "total"] == {"all": totals["events"]}
     assert counts["children", "total"] == {"all": totals["children"]}
+    assert counts["pseudonyms", "total"] == {"all": totals["pseudonyms"]}
+    assert totals["pseudonyms"] >= totals["children"]
     for measure, dimension in ADDITIVE:
         assert sum(counts[measure, dimension].values()) == totals[measure], (measure, dimension)
 
@@ -500,6 +554,16 @@ def test_no_small_number_is_published_or_derivable(
         low = sum(hidden_by(n, rule)[0] for n in shown.values() if n is not None)
         assert true_total - low > threshold, key
         assert suppressed_sum_range(shown, true_total, rule)[1] > threshold, key
+    # Pseudonyms beside children: their difference (pseudonyms linkage joined) must not
+    # be pinned into 1..threshold.
+    pseudonyms, children = (
+        published["pseudonyms", "total"]["all"],
+        published["children", "total"]["all"],
+    )
+    if pseudonyms is not None and children is not None:
+        joined_low = max(0, hidden_by(pseudonyms, rule)[0] - hidden_by(children, rule)[1])
+        joined_high = hidden_by(pseudonyms, rule)[1] - hidden_by(children, rule)[0]
+        assert not 1 <= joined_low <= joined_high <= threshold, (pseudonyms, children)
 
 
 @settings(max_examples=20, deadline=None)
@@ -609,3 +673,127 @@ def test_children_link_through_every_identifier_across_three_agencies_and_a_rota
     assert nonzero(counts["children", "known_to_agencies"]) == {"2+": 1}
     alone = [r._replace(previous=()) for r in records]
     assert true_breakdowns(alone, *JAN, TAXONOMY, partners)["children", "total"] == {"all": 2}
+
+
+# -- linkage: events by subject basis, pseudonyms before linkage --
+
+#: January. Child A: camhs knows it by NHS number and also sends its name + date of birth
+#: pseudonym (``previous``); the police know it by name + date of birth only. Child B: the
+#: counselling service's anonymous user id (a local id, scoped to that agency). Child C:
+#: school nursing by NHS number, and the youth service by its own local id, which links
+#: only within the youth service, so C counts as two children.
+LINKAGE = [
+    rv("a1", "camhs", "2025-01-04", "nhs-A", previous=("name-A",)),
+    rv("a2", "police", "2025-01-11", "name-A", basis="NAME_DOB"),
+    rv("b1", "counselling", "2025-01-06", "local-B", basis="LOCAL_ID"),
+    rv("b2", "counselling", "2025-01-19", "local-B", basis="LOCAL_ID"),
+    rv("c1", "nursing", "2025-01-08", "nhs-C"),
+    rv("c2", "youth", "2025-01-21", "local-C", basis="LOCAL_ID"),
+    rv("g1", "camhs", "2025-01-22", "other-G", basis="OTHER"),  # a basis outside the list
+    rv("n1", "camhs", "2025-01-14", None),  # no linkable subject
+    rv("x1", "police", "2025-01-15", "nhs-D", online="NO"),  # not an online event
+    rv("x2", "nursing", "2025-01-16", "nhs-E", live=False),  # withdrawn
+    rv("x3", "camhs", "2025-02-02", "nhs-F"),  # February
+]
+
+
+def test_linkage_cells_by_hand() -> None:
+    counts = true_breakdowns(LINKAGE, *JAN, TAXONOMY, PARTNERS)
+    # Online events in January: a1 a2 b1 b2 c1 c2 g1 n1.
+    assert counts["events", "total"] == {"all": 8}
+    assert counts["events", "subject_basis"] == {
+        "NHS_NUMBER": 2,  # a1, c1
+        "NAME_DOB": 1,  # a2
+        "LOCAL_ID": 3,  # b1, b2, c2
+        "NONE": 1,  # n1
+        "OTHER": 1,  # g1, appended after the listed bases
+    }
+    # nhs-A, name-A, local-B, nhs-C, local-C, other-G; linkage joins nhs-A and name-A.
+    assert counts["pseudonyms", "total"] == {"all": 6}
+    assert counts["children", "total"] == {"all": 5}
+    assert nonzero(counts["children", "known_to_agencies"]) == {"1": 4, "2+": 1}  # A
+    # Without the link the two pseudonyms are two children; the pseudonyms do not change.
+    unlinked = true_breakdowns([r._replace(previous=()) for r in LINKAGE], *JAN, TAXONOMY, PARTNERS)
+    assert unlinked["children", "total"] == unlinked["pseudonyms", "total"] == {"all": 6}
+    # A pseudonym only named in ``previous`` is not one of the period's pseudonyms.
+    alone = true_breakdowns([r for r in LINKAGE if r.record_key != "a2"], *JAN, TAXONOMY, PARTNERS)
+    assert alone["pseudonyms", "total"] == alone["children", "total"] == {"all": 5}
+    february = true_breakdowns(LINKAGE, *FEB, TAXONOMY, PARTNERS)
+    assert nonzero(february["events", "subject_basis"]) == {"NHS_NUMBER": 1}
+    assert february["pseudonyms", "total"] == {"all": 1}
+
+
+def test_linkage_cells_are_protected_by_hand() -> None:
+    """Events by subject basis are additive against the events total (40): the one small
+    basis is suppressed, and the next smallest with it, since a lone hidden cell is the
+    total less the others; the true zero is published."""
+    breakdowns = {
+        ("children", "total"): {"all": 30},
+        ("events", "subject_basis"): {"NHS_NUMBER": 28, "NAME_DOB": 10, "LOCAL_ID": 2, "NONE": 0},
+        ("events", "total"): {"all": 40},
+        ("pseudonyms", "total"): {"all": 33},
+    }
+    cells = {
+        (c.measure, c.dimension, c.value): c.count
+        for c in protect_cells(breakdowns, DisclosureRule())
+    }
+    assert cells == {
+        ("children", "total", "all"): 30,
+        # 30 and 0 published: the hidden two are 8..12 together, each 1..11.
+        ("events", "subject_basis", "NHS_NUMBER"): 30,
+        ("events", "subject_basis", "NAME_DOB"): None,  # secondary
+        ("events", "subject_basis", "LOCAL_ID"): None,  # primary
+        ("events", "subject_basis", "NONE"): 0,
+        ("events", "total", "all"): 40,
+        # 35 and 30 published: 33..37 pseudonyms, 28..32 children, 1..9 joined.
+        ("pseudonyms", "total", "all"): 35,
+    }
+    # Without rounding, 6 pseudonyms beside 5 children say one pseudonym was joined.
+    exact = DisclosureRule(suppress_at_or_below=1, round_to=1)
+    cells = {
+        (c.measure, c.dimension, c.value): c.count
+        for c in period_cells(LINKAGE, *JAN, TAXONOMY, PARTNERS, exact)
+    }
+    assert cells["children", "total", "all"] == 5
+    assert cells["pseudonyms", "total", "all"] is None
+    assert cells["events", "subject_basis", "LOCAL_ID"] == 3
+    # The same records with nothing joined: 6 and 6, published.
+    cells = {
+        (c.measure, c.dimension, c.value): c.count
+        for c in period_cells(
+            [r._replace(previous=()) for r in LINKAGE], *JAN, TAXONOMY, PARTNERS, exact
+        )
+    }
+    assert cells["children", "total", "all"] == cells["pseudonyms", "total", "all"] == 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 12), rules)
+def test_pseudonyms_beside_children_never_pin_the_joined_into_the_small_band(
+    children: int, joined: int, rule: DisclosureRule
+) -> None:
+    pseudonyms = children + joined
+    cells = protect_cells(
+        {("children", "total"): {"all": children}, ("pseudonyms", "total"): {"all": pseudonyms}},
+        rule,
+    )
+    shown = {cell.measure: cell.count for cell in cells}
+    published_children = shown["children"]
+    if published_children is None:
+        return
+    # What the pair would tell a reader, with this test's own enumeration of rounding.
+    low = max(
+        0,
+        hidden_by(publication(pseudonyms, rule), rule)[0] - hidden_by(published_children, rule)[1],
+    )
+    high = (
+        hidden_by(publication(pseudonyms, rule), rule)[1] - hidden_by(published_children, rule)[0]
+    )
+    pinned = 1 <= low <= high <= rule.suppress_at_or_below
+    if shown["pseudonyms"] is None:
+        assert pinned or rule.is_small(pseudonyms)  # withheld only when it must be
+    else:
+        assert not pinned
+        assert shown["pseudonyms"] == publication(pseudonyms, rule)
+    if rule == DisclosureRule() and not rule.is_small(pseudonyms):
+        assert shown["pseudonyms"] is not None  # rounding to 5 on both always hides it

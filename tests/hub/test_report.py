@@ -24,7 +24,7 @@ from hub.agreement import Agreement, LocalRiskCode, ReportPolicy, load_agreement
 from hub.publish import add_months, period_starting
 from hub.report import build_pack
 from hub.report_charts import COLOURS
-from hub.report_context import agencies, breakdown, revisions
+from hub.report_context import agencies, breakdown, linkage, revisions
 from hub.report_headlines import headlines
 from hub.report_pack import NotPublishedError, Pack
 from hub.report_stats import (
@@ -57,7 +57,10 @@ def breakdowns(agreement: Agreement) -> list[tuple[str, str, str, int]]:
         ("children", "total", "all", 80),
         ("children", "known_to_agencies", "1", 60),
         ("children", "known_to_agencies", "2+", 20),
+        ("pseudonyms", "total", "all", 90),
     ]
+    bases = {"NHS_NUMBER": 60, "NAME_DOB": 20, "LOCAL_ID": 15, "NONE": 5}
+    cells += [("events", "subject_basis", basis, n) for basis, n in bases.items()]
     cells += [("events", "cell_4c", name, 10 + 5 * j) for j, name in enumerate(CELLS)]
     codes = ("GROOMING", "SEXTORTION", "CYBERBULLYING", "CSAM")
     cells += [("events", "risk_code", code, 20 + 10 * j) for j, code in enumerate(codes)]
@@ -344,6 +347,90 @@ def test_a_period_released_before_not_recorded_was_counted_says_so(agreement: Ag
     assert nursing.note == ""
     page = " ".join(build_pack(rows, agreement, "2026Q3", GENERATED).split())
     assert "This period was released before referrals whose agency does not record" in page
+
+
+def test_linkage_shows_pseudonyms_children_and_events_by_identifier_basis(
+    agreement: Agreement,
+) -> None:
+    """Pseudonyms beside children (the linked groups), events by identifier basis with
+    their shares, a suppressed count as [c], and plain words on agency-local ids."""
+    rows = both_publications(agreement, rising)
+    linked = {"all": 200, "NHS_NUMBER": 120, "NAME_DOB": 40, "LOCAL_ID": 30, "NONE": 10}
+    for value, n in linked.items():
+        set_count(rows, "2026-07-01", "events", value, n)
+    set_count(rows, "2026-07-01", "pseudonyms", "all", 190)
+    set_count(rows, "2026-07-01", "children", "all", 150)
+    set_count(rows, "2026-04-01", "events", "LOCAL_ID", None)  # the previous quarter
+    rows = [  # the same quarter last year was released before linkage was counted
+        r
+        for r in rows
+        if not (
+            r["period_start"] == "2025-07-01"
+            and (r["measure"] == "pseudonyms" or r["dimension"] == "subject_basis")
+        )
+    ]
+    pack = Pack(rows, agreement, "2026Q3")
+
+    shown = linkage(pack)
+    assert shown.counted
+    # 2026Q2 is the 7th quarter (base + 5 * 6), 2025Q3 the 4th (base + 5 * 3).
+    assert [(r.label, r.current, r.previous, r.last_year) for r in shown.counts] == [
+        ("Pseudonyms (before linkage)", "190", "120", "not published"),
+        ("Children (linked groups)", "150", "110", "95"),
+    ]
+    # 2026Q2: events 100 + 30 = 130, NHS number 60 + 30 = 90, ...
+    assert [(r.label, r.events, r.share, r.previous, r.last_year) for r in shown.bases] == [
+        ("NHS number", "120", "60.0%", "69.2%", "not published"),
+        ("Name and date of birth", "40", "20.0%", "38.5%", "not published"),
+        ("An agency's own local id only", "30", "15.0%", "[c]", "not published"),
+        ("No linkable identifier", "10", "5.0%", "26.9%", "not published"),
+    ]
+    assert shown.notes == [
+        "30 events (15.0% of all events) could be linked only by an agency's own local id."
+        " Such an id links records within its agency only, never across agencies: a child"
+        " an agency knows only by its local id cannot be matched with other agencies'"
+        " records, so if another agency knows the child too, they are counted as two"
+        " children, and not as known to two or more agencies.",
+        "10 events (5.0% of all events) had no linkable identifier: they count as events,"
+        " never as children.",
+        "Linkage joined pseudonyms of the same child: 190 pseudonyms are 150 children (both"
+        " rounded to the nearest 5, so the difference is approximate).",
+    ]
+    page = " ".join(build_pack(rows, agreement, "2026Q3", GENERATED).split())
+    assert "<h3>Linkage</h3>" in page
+    assert "links records within its agency only, never across agencies" in page
+    assert '<td>An agency&#39;s own local id only</td><td class="n">30</td>' in page
+
+
+def test_linkage_when_suppressed_absent_or_not_yet_counted(agreement: Agreement) -> None:
+    rows = both_publications(agreement, rising)
+    set_count(rows, "2026-07-01", "events", "LOCAL_ID", None)
+    set_count(rows, "2026-07-01", "pseudonyms", "all", None)
+    for row in rows[:]:  # a basis outside the usual four: listed after them
+        if (row["period_start"], row["value"]) == ("2026-07-01", "NONE"):
+            rows.append({**row, "value": "OTHER", "count": 0})
+    shown = linkage(Pack(rows, agreement, "2026Q3"))
+    assert shown.counts[0].current == "[c]"
+    assert [(r.label, r.events, r.share) for r in shown.bases][2:] == [
+        ("An agency's own local id only", "[c]", "[c]"),
+        ("No linkable identifier", "40", "29.6%"),  # 40 / 135
+        ("Other", "0", "0.0%"),
+    ]
+    assert shown.notes[0] == (
+        "Events linked only by an agency's own local id: the count is suppressed. Such an id"
+        " links records within its agency only, never across agencies."
+    )
+    assert not any("Linkage joined" in note for note in shown.notes)  # pseudonyms hidden
+
+    set_count(rows, "2026-07-01", "events", "LOCAL_ID", 0)
+    assert not any("local id" in note for note in linkage(Pack(rows, agreement, "2026Q3")).notes)
+
+    earlier = [
+        r for r in rows if r["measure"] != "pseudonyms" and r["dimension"] != "subject_basis"
+    ]
+    assert not linkage(Pack(earlier, agreement, "2026Q3")).counted
+    page = " ".join(build_pack(earlier, agreement, "2026Q3", GENERATED).split())
+    assert "This period was released before linkage was counted" in page
 
 
 # -- rendering in a browser --
