@@ -29,7 +29,7 @@ class ConfluentPublisher:
                 # same partition whichever publisher each agency runs (librdkafka's
                 # default, CRC32, would split them and break linkage).
                 "partitioner": "murmur2_random",
-                "message.timeout.ms": 30_000,
+                "message.timeout.ms": max(1000, int(settings.publish_timeout * 1000)),
                 "queue.buffering.max.messages": 500_000,
             }
         )
@@ -60,7 +60,7 @@ class ConfluentPublisher:
                         break
                     except BufferError:
                         self._producer.poll(0.05)
-            remaining = self._producer.flush(60)
+            remaining = self._producer.flush(self.settings.publish_timeout * 2)
         except KafkaException as exc:
             raise KafkaUnavailable(f"Kafka did not take the events: {exc}") from exc
         if remaining or (errors and not acknowledged):

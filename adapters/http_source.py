@@ -16,7 +16,9 @@ file: see `adapters.jsonl_source.flat_values`). Responses, checked in order:
   an object nor a list, is an empty list, or no item in it was accepted. The
   JSON answer names each rejected item's ``index`` (0-based position in the
   list; 0 for a single object), ``row`` (index + 1, the row of the quarantine
-  report), ``field`` and ``reason``. Values are never echoed. A risk or platform
+  report), ``field`` (the canonical field, e.g. ``risk`` for ``presenting_issues``;
+  ``other`` for a key the profile does not map; ``*`` for the item as a whole)
+  and ``reason``. Neither values nor keys are ever echoed. A risk or platform
   value may be a list of the agency's terms (``["Sexting", "Online grooming"]``).
 - 202: ``{"accepted": n, "new": a, "corrected": b, "withdrawn": c, "unchanged": d,
   "rejected": [...], "request": "http-<provider>-<t>-<n>"}`` sent only after the
@@ -25,14 +27,24 @@ file: see `adapters.jsonl_source.flat_values`). Responses, checked in order:
   seen, ``unchanged`` items identical to what was sent before (a resent request
   sends nothing twice), ``corrected`` and ``withdrawn`` changed records.
 
+Records are the provider's own: the provider a token names scopes its record
+ids, person ids and case ids (`RequestSource`), so two providers pushing
+under one agency never overwrite, withdraw or drop each other's records, nor
+link each other's users, whatever ids they use.
+
 Partial acceptance: a request with some bad items accepts the good ones and
 answers 202 with the rejected ones listed (they also go to the quarantine
 report as ``<quarantine>/http:<provider>:<n>.rejects.csv``); only when every
 item is bad is the answer 400. A provider should fix and resend only the
 rejected items (resending all is harmless: events are keyed by event id).
 
-``GET /health`` answers 200 ``{"status": "ok", "pending": <events waiting in the outbox>}``
-without authentication.
+``GET /health`` (no authentication) answers ``{"status": "ok" | "stalled", "pending": n,
+"oldest_pending_seconds": s, "forwarder": <state>, "forwarder_since": <Unix time>,
+"detail": <what went wrong>}``: 200, or 503 when the outbox forwarder failed, or is
+not sending (Kafka unreachable, an outbox error) while an event has waited longer
+than HUB_FORWARDER_STALE_AFTER seconds, or the outbox cannot be read
+(`adapters.metrics.outbox_health`). A request that cannot be stored because the
+outbox cannot be written (a full disk) is answered 503: send it again later.
 
 Every request is logged with its provider, counts and status, never its body.
 The outbox's SQLite connection is shared, so ingestion is serialised with a
@@ -42,6 +54,7 @@ the outbox forwarder beside the endpoint (`AdapterRun.forwarding_in_background`)
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import json
@@ -49,19 +62,21 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from adapters.jsonl_source import flat_values, list_headers
+from adapters.jsonl_source import flat_values, header_fields, list_headers
+from adapters.metrics import OutboxHealth, outbox_health
 from adapters.outbox import Outbox
 from adapters.pipeline import RunSummary
+from adapters.profile import vocabulary_key
 from adapters.runner import AdapterRun
 from adapters.source import SourceRecord
 from adapters.versions import CHANGES
-from hub.errors import ConfigError, HubError, RecordError
+from hub.errors import ConfigError, HubError, OutboxError, RecordError
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +84,52 @@ MAX_BODY = 5 * 1024 * 1024
 DEFAULT_HOST = "127.0.0.1"
 #: Seconds a client may take to send its request before the connection is dropped.
 SOCKET_TIMEOUT = 30.0
-#: Longest field name echoed back (a field name comes from the provider's JSON keys).
+#: Longest field name echoed back (a canonical field name, "other" or "*").
 FIELD_CHARS = 100
+#: The canonical fields whose values are the provider's own ids: scoped to the provider.
+SCOPED_FIELDS = frozenset({"record_id", "local_id", "case_id"})
+
+
+def provider_scope(provider: str) -> str:
+    """The prefix of a provider's ids: a digest of its name, so that no id one provider
+    sends can equal one another sends, whatever the names and ids hold, even once the
+    mapper has folded case and spacing (it stays on this machine: ids are keyed)."""
+    return hashlib.sha256(provider.encode("utf-8")).hexdigest()[:32] + ":"
 
 
 @dataclass
 class RequestSource:
-    """The items of one request as a `Source`: row = 1-based position of the item."""
+    """The items of one request as a `Source`: row = 1-based position of the item.
+
+    With a `provider`, the values of its id fields (`SCOPED_FIELDS`: record id,
+    person id, case id) are prefixed with `provider_scope`, so records and people
+    are the provider's own: the same session id from two providers is two records,
+    and a request resent by the same provider is recognised as unchanged.
+    """
 
     name: str
     items: list[Any]
     #: Headers whose value may be a list of terms (`adapters.jsonl_source.list_headers`).
     lists: frozenset[str] = frozenset()
+    #: Header -> canonical field (`adapters.jsonl_source.header_fields`): what errors name.
+    fields: Mapping[str, str] = field(default_factory=dict)
+    #: The provider the bearer token names; None: ids are not scoped.
+    provider: str | None = None
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
+        scope = None if self.provider is None else provider_scope(self.provider)
         for row, item in enumerate(self.items, start=1):
-            yield flat_values(self.name, row, item, self.lists)
+            record = flat_values(self.name, row, item, self.lists, self.fields)
+            if scope is not None and isinstance(record, SourceRecord):
+                record = self._scoped(record, scope)
+            yield record
+
+    def _scoped(self, record: SourceRecord, scope: str) -> SourceRecord:
+        values = dict(record.values)
+        for header, text in record.values.items():
+            if text.strip() and self.fields.get(vocabulary_key(header)) in SCOPED_FIELDS:
+                values[header] = scope + text.strip()
+        return SourceRecord(record.source, record.row, values)
 
 
 def rejection(error: RecordError) -> dict[str, Any]:
@@ -171,6 +216,17 @@ class PushServer(ThreadingHTTPServer):
         with self.lock:
             return self.outbox.counts()[0]
 
+    def health(self) -> OutboxHealth:
+        """The outbox and the run's forwarder (see `adapters.metrics.outbox_health`)."""
+
+        def read() -> tuple[int, float | None]:
+            with self.lock:
+                return self.outbox.counts()[0], self.outbox.oldest_pending()
+
+        forwarder = self.run.forwarder
+        status = None if forwarder is None else forwarder.status
+        return outbox_health(read, status, self.run.settings.forwarder_stale_after)
+
 
 class PushHandler(BaseHTTPRequestHandler):
     server: PushServer
@@ -183,7 +239,9 @@ class PushHandler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != "/health":
             self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
-        self._reply(HTTPStatus.OK, {"status": "ok", "pending": self.server.pending()})
+        health = self.server.health()
+        status = HTTPStatus.SERVICE_UNAVAILABLE if health.stalled else HTTPStatus.OK
+        self._reply(status, health.as_json())
 
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != "/events":
@@ -203,7 +261,15 @@ class PushHandler(BaseHTTPRequestHandler):
             self._finish(provider, name, status, {"error": problem, "rejected": []})
             return
         try:
-            summary = self.server.ingest(RequestSource(name, items, self.server.lists))
+            source = RequestSource(
+                name, items, self.server.lists, header_fields(self.server.run.profile), provider
+            )
+            summary = self.server.ingest(source)
+        except OutboxError as exc:  # a full disk, a read-only file: the provider sends it later
+            log.error("request %s from %s: not stored: %s", name, provider, exc)
+            later = {"error": "the events cannot be stored now; send them again later"}
+            self._finish(provider, name, HTTPStatus.SERVICE_UNAVAILABLE, later)
+            return
         except Exception:
             log.exception("request %s from %s: ingest failed", name, provider)
             self._finish(provider, name, HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal"})

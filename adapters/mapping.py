@@ -2,12 +2,16 @@
 
 Stages, each a small method: resolve the agency's headers to canonical
 fields -> parse and validate values (dates in the profile's formats, the
-agency's vocabulary to the hub's codes) -> minimise (age band, area) ->
+agency's vocabulary to the hub's codes, an area cell to the code of one of
+the agreement's areas) -> minimise (age band, area from a postcode) ->
 pseudonymise (subject, record, event id) -> drop what the agreement does
 not let this agency share.
 
 Identifiers are read, normalised and turned into keyed pseudonyms here; they
-never appear in the event, and errors name the field, never its value.
+never appear in the event, and errors name the field, never its value. Every
+other event field comes from a closed vocabulary (the profile's value maps,
+the taxonomy's codes, age bands, the agreement's areas, dates, whole numbers):
+no text from a row is copied into an event.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple, TypeVar
 
 from adapters.profile import ALL_SHAREABLE, Profile, SourceField, vocabulary_key
+from hub.areas import Areas
 from hub.errors import ConfigError, RecordError
 from hub.minimise import UNKNOWN, Minimiser
 from hub.models import (
@@ -52,6 +57,10 @@ class MappedRow(NamedTuple):
     event: CaseEvent
 
 
+#: The highest version an export's version column may give: nine digits. A longer
+#: number is more likely an identifier (an NHS or CHI number) in the wrong column than
+#: a version, and would be shared as it is; it would not fit the schema's int either.
+MAX_EXPORT_VERSION = 999_999_999
 #: What an unshared field becomes: the schema's "not recorded" value.
 _UNSHARED = {
     "age_band": UNKNOWN,
@@ -108,6 +117,7 @@ class RowMapper:
         minimiser: Minimiser | None = None,
         taxonomy: Taxonomy | None = None,
         agency: str | None = None,
+        areas: Areas | None = None,
     ) -> None:
         self.profile = profile
         self.agency = agency or profile.agency
@@ -116,6 +126,8 @@ class RowMapper:
         self.minimiser = minimiser or Minimiser()
         self.taxonomy = taxonomy or Taxonomy()
         check_risk_codes(profile, self.taxonomy)
+        #: The agreement's areas: what an area cell may name (none: no area cell is accepted).
+        self.areas = areas or Areas()
         #: Warnings about rows that were kept (e.g. an unknown risk term): `take_notes`.
         self.notes: list[RecordError] = []
         separator = profile.multi_value_separator
@@ -254,7 +266,7 @@ class RowMapper:
             reported_at=now or datetime.now(UTC),
             age_band=self._age_band(row, cells, born, occurred),
             sex=self._lookup(row, cells, "sex", maps.sex, Sex.UNKNOWN),
-            area_code=cells.get("area") or self.minimiser.area(cells.get("postcode", "")),
+            area_code=self._area(row, cells),
             vulnerabilities=tuple(sorted(flags)),
             threshold_level=self._lookup(row, cells, "threshold_level", maps.threshold_level, None),
             online_component=self._online(row, cells, risks),
@@ -298,11 +310,12 @@ class RowMapper:
         return self.pseudonymiser.subject(case_id, LinkageBasis.CASE, agency=self.agency)
 
     def _int(self, row: int, cells: Mapping[str, str], field: str, default: int) -> int:
+        """A whole number of 1 to `MAX_EXPORT_VERSION` (a version column's)."""
         text = cells.get(field, "")
         if not text:
             return default
-        if not (text.isascii() and text.isdigit()) or int(text) < 1:
-            raise self._bad(row, field, "not a whole number of 1 or more")
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_EXPORT_VERSION:
+            raise self._bad(row, field, f"not a whole number from 1 to {MAX_EXPORT_VERSION}")
         return int(text)
 
     def _date(self, row: int, cells: Mapping[str, str], field: str) -> date | None:
@@ -341,6 +354,25 @@ class RowMapper:
         if not (text.isascii() and text.isdigit()) or int(text) > 120:
             raise self._bad(row, "age", "not an age in whole years")
         return self.minimiser.band_of_age(int(text))
+
+    def _area(self, row: int, cells: Mapping[str, str]) -> str:
+        """The code of the agreement's area an area cell names; without an area cell, the
+        minimiser's area of the postcode. Anything else in the cell is rejected."""
+        text = cells.get("area", "")
+        if not text:
+            return self.minimiser.area(cells.get("postcode", ""))
+        code = self.areas.code_of(text)
+        if code is None:
+            # Never echoed: the cell is free text, and may be a name or a full postcode.
+            if not self.areas:
+                reason = (
+                    "the agreement lists no areas, so no area cell can be shared (list the"
+                    " partnership's areas under areas: in the data-sharing agreement)"
+                )
+            else:
+                reason = "not one of the agreement's areas (by code, name or alias)"
+            raise self._bad(row, "area", reason)
+        return code
 
     def _lookup(
         self,

@@ -6,6 +6,11 @@ rejected on (`SourceField`, "record" for a whole-record problem, "other" for
 anything else, such as a provider's own JSON key). Never a value from a row,
 an identifier, a pseudonym or a reason text (a reason can quote a value).
 
+The outbox forwarder's state (`ForwarderStatus`: sending, waiting for Kafka, an
+outbox error, failed, stopped) and the age of the oldest event it has not sent
+make `outbox_health`, behind the push endpoint's /health and the
+`hub_adapter_forwarder_stalled` gauge.
+
 Served by `serve` on HUB_ADAPTER_METRICS_PORT in the long-running modes
 (`hub adapter run --watch/--serve`, `hub adapter drain --follow`) and on
 `hub adapter run --metrics-port N`.
@@ -15,10 +20,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Literal, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -42,6 +50,79 @@ REJECT_FIELDS: tuple[str, ...] = (*get_args(SourceField), WHOLE_RECORD, OTHER_FI
 
 #: Sources this module cannot import (they import the pipeline), by class name.
 _KIND_OF_CLASS: dict[str, SourceKind] = {"SqlSource": "sql", "RequestSource": "http"}
+
+
+#: What the outbox forwarder is doing: `sending` (or nothing to send), `waiting_for_kafka`
+#: (unreachable or not acknowledging; it retries), `outbox_error` (the outbox cannot be read
+#: or written; it retries), `failed` (it cannot go on: a damaged outbox; the process exits),
+#: `stopped` (not running).
+ForwarderState = Literal["sending", "waiting_for_kafka", "outbox_error", "failed", "stopped"]
+FORWARDER_STATES: tuple[ForwarderState, ...] = get_args(ForwarderState)
+
+
+class ForwarderStatus:
+    """The forwarder's state, what went wrong (one line) and since when; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: ForwarderState = "stopped"
+        self._detail = "not started"
+        self._since = time.time()
+
+    def set(self, state: ForwarderState, detail: str = "") -> bool:
+        """Record the state; True when it changed (the caller logs changes, not repeats)."""
+        with self._lock:
+            changed = state != self._state
+            self._state, self._detail = state, detail
+            if changed:
+                self._since = time.time()
+            return changed
+
+    def read(self) -> tuple[ForwarderState, str, float]:
+        """(state, detail, Unix time the state began)."""
+        with self._lock:
+            return self._state, self._detail, self._since
+
+
+@dataclass(frozen=True)
+class OutboxHealth:
+    """The outbox and its forwarder, as /health and the metrics report them."""
+
+    pending: int | None  # None: the outbox could not be read
+    oldest_pending_seconds: float  # 0 with nothing pending
+    state: ForwarderState | None  # None: no forwarder in this process
+    detail: str
+    since: float | None
+    stalled: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": "stalled" if self.stalled else "ok",
+            "pending": self.pending,
+            "oldest_pending_seconds": round(self.oldest_pending_seconds, 1),
+            "forwarder": self.state,
+            "forwarder_since": self.since,
+            "detail": self.detail,
+        }
+
+
+def outbox_health(
+    read: Callable[[], tuple[int, float | None]],
+    status: ForwarderStatus | None,
+    stale_after: float,
+) -> OutboxHealth:
+    """Stalled: the forwarder failed, or is not sending while an event has waited longer than
+    `stale_after` seconds, or the outbox cannot be read at all."""
+    state, detail, since = status.read() if status is not None else (None, "", None)
+    try:
+        pending, oldest = read()
+    except (sqlite3.Error, HubError) as exc:
+        return OutboxHealth(None, 0.0, state, f"{exc}", since, True)
+    age = 0.0 if oldest is None or not pending else max(0.0, time.time() - oldest)
+    stalled = state == "failed" or (
+        state not in (None, "sending") and pending > 0 and age > stale_after
+    )
+    return OutboxHealth(pending, age, state, detail, since, stalled)
 
 
 def source_kind(source: object) -> SourceKind:
@@ -172,9 +253,15 @@ class AdapterMetrics:
     def send_failed(self) -> None:
         self.send_failures.labels(self.agency).inc()
 
-    def watch_outbox(self, pending: Callable[[], int]) -> None:
-        """Serve the outbox's pending events from `pending` (called at scrape time)."""
+    def watch_outbox(self, pending: Callable[[], int | tuple[int, float | None]]) -> None:
+        """Serve the outbox's pending events from `pending` (called at scrape time): their
+        number, or (number, Unix time the oldest was stored) as `outbox.pending_summary`."""
         self._outbox.pending = pending
+
+    def watch_forwarder(self, status: ForwarderStatus, stale_after: float) -> None:
+        """Serve the forwarder's state, and whether it is stalled (see `outbox_health`)."""
+        self._outbox.status = status
+        self._outbox.stale_after = stale_after
 
 
 class IngestTally:
@@ -203,27 +290,59 @@ class IngestTally:
 
 
 class _OutboxCollector(Collector):
-    """Reads the outbox's pending count at scrape time."""
+    """Reads the outbox's pending events, and the forwarder's state, at scrape time."""
 
     def __init__(self, agency: str) -> None:
         self.agency = agency
-        self.pending: Callable[[], int] | None = None
+        self.pending: Callable[[], int | tuple[int, float | None]] | None = None
+        self.status: ForwarderStatus | None = None
+        self.stale_after = 30.0
+
+    def _read(self) -> tuple[int, float | None]:
+        if self.pending is None:
+            return 0, None
+        read = self.pending()
+        return (read, None) if isinstance(read, int) else read
 
     def collect(self) -> Iterator[Metric]:
         if self.pending is None:
             return
-        try:
-            pending = self.pending()
-        except sqlite3.Error as exc:  # a scrape must not fail on a busy or missing outbox
-            log.warning("cannot read the outbox's pending count: %s", exc)
+        health = outbox_health(self._read, self.status, self.stale_after)
+        if health.pending is None:  # a scrape must not fail on a busy or missing outbox
+            log.warning("cannot read the outbox's pending events: %s", health.detail)
+        else:
+            yield self._gauge(
+                "hub_adapter_outbox_pending",
+                "Events held in the outbox, not yet acknowledged by Kafka.",
+                health.pending,
+            )
+            yield self._gauge(
+                "hub_adapter_outbox_oldest_pending_seconds",
+                "Age of the oldest event in the outbox not yet acknowledged by Kafka (0: none).",
+                health.oldest_pending_seconds,
+            )
+        if health.state is None:
             return
-        family = GaugeMetricFamily(
-            "hub_adapter_outbox_pending",
-            "Events held in the outbox, not yet acknowledged by Kafka.",
-            labels=["agency"],
+        states = GaugeMetricFamily(
+            "hub_adapter_forwarder_state",
+            "The outbox forwarder's state (1 for the current one): sending (or nothing to"
+            " send), waiting_for_kafka, outbox_error, failed (cannot go on), stopped.",
+            labels=["agency", "state"],
         )
-        family.add_metric([self.agency], pending)
-        yield family
+        for state in FORWARDER_STATES:
+            states.add_metric([self.agency, state], 1.0 if state == health.state else 0.0)
+        yield states
+        yield self._gauge(
+            "hub_adapter_forwarder_stalled",
+            "1 when the forwarder failed, or is not sending while an event has waited longer"
+            " than HUB_FORWARDER_STALE_AFTER (the push endpoint's /health answers 503).",
+            1.0 if health.stalled else 0.0,
+        )
+
+    def _gauge(self, name: str, documentation: str, value: float) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, documentation, labels=["agency"])
+        family.add_metric([self.agency], value)
+        return family
 
 
 @contextmanager

@@ -13,17 +13,30 @@ that an export without a version column still yields corrections and
 withdrawals (`adapters.versions`), and the keyed digests of the files already
 ingested, so that a re-sent file changes nothing. Only pseudonymised, encoded
 events and keyed digests are stored here; raw rows never are.
+
+Every SQLite or file-system error leaves this module as an `OutboxError` (a
+`HubError`) naming the file and what to do: free space, fix permissions or the
+mount, or, for a damaged file, restore it or move it aside (losing the events
+in it that were not yet sent). Only a damaged outbox is beyond retrying.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from hub.errors import OutboxError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -81,29 +94,98 @@ class RecordState:
     event_id: str  # the event that carried it
 
 
+#: SQLite's primary result codes -> the kind of `OutboxError`.
+_KINDS = {5: "busy", 6: "busy", 8: "readonly", 10: "io", 11: "corrupt", 13: "full"}
+_KINDS |= {14: "cantopen", 26: "corrupt"}
+_ERRNO_KINDS = {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EROFS: "readonly"}
+_ERRNO_KINDS |= {errno.EACCES: "readonly", errno.EPERM: "readonly", errno.EIO: "io"}
+
+
+def outbox_error(path: Path, exc: sqlite3.Error | OSError) -> OutboxError:
+    """`exc` as an `OutboxError`: one line naming the outbox and what to do about it."""
+    kind = "other"
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        kind = _KINDS.get(code & 0xFF, "other") if isinstance(code, int) else "other"
+        if kind == "other" and ("malformed" in str(exc) or "not a database" in str(exc)):
+            kind = "corrupt"
+    elif exc.errno is not None:
+        kind = _ERRNO_KINDS.get(exc.errno, "cantopen")
+    files = f"{path} (and its -wal and -shm files beside it)"
+    advice = {
+        "full": f"the disk holding the outbox {path} is full ({exc}). Free space on it: the"
+        " adapter retries by itself and loses nothing it had accepted, but takes no new"
+        " input until then.",
+        "readonly": f"the outbox {files} cannot be written ({exc}). Give the adapter's user"
+        " write permission on it and on its folder, or remount the disk read-write; the"
+        " adapter retries by itself.",
+        "cantopen": f"cannot open the outbox {path} ({exc}). Check that its folder exists and"
+        " that the adapter's user may write there (HUB_OUTBOX names the file).",
+        "io": f"the outbox {path} could not be read or written: a disk error ({exc}). Check"
+        " the disk (free space, the system log); the adapter retries by itself.",
+        "busy": f"the outbox {path} is locked by another process ({exc}); the adapter"
+        " retries by itself. Is a second adapter using the same HUB_OUTBOX?",
+        "corrupt": f"the outbox {files} is damaged ({exc}). Stop the adapter and restore the"
+        " file from a backup, or move it aside and start again with a new one: the events in"
+        " it not yet sent to Kafka are then lost, so run the exports (or have the providers"
+        " push the requests) since the last successful send again.",
+        "other": f"the outbox {path} failed: {exc}.",
+    }[kind]
+    return OutboxError(advice[0].upper() + advice[1:], str(path), kind)
+
+
+def _guarded(
+    method: Callable[Concatenate[Outbox, P], R],
+) -> Callable[Concatenate[Outbox, P], R]:
+    """The method, raising `OutboxError` for any SQLite error."""
+
+    @wraps(method)
+    def wrapper(self: Outbox, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise outbox_error(self.path, exc) from exc
+
+    return wrapper
+
+
 class Outbox:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed event survives power loss, not only a process crash.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise outbox_error(path, exc) from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed event survives power loss, not only a process crash.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise outbox_error(path, exc) from exc
 
     def close(self) -> None:
-        self._db.close()
+        with suppress(sqlite3.Error):
+            self._db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")  # a full disk can fail the commit itself
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk, an I/O error).
+            if self._db.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
+    @_guarded
     def put(
         self,
         items: Iterable[OutboxItem],
@@ -143,6 +225,7 @@ class Outbox:
                 )
             return added
 
+    @_guarded
     def pending(self, limit: int = 5000) -> list[OutboxItem]:
         rows = self._db.execute(
             "SELECT event_id, topic, key, value FROM outbox WHERE sent_at IS NULL"
@@ -151,6 +234,7 @@ class Outbox:
         ).fetchall()
         return [OutboxItem(*row) for row in rows]
 
+    @_guarded
     def mark_sent(self, event_ids: Iterable[str]) -> None:
         now = time.time()
         with self._transaction() as db:
@@ -158,6 +242,7 @@ class Outbox:
                 "UPDATE outbox SET sent_at = ? WHERE event_id = ?", [(now, e) for e in event_ids]
             )
 
+    @_guarded
     def counts(self) -> tuple[int, int]:
         """(pending, sent)."""
         pending, sent = self._db.execute(
@@ -166,7 +251,14 @@ class Outbox:
         ).fetchone()
         return int(pending), int(sent)
 
+    @_guarded
+    def oldest_pending(self) -> float | None:
+        """Unix time the oldest event not yet acknowledged was stored (None: nothing pending)."""
+        row = self._db.execute(_OLDEST_PENDING).fetchone()
+        return None if row is None else float(row[0])
+
     # --- record states and files ---------------------------------------------
+    @_guarded
     def states(self, agency: str, record_keys: Iterable[str]) -> dict[str, RecordState]:
         """The held state of each of `record_keys` that this agency has sent before."""
         rows = self._db.execute(
@@ -177,6 +269,7 @@ class Outbox:
         ).fetchall()
         return {row[0]: _state(row) for row in rows}
 
+    @_guarded
     def live_in_groups(self, agency: str, groups: Iterable[str]) -> list[RecordState]:
         """The live records of the given record ids (groups)."""
         rows = self._db.execute(
@@ -189,20 +282,25 @@ class Outbox:
 
     def live_records(self, agency: str) -> Iterator[RecordState]:
         """Every record of the agency that is live (sent and not withdrawn)."""
-        cursor = self._db.execute(
-            "SELECT record_key, grp, version, digest, live, event_id FROM records"
-            " WHERE agency = ? AND live",
-            (agency,),
-        )
-        for row in cursor:
-            yield _state(row)
+        try:
+            cursor = self._db.execute(
+                "SELECT record_key, grp, version, digest, live, event_id FROM records"
+                " WHERE agency = ? AND live",
+                (agency,),
+            )
+            for row in cursor:
+                yield _state(row)
+        except sqlite3.Error as exc:
+            raise outbox_error(self.path, exc) from exc
 
+    @_guarded
     def event(self, event_id: str) -> OutboxItem | None:
         row = self._db.execute(
             "SELECT event_id, topic, key, value FROM outbox WHERE event_id = ?", (event_id,)
         ).fetchone()
         return None if row is None else OutboxItem(*row)
 
+    @_guarded
     def file_ingested(self, agency: str, digest: str) -> tuple[str, float] | None:
         """(name, when) of an earlier file of this agency with the same content digest."""
         row = self._db.execute(
@@ -211,6 +309,7 @@ class Outbox:
         ).fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
 
+    @_guarded
     def record_file(self, agency: str, digest: str, name: str) -> None:
         with self._transaction() as db:
             db.execute(
@@ -219,6 +318,7 @@ class Outbox:
                 (agency, digest, name, time.time()),
             )
 
+    @_guarded
     def watermark(self, source: str) -> str | None:
         row = self._db.execute(
             "SELECT value FROM watermarks WHERE source = ?", (source,)
@@ -230,13 +330,27 @@ def _state(row: tuple[str, str, int, str, int, str]) -> RecordState:
     return RecordState(row[0], row[1], int(row[2]), row[3], bool(row[4]), row[5])
 
 
+#: The oldest pending event by the pending index (stored in order), not a scan of them all.
+_OLDEST_PENDING = "SELECT created_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1"
+
+
 def pending_count(path: Path) -> int:
     """Events at `path` not yet acknowledged by Kafka, on a short connection of its own.
 
     For a /metrics scrape from another thread or process: in WAL mode a reader
     never waits for the adapter's writes, and the count uses the pending index.
     """
+    return pending_summary(path)[0]
+
+
+def pending_summary(path: Path) -> tuple[int, float | None]:
+    """(events not yet acknowledged, Unix time the oldest of them was stored or None), as
+    `pending_count` reads them. `OutboxError` when the outbox cannot be read."""
     uri = f"{path.resolve().as_uri()}?mode=rw"  # never creates a missing outbox
-    with closing(sqlite3.connect(uri, timeout=5, uri=True)) as db:
-        (pending,) = db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()
-    return int(pending)
+    try:
+        with closing(sqlite3.connect(uri, timeout=5, uri=True)) as db:
+            (pending,) = db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+            oldest = db.execute(_OLDEST_PENDING).fetchone()
+    except sqlite3.Error as exc:
+        raise outbox_error(path, exc) from exc
+    return int(pending), None if oldest is None else float(oldest[0])

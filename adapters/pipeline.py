@@ -31,17 +31,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.mapping import MappedRow, RowMapper
-from adapters.metrics import AdapterMetrics, IngestTally, source_kind
+from adapters.metrics import (
+    AdapterMetrics,
+    ForwarderState,
+    ForwarderStatus,
+    IngestTally,
+    source_kind,
+)
 from adapters.outbox import Outbox, OutboxItem
 from adapters.profile import Profile
-from adapters.publisher import KafkaUnavailable, Publisher, partition_key
+from adapters.publisher import KafkaUnavailable, Publisher, make_publisher, partition_key
 from adapters.source import Source, SourceRecord
 from adapters.versions import CHANGES, Change, Resolved, SnapshotCheck, Versioner
+from hub.areas import Areas
 from hub.codec import Codec
-from hub.errors import RecordError
+from hub.errors import HubError, OutboxError, RecordError
 from hub.minimise import Minimiser
 from hub.models import EventType
 from hub.pseudonymise import Pseudonymiser
+from hub.settings import HubSettings
 from hub.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -98,6 +106,7 @@ class Adapter:
         agency: str | None = None,
         metrics: AdapterMetrics | None = None,
         snapshot_check: SnapshotCheck | None = None,
+        areas: Areas | None = None,
     ) -> None:
         self.profile = profile
         self.topic = topic
@@ -106,6 +115,7 @@ class Adapter:
         self.quarantine = quarantine
         self.minimiser = minimiser
         self.taxonomy = taxonomy
+        self.areas = areas  # the agreement's areas: what an area cell may name
         self.agency = agency
         self.metrics = metrics
         self.snapshot_check = snapshot_check or SnapshotCheck()
@@ -122,6 +132,7 @@ class Adapter:
             self.minimiser,
             self.taxonomy,
             self.agency,
+            self.areas,
         )
 
     def ingest(
@@ -357,68 +368,289 @@ def _count(tally: IngestTally | None, summary: RunSummary) -> None:
         tally.update(summary.read, summary.accepted, summary.rejected)
 
 
+class _ClientFailed(KafkaUnavailable):
+    """The publisher raised something other than `KafkaUnavailable`; it was discarded."""
+
+
+class Backoff:
+    """Seconds between retries: `first`, doubling after each failure in a row up to `cap`."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0) -> None:
+        self.first = first
+        self.cap = max(first, cap)
+        self._next = first
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self.cap, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
 class Forwarder:
-    """Sends what the outbox holds, marking each event sent only once Kafka acknowledged it."""
+    """Sends what the outbox holds, marking each event sent only once Kafka acknowledged it.
+
+    Supervised: every failure of the publisher (Kafka away, a timeout, a client that
+    fails even to close) or of the outbox (a full disk, a read-only file) is retried
+    with `backoff`, and the `status` says what it is waiting for; each change of state
+    is logged once. A publisher that failed is discarded and, given `new_publisher`, a
+    fresh one made. Ids Kafka acknowledged stay in memory until the outbox has marked
+    them sent, so a failed mark does not send them again (if the process dies first,
+    they are sent once more: the hub drops duplicates by event id). Only a damaged
+    outbox stops it: `OutboxError` with `fatal` set.
+
+    `outbox` may be a function that opens one: then it is opened (and retried) in the
+    forwarder's own thread, and closed by `close`.
+    """
 
     def __init__(
-        self, outbox: Outbox, publisher: Publisher, metrics: AdapterMetrics | None = None
-    ) -> None:
-        self.outbox = outbox
-        self.publisher = publisher
-        self.metrics = metrics
-
-    def drain(
         self,
-        timeout: float | None = None,
-        retry_every: float = 2.0,
-        stop: threading.Event | None = None,
-    ) -> int:
-        """Send until the outbox is empty; retry while Kafka is down, up to `timeout` seconds.
+        outbox: Outbox | Callable[[], Outbox],
+        publisher: Publisher | None,
+        metrics: AdapterMetrics | None = None,
+        *,
+        new_publisher: Callable[[], Publisher] | None = None,
+        status: ForwarderStatus | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._outbox = outbox if isinstance(outbox, Outbox) else None
+        self._open_outbox = None if isinstance(outbox, Outbox) else outbox
+        self.publisher = publisher
+        self.new_publisher = new_publisher
+        self.metrics = metrics
+        self.status = status or ForwarderStatus()
+        self.backoff = backoff or Backoff()
+        #: Ids Kafka acknowledged that the outbox has not marked sent yet.
+        self.acknowledged: list[str] = []
+        #: Events marked sent by this forwarder.
+        self.sent = 0
+        self._made_publisher = False
 
-        Returns the number sent. Raises `KafkaUnavailable` when the time runs out with
-        events still held (they stay in the outbox for the next run). A set `stop`
-        ends it between batches, so no acknowledged batch is left unmarked.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        sent = 0
-        while stop is None or not stop.is_set():
-            items = self.outbox.pending()
+    @classmethod
+    def from_settings(
+        cls,
+        settings: HubSettings,
+        outbox: Outbox | Callable[[], Outbox],
+        metrics: AdapterMetrics | None = None,
+        status: ForwarderStatus | None = None,
+        client_id: str = "hub-adapter",
+        publisher: Publisher | None = None,
+    ) -> Forwarder:
+        """A forwarder that makes its publishers from `settings` (HUB_PUBLISHER), with the
+        backoff of HUB_FORWARDER_BACKOFF and HUB_FORWARDER_BACKOFF_MAX."""
+        return cls(
+            outbox,
+            publisher,
+            metrics,
+            new_publisher=lambda: make_publisher(settings, client_id),
+            status=status,
+            backoff=Backoff(settings.forwarder_backoff, settings.forwarder_backoff_max),
+        )
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            if self._open_outbox is None:  # never: one of the two is always given
+                raise TypeError("a Forwarder needs an outbox")
+            self._outbox = self._open_outbox()
+        return self._outbox
+
+    def close(self) -> None:
+        """Close the outbox this forwarder opened and the publisher it made, if any."""
+        if self._made_publisher:
+            self._discard_publisher()
+        if self._open_outbox is not None and self._outbox is not None:
+            self._outbox.close()
+            self._outbox = None
+
+    # --- one step -----------------------------------------------------------------
+    def _step(self) -> bool:
+        """Mark what Kafka acknowledged, or else send one batch and mark it. False when
+        nothing is left to send or mark. Raises `KafkaUnavailable` for any failure of the
+        publisher, and `OutboxError` (or anything else) for the outbox."""
+        outbox = self.outbox
+        missing, batch = 0, len(self.acknowledged)
+        if not self.acknowledged:
+            items = outbox.pending()
             if not items:
-                return sent
-            try:
-                acknowledged = self.publisher.send(items)
-            except KafkaUnavailable as exc:
-                self._failed()
-                if deadline is not None and time.monotonic() >= deadline:
-                    pending, _ = self.outbox.counts()
-                    raise KafkaUnavailable(
-                        f"{exc}. {pending} events are held in the outbox {self.outbox.path}"
-                        " and will be sent by the next run once Kafka is reachable."
-                    ) from exc
-                log.warning("Kafka unavailable (%s); retrying in %.0f s", exc, retry_every)
-                time.sleep(retry_every)
-                continue
-            self.outbox.mark_sent(acknowledged)
-            sent += len(acknowledged)
+                return False
+            self.acknowledged = self._send(items)
+            missing, batch = len(items) - len(self.acknowledged), len(items)
+        if self.acknowledged:
+            outbox.mark_sent(self.acknowledged)
+            done, self.acknowledged = len(self.acknowledged), []
+            self.sent += done
             if self.metrics is not None:
-                self.metrics.sent(len(acknowledged))
-            if len(acknowledged) < len(items):
-                self._failed()
-                time.sleep(retry_every)
-        return sent
+                self.metrics.sent(done)
+        if missing:
+            self._failed()
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge {missing} of {batch} events; they stay in the outbox"
+            )
+        return True
+
+    def _send(self, items: list[OutboxItem]) -> list[str]:
+        try:
+            if self.publisher is None:
+                if self.new_publisher is None:
+                    raise KafkaUnavailable("no Kafka client to send with")
+                self.publisher = self.new_publisher()
+                self._made_publisher = True
+            return list(self.publisher.send(items))
+        except KafkaUnavailable:
+            self._failed()
+            raise
+        except Exception as exc:  # the client itself failed: its state is unknown
+            self._failed()
+            self._discard_publisher()
+            raise _ClientFailed(
+                f"the Kafka client failed ({type(exc).__name__}: {exc}); a new one will connect"
+            ) from exc
+
+    def _discard_publisher(self) -> None:
+        """Close the publisher (whatever its close raises) and make a new one next time."""
+        if self.new_publisher is None:  # nothing to replace it with: keep it
+            return
+        publisher, self.publisher = self.publisher, None
+        self._made_publisher = False
+        if publisher is not None:
+            try:
+                publisher.close()
+            except Exception as exc:
+                log.info("a failed Kafka client did not close cleanly (%s); discarded", exc)
 
     def _failed(self) -> None:
         if self.metrics is not None:
             self.metrics.send_failed()
 
-    def follow(self, stop: threading.Event, poll: float = 2.0) -> None:
-        """Keep the outbox drained until `stop` is set, waiting out Kafka outages."""
-        while not stop.is_set():
+    # --- state ----------------------------------------------------------------------
+    def _trouble(self, exc: Exception) -> None:
+        """Note a failure (logged when the state changes); raise it when it is fatal."""
+        if isinstance(exc, OutboxError) and exc.fatal:
+            self.status.set("failed", str(exc))
+            log.error("the outbox forwarder cannot go on: %s", exc)
+            raise exc
+        state: ForwarderState = (
+            "waiting_for_kafka" if isinstance(exc, KafkaUnavailable) else "outbox_error"
+        )
+        # A failure no HubError explains is logged with its traceback (once).
+        unexpected = exc.__cause__ if isinstance(exc, _ClientFailed) else exc
+        if isinstance(exc, HubError) and not isinstance(exc, _ClientFailed):
+            unexpected = None
+        detail = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+        if self.status.set(state, detail):
+            log.warning(
+                "outbox forwarder %s (retrying, at most every %g s, until it works): %s",
+                state.replace("_", " "),
+                self.backoff.cap,
+                detail,
+                exc_info=unexpected,
+            )
+        else:
+            log.debug("still %s: %s", state, detail)
+
+    def _working(self) -> None:
+        previous = self.status.read()[0]
+        self.backoff.reset()
+        if self.status.set("sending") and previous not in ("stopped", "sending"):
+            log.warning("outbox forwarder sending again (was %s)", previous.replace("_", " "))
+
+    # --- the loops --------------------------------------------------------------------
+    def drain(
+        self,
+        timeout: float | None = None,
+        retry_every: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Send until the outbox is empty, retrying failures up to `timeout` seconds (with
+        the backoff, or every `retry_every` seconds).
+
+        Returns the number sent. When the time runs out with events still held (they stay
+        in the outbox for the next run) raises `KafkaUnavailable`, or the `OutboxError`; a
+        damaged outbox at once. A set `stop` ends it between batches, so no acknowledged
+        batch is left unmarked.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = self.backoff if retry_every is None else Backoff(retry_every, retry_every)
+        before = self.sent
+        while stop is None or not stop.is_set():
             try:
-                self.drain(timeout=0, stop=stop)
-            except KafkaUnavailable as exc:
-                log.warning("%s", exc)
-            stop.wait(poll)
+                more = self._step()
+            except Exception as exc:
+                self._trouble(exc)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._gave_up(exc) from exc
+                delay = backoff.next()
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - time.monotonic()))
+                time.sleep(delay)
+                continue
+            self._working()
+            backoff.reset()
+            if not more:
+                break
+        return self.sent - before
+
+    def _gave_up(self, exc: Exception) -> HubError:
+        unmarked = ""
+        if self.acknowledged:
+            unmarked = (
+                f" {len(self.acknowledged)} events Kafka acknowledged could not be marked sent:"
+                " the next run sends them again (the hub drops the duplicates)."
+            )
+        if isinstance(exc, OutboxError):
+            return OutboxError(f"{exc}{unmarked}", exc.path, exc.kind)
+        if not isinstance(exc, KafkaUnavailable):
+            return HubError(f"the outbox forwarder failed: {type(exc).__name__}: {exc}{unmarked}")
+        try:
+            held = f"{self.outbox.counts()[0]} events are held"
+        except HubError:
+            held = "The events are held"
+        return KafkaUnavailable(
+            f"{exc}. {held} in the outbox {self.outbox.path} and will be sent by the next run"
+            f" once Kafka is reachable.{unmarked}"
+        )
+
+    def follow(self, stop: threading.Event, poll: float = 2.0) -> None:
+        """Keep the outbox drained until `stop` is set, through any outage or disk error.
+
+        Raises `OutboxError` only when the outbox is damaged (the state is then `failed`).
+        """
+        self.status.set("sending", "starting")
+        try:
+            while not stop.is_set():
+                try:
+                    more = self._step()
+                except Exception as exc:
+                    self._trouble(exc)
+                    stop.wait(self.backoff.next())
+                    continue
+                self._working()
+                if not more:
+                    stop.wait(poll)
+            self._mark_before_stopping()
+        finally:
+            if self.status.read()[0] != "failed":
+                self.status.set("stopped", "stopped")
+
+    def _mark_before_stopping(self) -> None:
+        if not self.acknowledged:
+            return
+        try:
+            self.outbox.mark_sent(self.acknowledged)
+        except Exception as exc:
+            log.error(
+                "%d events Kafka acknowledged could not be marked sent (%s): the next start"
+                " sends them again (the hub drops the duplicates)",
+                len(self.acknowledged),
+                exc,
+            )
+            return
+        self.sent += len(self.acknowledged)
+        if self.metrics is not None:
+            self.metrics.sent(len(self.acknowledged))
+        self.acknowledged = []
 
 
 def summarise(summaries: Iterable[RunSummary]) -> str:

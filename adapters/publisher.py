@@ -4,13 +4,16 @@ kafka-python is the default; confluent-kafka (librdkafka, install extra
 ``confluent``, HUB_PUBLISHER=confluent) is the faster option. Both connect
 lazily, so an adapter starts and keeps accepting input while Kafka is down;
 `send` returns the ids Kafka acknowledged and raises `KafkaUnavailable`
-when it cannot deliver at all.
+when it cannot deliver at all (after HUB_PUBLISH_TIMEOUT seconds). A producer
+that failed is discarded without waiting: closing it never raises and never
+delivers its abandoned batch later behind the outbox's back.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
@@ -45,10 +48,11 @@ class KafkaPythonPublisher:
         self.client_id = client_id
         self._producer: Any = None
         #: Seconds to wait for delivery reports before treating Kafka as unavailable.
-        self.flush_timeout = 30.0
+        self.flush_timeout = settings.publish_timeout
 
     def _connect(self) -> Any:
         if self._producer is None:
+            timeout_ms = max(1000, int(self.flush_timeout * 1000))
             try:
                 self._producer = KafkaProducer(
                     bootstrap_servers=self.settings.bootstrap_servers,
@@ -57,9 +61,10 @@ class KafkaPythonPublisher:
                     enable_idempotence=True,
                     linger_ms=5,
                     batch_size=256 * 1024,
-                    max_block_ms=10_000,
-                    request_timeout_ms=10_000,
-                    delivery_timeout_ms=30_000,
+                    max_block_ms=min(10_000, timeout_ms),
+                    # kafka-python wants delivery > linger + request timeouts
+                    request_timeout_ms=min(10_000, timeout_ms // 2),
+                    delivery_timeout_ms=timeout_ms,
                 )
             except KafkaError as exc:
                 raise KafkaUnavailable(
@@ -77,7 +82,7 @@ class KafkaPythonPublisher:
                 )
             producer.flush(timeout=self.flush_timeout)
         except KafkaError as exc:
-            self._reset()
+            self._reset(timeout=0)
             topics = ", ".join(sorted({item.topic for item in items}))
             raise KafkaUnavailable(
                 f"Kafka did not take the events for {topics} ({exc}); is Kafka reachable at"
@@ -100,10 +105,23 @@ class KafkaPythonPublisher:
             )
         return acknowledged
 
-    def _reset(self) -> None:
+    def _reset(self, timeout: float = 5.0) -> None:
+        """Drop the producer; a fresh one connects at the next send.
+
+        Its `close` flushes first and raises when Kafka is away; then its sender is
+        stopped without sending: what it held stays in the outbox, to be sent again.
+        """
         producer, self._producer = self._producer, None
-        if producer is not None:
-            producer.close(timeout=5)
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout)
+        except Exception as exc:  # KafkaTimeoutError from its flush, or anything else
+            log.info("Kafka producer closed without delivering its last batch (%s)", exc)
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                with suppress(Exception):
+                    sender.force_close()
 
     def close(self) -> None:
         self._reset()

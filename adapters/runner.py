@@ -3,7 +3,10 @@
 One-shot files, a watched drop folder (processed files move to ``done/`` or
 ``failed/``), and the dry run behind `hub adapter check`. The outbox is
 drained after every source; while Kafka is down the adapter keeps reading
-and the events wait in the outbox. Every run counts into `adapters.metrics`;
+and the events wait in the outbox. In the watch and serve modes a supervised
+forwarder (`Forwarder.follow`) sends beside the reading, retrying any outage or
+disk error; only a damaged outbox stops it, and then the whole run, with exit
+status 1 and a message saying what to do. Every run counts into `adapters.metrics`;
 `metrics_served` serves them (HUB_ADAPTER_METRICS_PORT, `--metrics-port`).
 """
 
@@ -30,14 +33,14 @@ from adapters.jsonl_source import JsonLinesSource
 from adapters.mapping import check_risk_codes
 from adapters.metrics import AdapterMetrics
 from adapters.metrics import serve as serve_metrics
-from adapters.outbox import Outbox, pending_count
+from adapters.outbox import Outbox, pending_summary
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
 from adapters.publisher import make_publisher
 from adapters.source import Source
 from adapters.versions import SnapshotCheck
 from hub.agreement import load_agreement
-from hub.errors import HubError
+from hub.errors import HubError, OutboxError
 from hub.minimise import Minimiser
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
@@ -138,13 +141,21 @@ class AdapterRun:
 
     @contextmanager
     def forwarding_in_background(
-        self, poll: float = 2.0, separate_process: bool = False
+        self,
+        poll: float = 2.0,
+        separate_process: bool = False,
+        on_failure: Callable[[], None] | None = None,
     ) -> Iterator[None]:
         """Drain the outbox beside the caller, which keeps ingesting.
 
         In a thread (its own SQLite connection) for the watch and serve modes; in a
         separate process (`hub adapter drain --follow`) for large files, where
         reading and sending are both CPU-bound Python and each gets a core.
+
+        The thread's forwarder is supervised (`Forwarder.follow`): it waits out any
+        outage and reports its state on the run's metrics and /health. When it cannot
+        go on (a damaged outbox) it calls `on_failure`, so that the caller stops, and
+        the block then raises its `OutboxError`.
         """
         if self.forwarder is None:
             yield
@@ -153,15 +164,39 @@ class AdapterRun:
             with self._counting_sent_elsewhere(), _drain_process(self, poll):
                 yield
             return
+        with self._forwarding_thread(self.forwarder, poll, on_failure):
+            yield
+
+    @contextmanager
+    def _forwarding_thread(
+        self, forwarder: Forwarder, poll: float, on_failure: Callable[[], None] | None
+    ) -> Iterator[None]:
         stop = threading.Event()
-        publisher = self.forwarder.publisher
+        failure: list[BaseException] = []
+        status = forwarder.status
+        if self.metrics is not None:
+            self.metrics.watch_forwarder(status, self.settings.forwarder_stale_after)
+        background = Forwarder.from_settings(
+            self.settings,
+            lambda: Outbox(self.settings.outbox),
+            self.metrics,
+            status,
+            client_id=f"hub-adapter-{self.adapter.versioner.agency}",
+            publisher=forwarder.publisher,
+        )
 
         def loop() -> None:
-            outbox = Outbox(self.settings.outbox)
             try:
-                Forwarder(outbox, publisher, self.metrics).follow(stop, poll)
+                background.follow(stop, poll)
+            except BaseException as exc:  # a damaged outbox (logged), or a bug
+                if not isinstance(exc, OutboxError):
+                    log.exception("the outbox forwarder stopped")
+                    status.set("failed", f"{type(exc).__name__}: {exc}")
+                failure.append(exc)
+                if on_failure is not None:
+                    on_failure()
             finally:
-                outbox.close()
+                background.close()
 
         thread = threading.Thread(target=loop, name="outbox-forwarder", daemon=True)
         thread.start()
@@ -170,6 +205,13 @@ class AdapterRun:
         finally:
             stop.set()
             thread.join(timeout=120)
+            if thread.is_alive():
+                log.warning("the outbox forwarder did not stop within 120 s; leaving it")
+        if failure:
+            exc = failure[0]
+            if isinstance(exc, HubError):
+                raise exc
+            raise HubError(f"the outbox forwarder stopped: {type(exc).__name__}: {exc}") from exc
 
     @contextmanager
     def _counting_sent_elsewhere(self) -> Iterator[None]:
@@ -200,6 +242,8 @@ def _drain_process(run: AdapterRun, poll: float) -> Iterator[None]:
     try:
         yield
     finally:
+        if child.poll() is not None:  # it said why on stderr; this run's drain will too
+            log.error("the helper `hub adapter drain` exited with status %d", child.returncode)
         child.send_signal(signal.SIGTERM)  # it finishes its batch, then exits
         try:
             child.wait(timeout=120)
@@ -220,8 +264,10 @@ def adapter_run(
     """The pipeline for `profile_name`, counting on `metrics` (new ones, on a registry of
     their own, by default; pass the same ones to keep counting across runs)."""
     profile = load_profile(profile_name)
-    # The agreement's local risk codes join the starter ones: a profile may map to them.
-    taxonomy = load_agreement(settings.agreement).taxonomy
+    # The agreement's local risk codes join the starter ones: a profile may map to them;
+    # its areas are all an area cell may name.
+    agreement = load_agreement(settings.agreement)
+    taxonomy = agreement.taxonomy
     check_risk_codes(profile, taxonomy)  # before anything is opened
     agency_id = agency or profile.agency
     outbox = None if dry_run else Outbox(settings.outbox)
@@ -230,7 +276,7 @@ def adapter_run(
         metrics = None
     else:
         metrics = metrics or AdapterMetrics(CollectorRegistry(), agency_id)
-        metrics.watch_outbox(lambda: pending_count(settings.outbox))
+        metrics.watch_outbox(lambda: pending_summary(settings.outbox))
     adapter = Adapter(
         profile,
         settings.case_topic(agency_id),
@@ -242,15 +288,23 @@ def adapter_run(
         agency=agency_id,
         metrics=metrics,
         snapshot_check=SnapshotCheck(settings.withdrawal_limit),
+        areas=agreement.area_vocabulary,
     )
     forwarder = None
     if outbox is not None and publisher is not None:
-        forwarder = Forwarder(outbox, publisher, metrics)
+        forwarder = Forwarder.from_settings(
+            settings, outbox, metrics, client_id=f"hub-adapter-{agency_id}", publisher=publisher
+        )
     try:
         yield AdapterRun(settings, profile, adapter, outbox, forwarder)
     finally:
+        if forwarder is not None:
+            forwarder.close()
         if publisher is not None:
-            publisher.close()
+            try:
+                publisher.close()
+            except Exception as exc:  # never hide why the run ended
+                log.warning("the Kafka client did not close cleanly: %s", exc)
         if outbox is not None:
             outbox.close()
 
@@ -333,7 +387,7 @@ def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> No
         raise HubError(f'{tokens_file} must be a JSON object {{"<bearer token>": "<provider>"}}')
     endpoint = open_endpoint(run, host, port, tokens)
     click.echo(f"accepting events at {endpoint.url}/events (Ctrl-C stops)")
-    with run.forwarding_in_background():
+    with run.forwarding_in_background(on_failure=endpoint.stop):
         endpoint.serve_forever()
 
 
@@ -360,9 +414,10 @@ def watch(
     done, failed = folder / "done", folder / "failed"
     done.mkdir(parents=True, exist_ok=True)
     failed.mkdir(parents=True, exist_ok=True)
-    with run.forwarding_in_background(poll):
+    halt = threading.Event()  # set when the forwarder cannot go on
+    with run.forwarding_in_background(poll, on_failure=halt.set):
         try:
-            _watch_loop(run, folder, done, failed, poll, settle, once)
+            _watch_loop(run, folder, done, failed, poll, settle, once, halt)
         except KeyboardInterrupt:
             click.echo("stopped watching")
 
@@ -381,25 +436,46 @@ def _watch_loop(
     poll: float,
     settle: float,
     once: bool,
+    halt: threading.Event | None = None,
 ) -> None:
+    """Each pass takes the settled files in name order. When the outbox cannot be written
+    (a full disk, a read-only file) the file stays where it is, the error is printed once,
+    and the next passes try it again until it works; a damaged outbox ends the watch."""
+    halt = halt or threading.Event()
+    blocked: str | None = None  # the outbox error holding the folder back
     while True:
         for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in FILE_SUFFIXES):
             if time.time() - path.stat().st_mtime < settle:
                 continue
             try:
-                summary = run.ingest_file(path)
-            except FileError as exc:
-                click.echo(f"failed: {exc}", err=True)
-                _move_failed(run, path, failed)
-                continue
-            report(summary)
-            if summary.refused is not None:
-                click.echo(f"failed: {summary.refused}", err=True)
-                _move_failed(run, path, failed)
-            elif summary.accepted:
-                shutil.move(path, done / path.name)
-            else:
-                _move_failed(run, path, failed)
-        if once:
+                _take_file(run, path, done, failed)
+            except OutboxError as exc:
+                if exc.fatal:
+                    raise
+                if blocked != str(exc):
+                    click.echo(f"not read yet, kept in {folder}: {exc}", err=True)
+                blocked = str(exc)
+                break
+            if blocked is not None:
+                click.echo("the outbox takes events again", err=True)
+                blocked = None
+        if once or halt.wait(poll):
             return
-        time.sleep(poll)
+
+
+def _take_file(run: AdapterRun, path: Path, done: Path, failed: Path) -> None:
+    """Ingest one settled file and move it to done/ or failed/ (`OutboxError`: left here)."""
+    try:
+        summary = run.ingest_file(path)
+    except FileError as exc:
+        click.echo(f"failed: {exc}", err=True)
+        _move_failed(run, path, failed)
+        return
+    report(summary)
+    if summary.refused is not None:
+        click.echo(f"failed: {summary.refused}", err=True)
+        _move_failed(run, path, failed)
+    elif summary.accepted:
+        shutil.move(path, done / path.name)
+    else:
+        _move_failed(run, path, failed)

@@ -41,15 +41,17 @@ from hub.models import (
     Vulnerability,
 )
 
+#: Postcode district -> the town an anonymous service records as the user's area, and
+#: that area's code in the example agreement (deploy/agreement/example.yaml, ``areas:``).
 _TOWNS = {
-    "DY1": "Dudley",
-    "DY2": "Netherton",
-    "DY3": "Sedgley",
-    "DY5": "Brierley Hill",
-    "DY8": "Stourbridge",
-    "B62": "Halesowen",
-    "B63": "Halesowen",
-    "WV14": "Bilston",
+    "DY1": ("Dudley", "dudley"),
+    "DY2": ("Netherton", "netherton"),
+    "DY3": ("Sedgley", "sedgley"),
+    "DY5": ("Brierley Hill", "brierley-hill"),
+    "DY8": ("Stourbridge", "stourbridge"),
+    "B62": ("Halesowen", "halesowen"),
+    "B63": ("Halesowen", "halesowen"),
+    "WV14": ("Bilston", "bilston"),
 }
 #: Invented names with accents, so cp1252 exports carry bytes UTF-8 cannot decode.
 _ACCENTED = (("Lefèvre", "Zoë"), ("Müller", "Renée"), ("Núñez", "José"), ("Brontë", "Chloé"))
@@ -395,8 +397,7 @@ class _Export:
             cells["postcode"] = text
             row.area_code = f"{outward} {inward[0]}"
         if "area" in self.profile.columns:
-            cells["area"] = _TOWNS[outward]
-            row.area_code = _TOWNS[outward]
+            cells["area"], row.area_code = _TOWNS[outward]
 
     def _coded(self, cells: dict[str, str], row: ExpectedRow, child: Child) -> None:
         values = self.profile.values

@@ -499,9 +499,9 @@ def run_pipeline(args: argparse.Namespace) -> None:
     class TimedWorker(Worker):
         """The worker unchanged, but for a clock tick per event and per acked batch."""
 
-        def version_of(self, event: Any) -> Any:
+        async def version_of(self, event: Any) -> Any:
             clock.tick()  # right after metrics.consumed.inc(), once per event
-            return super().version_of(event)
+            return await super().version_of(event)
 
         async def flush(self, partition: int) -> None:
             batch = self.pending.get(partition)

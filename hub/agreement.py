@@ -3,7 +3,8 @@
 It names the partners (agency id, type, topic, Kafka principal, submission
 deadline), the publication timetable (cron + timezone + the period each
 publication closes), the disclosure rule (DESIGN.md invariant 5), who may read
-which topic (invariant 7), retention and the partnership's local risk codes.
+which topic (invariant 7), retention, the partnership's local risk codes and
+its areas (the closed vocabulary of area values an agency may send: `hub.areas`).
 ACLs, topic configs, the publisher's schedule and lateness metrics are derived
 from it. `check_agreement` (behind ``hub agreement check FILE``) lists every
 problem with its location; `load_agreement` raises them all at once.
@@ -36,7 +37,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from hub.areas import Area, Areas, area_key
 from hub.errors import ConfigError
+from hub.minimise import UNKNOWN, normalise_postcode
 from hub.models import AgencyType
 from hub.taxonomy import CELLS, LocalCode, Taxonomy, TaxonomyError
 
@@ -44,6 +47,8 @@ Loc = tuple[str | int, ...]
 _TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
 _PRINCIPAL = r"^User:\S+$"
 _SLUG = r"^[a-z][a-z0-9-]*$"
+#: An area code: an ONS code (E08000027) or a slug (brierley-hill); no spaces.
+_AREA_CODE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 
 def _zone(name: str) -> str:
@@ -121,6 +126,40 @@ class LocalRiskCode(_Frozen):
     label: str = ""
 
 
+def _area_term(term: str) -> str:
+    """A code, name or alias of an area: printable text that identifies no one."""
+    if not term.strip() or not term.isprintable():
+        raise ValueError("must be printable text, not blank")
+    if area_key(term) == UNKNOWN:
+        raise ValueError(f"{UNKNOWN!r} is the value of an area not recorded; it names no area")
+    if normalise_postcode(term) is not None:
+        raise ValueError("a full postcode is not an area; list the area it lies in")
+    return term
+
+
+class AreaEntry(_Frozen):
+    """One area of the partnership. An agency's area cell must name it (by code, name or
+    alias, ignoring case and spacing); the event carries its code (`hub.areas`)."""
+
+    code: str = Field(pattern=_AREA_CODE)
+    name: str = Field(max_length=100)
+    aliases: tuple[str, ...] = ()
+
+    @field_validator("code", "name")
+    @classmethod
+    def _valid_term(cls, term: str) -> str:
+        return _area_term(term)
+
+    @field_validator("aliases")
+    @classmethod
+    def _valid_aliases(cls, aliases: tuple[str, ...]) -> tuple[str, ...]:
+        for alias in aliases:
+            if len(alias) > 100:
+                raise ValueError("an alias has at most 100 characters")
+            _area_term(alias)
+        return aliases
+
+
 HeadlineKey = Literal["events", "children", "multi_agency", "data_gap"]
 PolarityName = Literal["lower is better", "higher is better", "no judgement"]
 
@@ -142,6 +181,8 @@ class Agreement(_Frozen):
     readers: tuple[Reader, ...] = ()
     retention: Retention
     local_risk_codes: tuple[LocalRiskCode, ...] = ()
+    #: The closed vocabulary of area cells (none listed: no area cell is accepted).
+    areas: tuple[AreaEntry, ...] = ()
     report: ReportPolicy = Field(default_factory=ReportPolicy)
 
     @field_validator("timezone")
@@ -169,6 +210,11 @@ class Agreement(_Frozen):
     @cached_property
     def taxonomy(self) -> Taxonomy:
         return Taxonomy(LocalCode(c.code, c.cell, c.label) for c in self.local_risk_codes)
+
+    @cached_property
+    def area_vocabulary(self) -> Areas:
+        """The areas an agency's area cell may name, by code, name or alias."""
+        return Areas(Area(a.code, a.name, a.aliases) for a in self.areas)
 
     @property
     def case_topics(self) -> tuple[str, ...]:
@@ -354,6 +400,25 @@ def _local_codes(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
             accepted.append(local)
 
 
+def _area_terms(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    """A code, name or alias may name one area only (it may repeat within its own entry)."""
+    owner: dict[str, tuple[int, str]] = {}  # area_key(term) -> (entry, its code)
+    for i, entry in _items(data, "areas"):
+        code = entry.get("code")
+        aliases = entry.get("aliases")
+        terms: list[tuple[Loc, Any]] = [(("areas", i, "code"), code)]
+        terms.append((("areas", i, "name"), entry.get("name")))
+        for j, alias in enumerate(aliases if isinstance(aliases, list) else []):
+            terms.append((("areas", i, "aliases", j), alias))
+        for loc, term in terms:
+            if not isinstance(term, str) or not term.strip():
+                continue
+            first, first_code = owner.setdefault(area_key(term), (i, str(code)))
+            if first != i:
+                message = f"{term!r} already names the area {first_code!r} (areas[{first}])"
+                yield _problem(loc, message)
+
+
 def _cross_field_problems(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
     yield from _unique(data, "partners", "id", "partner id")
     yield from _unique(data, "partners", "topic", "topic")
@@ -362,6 +427,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]
     yield from _publication_topics(data)
     yield from _reader_topics(data)
     yield from _local_codes(data)
+    yield from _area_terms(data)
 
 
 def _problem(loc: Loc, message: str) -> InitErrorDetails:

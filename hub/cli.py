@@ -396,14 +396,16 @@ def adapter_drain(
     agency: str,
     metrics_port: int | None,
 ) -> None:
-    """Send what the outbox (HUB_OUTBOX) holds."""
+    """Send what the outbox (HUB_OUTBOX) holds. With --follow, keep sending through any
+    Kafka outage or disk error (retrying with backoff); it exits 1 only when the outbox is
+    damaged, saying what to do."""
     import signal
     import threading
 
     from prometheus_client import CollectorRegistry
 
     from adapters import metrics
-    from adapters.outbox import Outbox, pending_count
+    from adapters.outbox import Outbox, pending_summary
     from adapters.pipeline import Forwarder
     from adapters.publisher import make_publisher
 
@@ -411,8 +413,10 @@ def adapter_drain(
     publisher = make_publisher(settings)
     registry = CollectorRegistry()
     counted = metrics.AdapterMetrics(registry, agency)
-    counted.watch_outbox(lambda: pending_count(settings.outbox))
-    forwarder = Forwarder(outbox, publisher, counted)
+    counted.watch_outbox(lambda: pending_summary(settings.outbox))
+    forwarder = Forwarder.from_settings(settings, outbox, counted, publisher=publisher)
+    if follow:
+        counted.watch_forwarder(forwarder.status, settings.forwarder_stale_after)
     port = settings.adapter_metrics_port if metrics_port is None else metrics_port
     try:
         if follow:
@@ -429,6 +433,7 @@ def adapter_drain(
             sent = forwarder.drain(timeout)
             click.echo(f"{sent} events sent; outbox {settings.outbox} is empty")
     finally:
+        forwarder.close()
         publisher.close()
         outbox.close()
 
@@ -481,6 +486,20 @@ def streams_publisher(settings: HubSettings) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     run_publisher(settings, load_agreement(settings.agreement))
+
+
+@streams.command("replay-deferred")
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to read for."
+)
+@click.pass_obj
+@_friendly
+def streams_replay_deferred(settings: HubSettings, timeout: float) -> None:
+    """Send deferred events (written with a schema newer than the workers had) back to their
+    topics, once the hub ships that schema; those it still cannot read stay deferred."""
+    from streams.deferred import replay_deferred
+
+    click.echo(replay_deferred(settings, timeout).summary())
 
 
 @main.command()

@@ -10,6 +10,10 @@ Partners who run a schema registry can use the Confluent wire format
 instead: ``00`` + the 4-byte big-endian id their registry gave the schema
 version + the body. The ids are configuration (version -> id); `decode`
 recognises either format by its first byte.
+
+A message whose fingerprint or registry id no shipped version has raises
+``UnknownSchemaError``: it was most likely written with a newer version, and
+the stream worker keeps it (``streams.deferred``) instead of dropping it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from hub import resources
-from hub.errors import CodecError
+from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 
 SCHEMAS_DIR = resources.schemas()
 MAGIC = b"\xc3\x01"
@@ -35,6 +39,7 @@ CONFLUENT_MAGIC = b"\x00"
 CONFLUENT_HEADER_SIZE = 5
 HEADER_SIZE = len(MAGIC) + 8
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
+_OUT_OF_RANGE = re.compile(r"ordinal must be|out of range")
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class Codec:
             )
         writer = self._by_fingerprint.get(message[2:HEADER_SIZE])
         if writer is None:
-            raise CodecError(
+            raise UnknownSchemaError(
                 f"unknown {self.name} schema fingerprint {message[2:HEADER_SIZE].hex()};"
                 " the writer used a schema version this reader does not ship"
             )
@@ -132,7 +137,7 @@ class Codec:
         schema_id = int.from_bytes(message[1:CONFLUENT_HEADER_SIZE], "big")
         writer = self._by_registry_id.get(schema_id)
         if writer is None:
-            raise CodecError(
+            raise UnknownSchemaError(
                 f"unknown schema registry id {schema_id} for {self.name}; configure which"
                 " shipped version it is"
             )
@@ -143,7 +148,19 @@ class Codec:
             record = fastavro.schemaless_reader(
                 io.BytesIO(body), writer.parsed, self.current.parsed
             )
-        except (EOFError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        except OverflowError as exc:
+            raise ImplausibleValueError(
+                f"{self.name} v{writer.version} message with a date or number out of range"
+            ) from exc
+        except ValueError as exc:
+            if _OUT_OF_RANGE.search(str(exc)):  # date.fromordinal, datetime: year 0 or < 1
+                raise ImplausibleValueError(
+                    f"{self.name} v{writer.version} message with a date out of range"
+                ) from exc
+            raise CodecError(
+                f"truncated or corrupt {self.name} v{writer.version} message: {exc}"
+            ) from exc
+        except (EOFError, IndexError, UnicodeDecodeError) as exc:
             raise CodecError(
                 f"truncated or corrupt {self.name} v{writer.version} message: {exc}"
             ) from exc

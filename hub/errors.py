@@ -25,8 +25,35 @@ class PublishError(HubError):
     """Kafka did not acknowledge an event."""
 
 
+class OutboxError(HubError):
+    """The adapter's outbox (SQLite) cannot be read or written: the disk is full, the file
+    is read-only, locked or damaged. The message names the file and what to do.
+
+    `kind` is one of "full", "readonly", "cantopen", "io", "busy", "corrupt", "other";
+    only a damaged outbox (`fatal`) is beyond retrying."""
+
+    def __init__(self, message: str, path: str, kind: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind
+
+    @property
+    def fatal(self) -> bool:
+        return self.kind == "corrupt"
+
+
 class CodecError(HubError):
     """A message could not be decoded: unknown schema, truncated or corrupt bytes."""
+
+
+class UnknownSchemaError(CodecError):
+    """The writer used a schema version this reader does not ship (most likely a newer one:
+    an agency upgraded before the hub). Not a bad message: it must be kept, not dropped."""
+
+
+class ImplausibleValueError(CodecError):
+    """The message is well-formed Avro but a value is outside what the reader can represent
+    (a date or timestamp beyond year 9999, before year 1)."""
 
 
 class RecordError(HubError):

@@ -114,6 +114,30 @@ class HubSettings(BaseSettings):
         default=Path("outbox.sqlite"),
         description="HUB_OUTBOX: the adapter's store-and-forward database.",
     )
+    publish_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="HUB_PUBLISH_TIMEOUT: seconds Kafka has to acknowledge a batch from the"
+        " outbox before the adapter takes it as unavailable (the events stay in the outbox).",
+    )
+    forwarder_backoff: float = Field(
+        default=1.0,
+        ge=0,
+        description="HUB_FORWARDER_BACKOFF: seconds the outbox forwarder waits before its"
+        " first retry after Kafka or the outbox failed; doubled on each failure in a row.",
+    )
+    forwarder_backoff_max: float = Field(
+        default=30.0,
+        ge=0,
+        description="HUB_FORWARDER_BACKOFF_MAX: the longest wait between the forwarder's retries.",
+    )
+    forwarder_stale_after: float = Field(
+        default=30.0,
+        ge=0,
+        description="HUB_FORWARDER_STALE_AFTER: seconds an event may wait in the outbox while"
+        " the forwarder is not sending (Kafka unreachable, an outbox error) before the push"
+        " endpoint's /health answers 503 and hub_adapter_forwarder_stalled turns 1.",
+    )
     withdrawal_limit: float = Field(
         default=0.2,
         ge=0.0,
@@ -148,6 +172,11 @@ class HubSettings(BaseSettings):
     )
 
     # --- stream worker ---------------------------------------------------------
+    schemas_dir: Path = Field(
+        default_factory=resources.schemas,
+        description="HUB_SCHEMAS_DIR: the Avro schemas the stream worker reads with"
+        " (<name>/v<N>.avsc); defaults to the ones shipped with this version of the hub.",
+    )
     app_id: str = Field(default="online-risk-hub", description="HUB_APP_ID: Faust app id.")
     store: str = Field(
         default="memory://",
@@ -220,6 +249,12 @@ class HubSettings(BaseSettings):
 
     def case_topic(self, agency: str) -> str:
         return self.topic(f"cases.{agency}")
+
+    @property
+    def deferred_topic(self) -> str:
+        """Case events written with a schema the worker does not ship yet (a newer one),
+        kept until `hub streams replay-deferred` sends them back (streams/deferred.py)."""
+        return self.topic("deferred.cases")
 
     @property
     def trends_topic(self) -> str:

@@ -53,6 +53,8 @@ def declared_topics(settings: HubSettings) -> list[TopicSpec]:
         TopicSpec(settings.case_topic(agency), settings.case_partitions, case_config)
         for agency in settings.agencies
     ]
+    # Events the worker could not read yet (a newer schema), kept as long as case events.
+    topics.append(TopicSpec(settings.deferred_topic, settings.case_partitions, case_config))
     topics.append(
         TopicSpec(
             settings.trends_topic,

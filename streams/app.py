@@ -22,6 +22,13 @@ Exactness without a state write per event:
 
 The publisher (``hub.publish``) reads the same changelog, so published
 counts are computed from exactly the durable state.
+
+A message that is not a plausible case event of its topic's agency never
+stops the agent: it is refused under one reason (``streams.checks``),
+counted and acknowledged. A message written with a schema this worker does
+not ship (a newer one) is copied to the deferred topic before it is
+acknowledged, and waits there for ``hub streams replay-deferred``
+(``streams.deferred``).
 """
 
 from __future__ import annotations
@@ -30,15 +37,18 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.types import TP, AppT, EventT, StreamT
 
 from hub.codec import Codec
-from hub.errors import CodecError
+from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, encode_batch
 from hub.settings import HubSettings
+from streams.checks import Reason, implausible
+from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
 from streams.state import WorkerState
 
@@ -96,11 +106,24 @@ class Worker:
         self.batch_size = batch_size
         self.on_submission = on_submission
         self.positions: dict[TP, int] = {}  # last offset read per agency-topic partition
-        self.codec = Codec("case_event")
+        self.codec = Codec("case_event", settings.schemas_dir)
         self.pending: dict[int, Pending] = {}
         self.writer = uuid.uuid4().hex[:12]
         self.sequence = 0
-        self.topics = {settings.case_topic(agency) for agency in settings.agencies}
+        # An event's agency is the topic it arrived on, whatever its body says.
+        self.agency_of = {settings.case_topic(agency): agency for agency in settings.agencies}
+        self.topics = set(self.agency_of)
+        # True until this worker's partitions are read back from the changelog, and again
+        # from each rebalance until they are.
+        self.recovering = True
+        self.deferred_count = 0
+        self.deferred_topic = app.topic(
+            settings.deferred_topic,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
         source = app.topic(
             *sorted(self.topics),
             key_type=bytes,
@@ -117,6 +140,7 @@ class Worker:
         )
         self.table.on_recover(self.recovered)
         app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self.assigned)  # type: ignore[arg-type]
         app.agent(source, name="record-versions")(self.process)
         app.timer(flush_interval)(self.flush_all)
 
@@ -161,13 +185,20 @@ class Worker:
             for value in batches.get(partition, ()):
                 partition_state.merge(decode_batch(value)[0])
         log.info("record versions recovered for partitions %s", sorted(missing))
+        self.recovering = False
+
+    async def assigned(self, sender: AppT, assigned: set[TP], **_: Any) -> None:
+        self.recovering = True  # until recovered() has rebuilt what is new
 
     async def revoked(self, sender: AppT, revoked: set[TP], **_: Any) -> None:
         """Faust has waited for in-flight events: write what they changed, then forget
         the partitions; whoever owns them next rebuilds them from the changelog."""
+        self.recovering = True
         for partition in {tp.partition for tp in revoked}:
             await self.flush(partition)
             self.state.partitions.pop(partition, None)
+        for tp in revoked:
+            self.positions.pop(tp, None)  # the next owner's commits say how far it is read
 
     async def process(self, stream: StreamT[bytes]) -> None:
         # A coroutine, not a generator: nothing is yielded per event, so Faust has no
@@ -186,7 +217,7 @@ class Worker:
                 batch = self.pending[partition] = Pending()
             batch.events.append(event)
             batch.read[message.topic] = message.offset
-            version = self.version_of(event)
+            version = await self.version_of(event)
             if version is not None:
                 kind = self.state.partition(partition).apply(version)
                 self.metrics.count(kind)
@@ -195,16 +226,77 @@ class Worker:
             if len(batch.events) >= self.batch_size:
                 await self.flush(partition)
 
-    def version_of(self, event: EventT[bytes]) -> RecordVersion | None:
+    async def version_of(self, event: EventT[bytes]) -> RecordVersion | None:
+        """The event's record version; None when it is refused or deferred. Never raises
+        for what a message holds: poison is counted and acknowledged, not retried."""
         message = event.message
+        agency = self.agency_of.get(message.topic)
+        if event.value is None:
+            self.refuse(event, "tombstone", "no value (a tombstone)")
+            return None
         try:
             record = self.codec.decode(event.value)
-        except CodecError as exc:
-            self.metrics.undecodable.inc()
-            log.warning(
-                "skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
-            )
+        except UnknownSchemaError as exc:
+            await self.defer(event, str(exc))
             return None
-        if self.on_submission is not None:
-            self.on_submission(record["agency_id"], message.timestamp)
-        return RecordVersion.from_event(record)
+        except ImplausibleValueError as exc:
+            self.refuse(event, "implausible", str(exc))
+            return None
+        except CodecError as exc:
+            self.refuse(event, "undecodable", str(exc))
+            return None
+        except Exception as exc:  # any poison is refused, not retried
+            self.refuse(event, "undecodable", type(exc).__name__)
+            return None
+        try:
+            if record.get("agency_id") != agency:
+                self.refuse(event, "wrong_agency", "the body names another agency")
+                return None
+            field = implausible(record, datetime.now(UTC))
+            if field is not None:
+                self.refuse(event, "implausible", f"{field} out of the plausible range")
+                return None
+            version = RecordVersion.from_event(record)
+        except Exception as exc:  # a record the hub cannot use is refused
+            self.refuse(event, "undecodable", type(exc).__name__)
+            return None
+        if self.on_submission is not None and agency is not None:
+            self.on_submission(agency, message.timestamp)
+        return version
+
+    def refuse(self, event: EventT[bytes], reason: Reason, why: str) -> None:
+        """Count and log a refused message (where it is, never what it holds)."""
+        message = event.message
+        self.metrics.reject(reason)
+        log.warning(
+            "rejected %s[%s]@%s (%s): %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+            why,
+        )
+
+    async def defer(self, event: EventT[bytes], why: str) -> None:
+        """Copy an event written with a schema this worker lacks to the deferred topic.
+
+        Acknowledged (with its batch) only after the copy is sent: Faust flushes its
+        producer before it commits, as for the changelog batches."""
+        message = event.message
+        await self.deferred_topic.send(
+            key=message.key,
+            value=event.value,
+            headers=deferred_headers(message.topic, message.partition, message.offset, message.key),
+        )
+        self.metrics.defer()
+        self.deferred_count += 1
+        log.warning(
+            "deferred %s[%s]@%s: %s; %d deferred by this worker so far, waiting on %s: upgrade"
+            " the hub (HUB_SCHEMAS_DIR / a new release), then run `hub streams replay-deferred`",
+            message.topic,
+            message.partition,
+            message.offset,
+            why,
+            self.deferred_count,
+            self.deferred_topic.get_topic_name(),
+        )

@@ -13,7 +13,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.records import Kind
+from streams.checks import REASONS, Reason
 from streams.state import WorkerState
+
+#: Lag per agency topic: (this worker's partitions, the whole consumer group's),
+#: and the deferred events waiting for `hub streams replay-deferred`.
+LagReport = tuple[Mapping[str, int] | None, Mapping[str, int], int]
 
 
 class WorkerMetrics:
@@ -48,7 +53,25 @@ class WorkerMetrics:
         )
         self.undecodable = Counter(
             "hub_undecodable_messages",
-            "Messages that are not a readable case event (unknown schema, corrupt bytes).",
+            "Messages not counted as a case event for any reason but deduplication: every"
+            " rejected message (hub_events_rejected_total) and every deferred one"
+            " (hub_events_deferred_total).",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "hub_events_rejected",
+            "Messages refused and acknowledged, by reason: tombstone (null value),"
+            " undecodable, implausible (a date or version no real record has), wrong_agency"
+            " (the body names another agency than its topic). Never counted as cases.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REASONS:
+            self.rejected.labels(reason)
+        self.deferred = Counter(
+            "hub_events_deferred",
+            "Events written with a schema this worker does not ship (a newer one), copied to"
+            " the deferred topic for `hub streams replay-deferred`, not counted yet.",
             registry=registry,
         )
         self.batches = Counter(
@@ -72,9 +95,21 @@ class WorkerMetrics:
         if counter is not None:
             counter.inc()
 
-    def watch_lag(self, lag: Callable[[], Mapping[str, int]]) -> None:
-        """Serve consumer lag per agency topic from `lag` (called at scrape time)."""
+    def reject(self, reason: Reason) -> None:
+        self.rejected.labels(reason).inc()
+        self.undecodable.inc()
+
+    def defer(self) -> None:
+        self.deferred.inc()
+        self.undecodable.inc()
+
+    def watch_lag(self, lag: Callable[[], LagReport | None]) -> None:
+        """Serve consumer lag from `lag` (called at scrape time; None: broker unreachable)."""
         self._collector.lag = lag
+
+    def watch_recovery(self, recovering: Callable[[], bool]) -> None:
+        """While `recovering()`, the live counts are incomplete and are not served."""
+        self._collector.recovering = recovering
 
 
 class _StateCollector(Collector):
@@ -82,9 +117,26 @@ class _StateCollector(Collector):
 
     def __init__(self, state: WorkerState) -> None:
         self._state = state
-        self.lag: Callable[[], Mapping[str, int]] | None = None
+        self.lag: Callable[[], LagReport | None] | None = None
+        self.recovering: Callable[[], bool] = lambda: False
 
     def collect(self) -> Iterator[Metric]:
+        recovering = self.recovering()
+        yield GaugeMetricFamily(
+            "hub_worker_recovering",
+            "1 while the worker reads its partitions' state back from the changelog (at start"
+            " and after each rebalance); the live counts are then not served, rather than"
+            " served incomplete.",
+            value=int(recovering),
+        )
+        yield GaugeMetricFamily(
+            "hub_worker_partitions",
+            "Agency-topic partitions this worker owns.",
+            value=len(self._state.partitions),
+        )
+        yield from self._lag()
+        if recovering:
+            return
         by_code, by_basis, events, multi = self._state.totals()
         family = GaugeMetricFamily(
             "hub_events_by_risk_code",
@@ -111,22 +163,40 @@ class _StateCollector(Collector):
             value=events,
         )
         yield GaugeMetricFamily(
-            "hub_worker_partitions",
-            "Agency-topic partitions this worker owns.",
-            value=len(self._state.partitions),
-        )
-        yield GaugeMetricFamily(
             "hub_children_known_to_multiple_agencies",
             "Children (distinct subject pseudonyms) with current records from two or more"
             " agencies, in this worker's partitions.",
             value=multi,
         )
-        if self.lag is not None:
+
+    def _lag(self) -> Iterator[Metric]:
+        report = self.lag() if self.lag is not None else None
+        if report is None:
+            return
+        mine, group, deferred = report
+        if mine is not None:
             lag = GaugeMetricFamily(
                 "hub_consumer_lag",
-                "Messages on each agency topic not yet read by this worker (its partitions).",
+                "Messages on each agency topic not yet processed in this worker's partitions:"
+                " from the group's committed offsets (or this worker's position, when ahead);"
+                " absent until the worker has partitions.",
                 labels=["topic"],
             )
-            for topic, behind in sorted(self.lag().items()):
+            for topic, behind in sorted(mine.items()):
                 lag.add_metric([topic], behind)
             yield lag
+        whole = GaugeMetricFamily(
+            "hub_consumer_group_lag",
+            "Messages on each agency topic after the workers' group's committed offsets, all"
+            " partitions (every worker reports the same; take max, not sum).",
+            labels=["topic"],
+        )
+        for topic, behind in sorted(group.items()):
+            whole.add_metric([topic], behind)
+        yield whole
+        yield GaugeMetricFamily(
+            "hub_events_deferred_waiting",
+            "Events on the deferred topic not yet replayed (`hub streams replay-deferred`):"
+            " written with a schema newer than the worker's.",
+            value=deferred,
+        )

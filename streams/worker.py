@@ -16,6 +16,8 @@ from hub.errors import BrokerError, HubError
 from hub.kafka import admin_client
 from hub.settings import HubSettings
 from streams.app import Worker
+from streams.deferred import replay_group
+from streams.lag import LagProbe
 from streams.metrics import WorkerMetrics
 from streams.state import WorkerState
 from streams.timeliness import Timeliness, TimelinessCollector
@@ -28,9 +30,8 @@ def check_topics(settings: HubSettings) -> None:
         existing = set(admin.list_topics())
     finally:
         admin.close()
-    missing = [
-        settings.case_topic(a) for a in settings.agencies if settings.case_topic(a) not in existing
-    ]
+    needed = [settings.case_topic(a) for a in settings.agencies] + [settings.deferred_topic]
+    missing = [topic for topic in needed if topic not in existing]
     if missing:
         raise BrokerError(f"missing topics {', '.join(missing)}: run `hub topics apply` first")
 
@@ -87,22 +88,26 @@ def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
     registry.register(TimelinessCollector(timeliness))
     worker = Worker(settings, metrics, state, on_submission=timeliness.observe_timestamp)
 
-    def lag() -> dict[str, int]:
-        consumer = worker.app.consumer
-        behind: dict[str, int] = {}
+    def assigned() -> dict[tuple[str, int], int] | None:
+        """This worker's agency-topic partitions and the last offset it read in each."""
+        # Not app.consumer: asked before Faust starts, it would create the consumer here,
+        # outside the worker's event loop.
+        consumer = worker.app._consumer  # noqa: SLF001
+        if consumer is None:
+            return None
         try:
-            assignment = consumer.assignment()
+            assignment = list(consumer.assignment())
         except ConsumerNotStarted:
-            return behind
-        for tp in assignment:
-            highwater = consumer.highwater(tp) if tp.topic in topics else None
-            if highwater is not None:  # None until the first fetch of the partition
-                read = worker.positions.get(tp, -1)
-                behind[tp.topic] = behind.get(tp.topic, 0) + max(0, highwater - read - 1)
-        return behind
+            return None
+        mine = [tp for tp in assignment if tp.topic in worker.topics]
+        if not mine:
+            return None
+        return {(tp.topic, tp.partition): worker.positions.get(tp, -1) for tp in mine}
 
-    topics = {settings.case_topic(agency) for agency in settings.agencies}
-    metrics.watch_lag(lag)
+    probe = LagProbe(settings, worker.app.conf.id, replay_group(settings), assigned)
+    probe.start()  # asked once before /metrics is served, then every second
+    metrics.watch_lag(probe)
+    metrics.watch_recovery(lambda: worker.recovering)
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:

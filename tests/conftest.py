@@ -25,6 +25,9 @@ from adapters.mapping import RowMapper
 from adapters.pipeline import RunSummary
 from adapters.profile import load_profile
 from adapters.runner import adapter_run
+from hub import resources
+from hub.agreement import load_agreement
+from hub.areas import Areas
 from hub.broker import Broker
 from hub.demo import scrape
 from hub.errors import RecordError
@@ -32,6 +35,11 @@ from hub.models import CaseEvent, EventType
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
+
+
+def example_areas() -> Areas:
+    """The example agreement's areas: the ones the synthetic exports' area cells name."""
+    return load_agreement(resources.deploy("agreement", "example.yaml")).area_vocabulary
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ from adapters.csv_source import CsvSource
 from adapters.http_source import RequestSource
 from adapters.jsonl_source import JsonLinesSource
 from adapters.metrics import (
+    FORWARDER_STATES,
     REJECT_FIELDS,
     SOURCE_KINDS,
     AdapterMetrics,
@@ -51,7 +52,7 @@ from hub.minimise import Minimiser
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.settings import HubSettings
 from tests.adapters.test_outbox_forwarding import event_ids_on, outbox_counts, wait_for
-from tests.conftest import free_port, hub, settings_env
+from tests.conftest import example_areas, free_port, hub, settings_env
 
 POOL = child_pool(40, seed=11)
 SUFFIX = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl"}
@@ -112,7 +113,7 @@ def assert_no_row_content_in_labels(
     values: set[str], content: set[str], reasons: Sequence[str], agency: str
 ) -> None:
     """Label values are from the bounded sets, and none holds an identifier or a reason."""
-    allowed = {agency, *SOURCE_KINDS, *REJECT_FIELDS, *CHANGES}
+    allowed = {agency, *SOURCE_KINDS, *REJECT_FIELDS, *CHANGES, *FORWARDER_STATES}
     assert values <= allowed, values - allowed
     for value in values:
         assert not any(ch.isdigit() for ch in value), value  # no NHS number, id or date
@@ -145,6 +146,7 @@ def pipeline(
         Minimiser(),
         agency=profile.agency,
         metrics=metrics,
+        areas=example_areas(),
     )
 
 

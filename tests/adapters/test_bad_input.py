@@ -30,7 +30,7 @@ from hub.models import OnlineComponent, PlatformType
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
 from tests.adapters.test_http_source import TOKENS, post
-from tests.conftest import free_port, hub
+from tests.conftest import example_areas, free_port, hub
 
 DEEP = 100_000
 #: Deeply nested JSON, with and without its closing brackets, at the top and in a value.
@@ -76,7 +76,7 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 def mapper(profile: Profile | str, **kwargs: Any) -> RowMapper:
     if isinstance(profile, str):
         profile = load_profile(profile)
-    return RowMapper(profile, PSEUDONYMISER, "export", **kwargs)
+    return RowMapper(profile, PSEUDONYMISER, "export", **{"areas": example_areas(), **kwargs})
 
 
 def with_changes(name: str, **changes: Any) -> Profile:
@@ -139,7 +139,8 @@ def test_text_that_is_not_unicode_rejects_its_row_only(
         summary = run.ingest_file(path)
 
     assert summary.accepted == 2
-    assert [(e.row, e.field) for e in summary.rejected] == [(2, "session_id"), (3, "*")]
+    # The canonical field (record_id), never the key: a key can be anything.
+    assert [(e.row, e.field) for e in summary.rejected] == [(2, "record_id"), (3, "*")]
     assert all("not valid Unicode" in e.reason for e in summary.rejected)
     report = (tmp_path / "q" / "sessions.jsonl.rejects.csv").read_text(encoding="utf-8")
     assert [r["row"] for r in csv.DictReader(report.splitlines())] == ["2", "3"]
@@ -275,7 +276,7 @@ def test_a_json_lines_list_reaches_the_mapper_as_a_json_array(tmp_path: Path) ->
     assert first.values["presenting_issues"] == '["Sexting", "Online grooming"]'
     event = mapper(profile).map(first.row, first.values)
     assert event.online_risks == ("GROOMING", "NUDE_IMAGE_SHARING_U18")
-    assert isinstance(nested, RecordError) and nested.field == "presenting_issues"
+    assert isinstance(nested, RecordError) and nested.field == "risk"  # canonical, not the key
     assert isinstance(not_multi, RecordError) and not_multi.field == "outcome"
     assert isinstance(empty, SourceRecord)
     assert mapper(profile).map(empty.row, empty.values).online_risks == ()

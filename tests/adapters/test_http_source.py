@@ -5,24 +5,26 @@ No Kafka here: the events stop in the outbox (nothing drains it).
 
 from __future__ import annotations
 
+import csv
 import http.client
 import json
 import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.http_source import PushEndpoint, serve
+from adapters.http_source import PushEndpoint, provider_scope, serve
 from adapters.runner import AdapterRun, adapter_run
 from hub.codec import Codec
 from hub.errors import ConfigError
 from hub.models import CaseEvent
-from hub.pseudonymise import KeyRing, write_key_file
+from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
 from tests.conftest import free_port
 
@@ -285,9 +287,51 @@ def test_good_items_are_accepted_beside_bad_ones(
 
 
 def test_health_reports_the_pending_count(endpoint: PushEndpoint) -> None:
-    assert request(endpoint, "GET", "/health")[:2] == (200, {"status": "ok", "pending": 0})
+    status, body, _ = request(endpoint, "GET", "/health")
+    assert (status, body["status"], body["pending"]) == (200, "ok", 0)
+    assert body["oldest_pending_seconds"] == 0
     post(endpoint, [good("K-1"), good("K-2"), good("K-3")])
-    assert request(endpoint, "GET", "/health")[:2] == (200, {"status": "ok", "pending": 3})
+    status, body, _ = request(endpoint, "GET", "/health")
+    assert (status, body["status"], body["pending"]) == (200, "ok", 3)
+    assert body["forwarder"] == "stopped"  # nothing drains it here, but nothing is stale yet
+
+
+def test_health_is_503_while_events_wait_on_a_forwarder_that_is_not_sending(
+    settings: HubSettings, tmp_path: Path
+) -> None:
+    stale = settings.model_copy(update={"forwarder_stale_after": 0.5})
+    with (
+        adapter_run(stale, "generic", "counselling", quarantine=tmp_path / "q") as run,
+        serve(run, "127.0.0.1", free_port(), TOKENS) as endpoint,
+    ):
+        assert run.forwarder is not None
+        run.forwarder.status.set("waiting_for_kafka", "Kafka did not take the events")
+        assert request(endpoint, "GET", "/health")[0] == 200  # nothing pending
+        post(endpoint, [good("K-1"), good("K-2")])
+        time.sleep(0.6)
+        status, body, _ = request(endpoint, "GET", "/health")
+        assert status == 503
+        assert body["status"] == "stalled" and body["forwarder"] == "waiting_for_kafka"
+        assert body["pending"] == 2 and body["oldest_pending_seconds"] >= 0.5
+        assert "Kafka did not take the events" in body["detail"]
+        run.forwarder.status.set("sending")  # a forwarder sending a backlog is healthy
+        assert request(endpoint, "GET", "/health")[0] == 200
+
+
+def test_a_full_outbox_answers_503_and_says_why_in_the_log(
+    endpoint: PushEndpoint, run: AdapterRun, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert run.outbox is not None
+    db = run.outbox._db  # noqa: SLF001 (the disk is full: SQLite may not grow the file)
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    with caplog.at_level(logging.ERROR, logger="adapters"):
+        status, body, text = post(endpoint, [good(f"K-{i}") for i in range(200)])
+    assert status == 503
+    assert "again later" in body["error"] and str(run.outbox.path) not in text
+    assert "is full" in caplog.text and "Free space" in caplog.text
+    assert str(run.outbox.path) in caplog.text
+    db.execute("PRAGMA max_page_count = 1073741823")  # space is back
+    assert post(endpoint, [good(f"K-{i}") for i in range(200)])[0] == 202
 
 
 def test_unknown_paths_are_404(endpoint: PushEndpoint) -> None:
@@ -352,3 +396,111 @@ def test_serve_refuses_a_dry_run_and_no_tokens(settings: HubSettings, run: Adapt
             serve(dry, "127.0.0.1", 0, TOKENS)
     with pytest.raises(ConfigError):
         serve(run, "127.0.0.1", 0, {})
+
+
+# --- keys are never echoed ------------------------------------------------------------
+
+
+def test_an_unknown_key_is_never_echoed(
+    endpoint: PushEndpoint, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A JSON key can itself be an identifier: errors name the canonical field or "other"."""
+    key = "Zara Nowak DOB 2013-05-02 NHS 9434765919"
+    items = [
+        good("K-1"),
+        {**good("K-2"), key: {"Begbie": "value"}},
+        {**good("K-3"), key: ["a list under a key the profile does not map"]},
+        {**good("K-4"), "risk_codes": [["grooming"]]},  # a known key: its canonical field
+        {**good("K-5"), "RISK_CODES ": {"Begbie": 1}},
+    ]
+    with caplog.at_level(logging.DEBUG):
+        status, body, text = post(endpoint, items)
+
+    assert status == 202 and body["accepted"] == 1
+    found = [(r["index"], r["field"]) for r in body["rejected"]]
+    assert found == [(1, "other"), (2, "other"), (3, "risk"), (4, "risk")]
+    report = (tmp_path / "q" / f"{body['request']}.rejects.csv").read_text()
+    fields = [row["field"] for row in csv.DictReader(report.splitlines())]
+    assert fields == ["other", "other", "risk", "risk"]
+    for where in (text, report, caplog.text):
+        for part in ("Zara", "Nowak", "9434765919", "2013-05-02", "RISK_CODES", "Begbie"):
+            assert part not in where
+
+
+# --- provider-scoped records ----------------------------------------------------------
+
+SESSION = {
+    "session_id": "s-1",
+    "event": "chat_session",
+    "session_date": "2026-09-14",
+    "user_id": "u-1",
+    "age": "14",
+    "local_authority": "Brierley Hill",
+    "presenting_issues": ["sexting"],
+}
+
+
+@pytest.fixture
+def counselling(settings: HubSettings, tmp_path: Path) -> Iterator[PushEndpoint]:
+    with (
+        adapter_run(settings, "counselling", None, quarantine=tmp_path / "q") as opened,
+        serve(opened, "127.0.0.1", free_port(), TOKENS) as started,
+    ):
+        yield started
+
+
+def changes(answer: dict[str, Any]) -> tuple[int, int, int, int]:
+    return answer["new"], answer["corrected"], answer["withdrawn"], answer["unchanged"]
+
+
+def test_two_providers_never_overwrite_or_drop_each_others_records(
+    counselling: PushEndpoint, settings: HubSettings
+) -> None:
+    """The same session id and user id from two providers are two records and two users."""
+    kooth = post(counselling, SESSION)
+    chatline = post(counselling, SESSION, token=OTHER)  # the very same item: still new
+    chatline_changed = post(counselling, {**SESSION, "age": "16"}, token=OTHER)
+    kooth_again = post(counselling, SESSION)  # a resend: recognised as unchanged
+    chatline_again = post(counselling, {**SESSION, "age": "16"}, token=OTHER)
+
+    assert [status for status, _, _ in (kooth, chatline, chatline_changed)] == [202] * 3
+    assert changes(kooth[1]) == (1, 0, 0, 0)
+    assert changes(chatline[1]) == (1, 0, 0, 0)
+    assert changes(chatline_changed[1]) == (0, 1, 0, 0)  # its own record, not kooth's
+    assert changes(kooth_again[1]) == (0, 0, 0, 1)
+    assert changes(chatline_again[1]) == (0, 0, 0, 1)
+
+    rows = outbox_rows(settings.outbox)
+    codec = Codec("case_event")
+    events = [CaseEvent.from_avro(codec.decode(value)) for _, _, value in rows]
+    assert len(events) == 3
+    by_key: dict[str, list[CaseEvent]] = {}
+    for event in events:
+        by_key.setdefault(event.record_key, []).append(event)
+    assert sorted(len(v) for v in by_key.values()) == [1, 2]  # kooth 1, chatline 2 versions
+    assert len({e.subject for e in events}) == 2  # one user id, two providers: two users
+    # The record key stays keyed (HMAC under the partnership key), scoped to the provider.
+    pseudonymiser = Pseudonymiser.from_settings(settings)
+    kooth_key = pseudonymiser.record_key("counselling", provider_scope("kooth") + "s-1")
+    chatline_key = pseudonymiser.record_key("counselling", provider_scope("chatline") + "s-1")
+    assert set(by_key) == {kooth_key, chatline_key}
+    assert pseudonymiser.record_key("counselling", "s-1") not in by_key
+    for _, _, value in rows:
+        for planted in (b"s-1", b"u-1", b"kooth", b"chatline", b"Brierley"):
+            assert planted not in value
+    assert {e.area_code for e in events} == {"brierley-hill"}
+
+
+def test_one_providers_withdrawal_leaves_another_providers_record(
+    endpoint: PushEndpoint, run: AdapterRun
+) -> None:
+    assert changes(post(endpoint, good("K-1"))[1]) == (1, 0, 0, 0)
+    withdrawal = {**good("K-1"), "record_version": 2, "event_type": "withdrawn"}
+    status, answer, _ = post(endpoint, withdrawal, token=OTHER)
+    assert status == 202 and answer["accepted"] == 1
+    assert run.outbox is not None
+    pseudonymiser = run.adapter.pseudonymiser
+    kooth_key = pseudonymiser.record_key("counselling", provider_scope("kooth") + "K-1")
+    live = {state.record_key for state in run.outbox.live_records("counselling")}
+    assert kooth_key in live
+    assert changes(post(endpoint, good("K-1"))[1]) == (0, 0, 0, 1)  # still kooth's, unchanged

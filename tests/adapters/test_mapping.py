@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from adapters.mapping import RowMapper
 from adapters.profile import load_profile, shipped_profiles
 from adapters.synth import COLUMNS
+from hub.areas import Area, AreaError, Areas
 from hub.errors import RecordError
 from hub.models import LinkageBasis
 from hub.pseudonymise import KeyRing, Pseudonymiser
@@ -112,3 +113,92 @@ def test_generated_rows_never_crash_any_profile(name: str, data: st.DataObject) 
         mapper.map(2, row)
     except RecordError as error:
         assert error.row == 2 and error.field
+
+
+# --- areas: a closed vocabulary from the agreement ---------------------------------------
+
+AREAS = Areas(
+    [
+        Area("E08000027", "Dudley Metropolitan Borough", ("Dudley MBC",)),
+        Area("brierley-hill", "Brierley Hill"),
+    ]
+)
+SESSION = {
+    "session_id": "s-1",
+    "event": "chat_session",
+    "session_date": "2026-09-14",
+    "user_id": "u-4471",
+    "age": "14",
+    "presenting_issues": "sexting",
+}
+#: What an attacker put in an area column: names, a date of birth, NHS numbers, postcodes.
+FREE_TEXT_AREAS = (
+    "Jane Smith DOB 03/04/2012 NHS 9434765919",
+    "DY1 4RT",
+    "dy14rt",
+    "9434765919",
+    "Brierley",  # near a name, not one
+    "Dudley",  # the town is not the borough: not listed
+    "E08000027 Jane Smith",
+)
+
+
+def counselling(areas: Areas | None = AREAS) -> RowMapper:
+    return RowMapper(
+        load_profile("counselling"), Pseudonymiser(KeyRing.generate("t")), "feed", areas=areas
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "code"),
+    [
+        ("area", "Brierley Hill", "brierley-hill"),
+        ("region", "  brierley   HILL ", "brierley-hill"),
+        ("local_authority", "e08000027", "E08000027"),
+        ("local_authority", "Dudley MBC", "E08000027"),
+        ("local_authority", "DUDLEY metropolitan borough", "E08000027"),
+    ],
+)
+def test_an_area_cell_naming_a_listed_area_becomes_its_code(
+    header: str, cell: str, code: str
+) -> None:
+    event = counselling().map(2, SESSION | {header: cell})
+    assert event.area_code == code
+
+
+@pytest.mark.parametrize("cell", FREE_TEXT_AREAS)
+@pytest.mark.parametrize("header", ["area", "local_authority", "region"])
+def test_any_other_area_cell_is_rejected_without_its_value(
+    header: str, cell: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RecordError) as error:
+        counselling().map(5, SESSION | {header: cell})
+    assert (error.value.row, error.value.field) == (5, "area")
+    assert error.value.reason == "not one of the agreement's areas (by code, name or alias)"
+    text = str(error.value) + repr(error.value) + caplog.text
+    for part in (cell.strip(), "Jane", "9434765919", "DY1 4RT", "03/04/2012", "Brierley"):
+        assert part not in text
+
+
+@pytest.mark.parametrize("areas", [None, Areas()])
+def test_without_areas_in_the_agreement_no_area_cell_is_accepted(areas: Areas | None) -> None:
+    with pytest.raises(RecordError) as error:
+        counselling(areas).map(2, SESSION | {"area": "Brierley Hill"})
+    assert error.value.field == "area"
+    assert "the agreement lists no areas" in error.value.reason
+    assert "Brierley" not in str(error.value)
+    assert counselling(areas).map(2, SESSION).area_code == "unknown"  # no area cell: fine
+
+
+def test_without_an_area_cell_the_postcode_is_minimised() -> None:
+    mapper = RowMapper(
+        load_profile("generic"), Pseudonymiser(KeyRing.generate("t")), "x", areas=AREAS
+    )
+    assert mapper.map(2, ROW).area_code == "B63 3"
+    assert mapper.map(2, ROW | {"postcode": "Begum"}).area_code == "unknown"
+
+
+def test_the_agreement_refuses_a_term_naming_two_areas() -> None:
+    with pytest.raises(AreaError, match="already names the area 'a'"):
+        Areas([Area("a", "Sedgley"), Area("b", " SEDGLEY ")])

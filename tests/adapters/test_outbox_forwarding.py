@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import pytest
 from kafka import KafkaConsumer
+from prometheus_client import CollectorRegistry
 
 from adapters.csv_source import CsvSource
+from adapters.http_source import serve
 from adapters.mapping import RowMapper
+from adapters.metrics import AdapterMetrics
 from adapters.outbox import Outbox, OutboxItem
+from adapters.pipeline import Backoff, Forwarder
 from adapters.profile import load_profile
+from adapters.runner import adapter_run
 from adapters.synth import child_pool, synth_rows, write_csv
 from hub.broker import Broker
 from hub.codec import Codec
-from hub.errors import RecordError
+from hub.demo import scrape
+from hub.errors import OutboxError, RecordError
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 from hub.topics import apply_topics, declared_topics
-from tests.conftest import WorkerProcess, ground_truth, settings_env
+from tests.adapters.test_http_source import good
+from tests.conftest import WorkerProcess, free_port, ground_truth, hub, settings_env
 
 
 def expected_event_ids(settings: HubSettings, path: Path, agency: str) -> set[str]:
@@ -79,6 +95,11 @@ def wait_for(condition: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def db(outbox: Outbox) -> sqlite3.Connection:
+    """The outbox's own connection, to make its disk full or read-only (PRAGMAs)."""
+    return outbox._db  # noqa: SLF001
 
 
 def test_outbox_stores_each_event_once_and_keeps_watermarks(tmp_path: Path) -> None:
@@ -229,3 +250,393 @@ def test_adapter_sigkilled_mid_file_resumes_without_duplicates_counted(
         time.sleep(0.5)
     time.sleep(3)
     assert worker.metrics()["hub_events_counted"] == truth.records
+
+
+# --- supervised forwarding: outages, disk errors, a damaged outbox ------------------------
+def test_outbox_errors_name_the_file_and_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    try:
+        outbox.put([OutboxItem("e0", "t", b"k", b"v")])
+        pages = db(outbox).execute("PRAGMA page_count").fetchone()[0]
+        db(outbox).execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+        with pytest.raises(OutboxError) as full:
+            outbox.put([OutboxItem(f"e{i}", "t", b"k", b"v" * 500) for i in range(1, 100)])
+        assert full.value.kind == "full" and not full.value.fatal
+        assert str(path) in str(full.value) and "Free space" in str(full.value)
+        assert outbox.counts() == (1, 0)  # the failed transaction left nothing behind
+        db(outbox).execute("PRAGMA query_only = ON")  # as a read-only file or mount would
+        with pytest.raises(OutboxError) as readonly:
+            outbox.mark_sent(["e0"])
+        assert readonly.value.kind == "readonly" and "permission" in str(readonly.value)
+    finally:
+        outbox.close()
+
+    damaged = tmp_path / "damaged.sqlite"
+    damaged.write_bytes(b"not a database" * 500)
+    with pytest.raises(OutboxError) as corrupt:
+        Outbox(damaged)
+    assert corrupt.value.fatal and str(damaged) in str(corrupt.value)
+    assert "move it aside" in str(corrupt.value) and "lost" in str(corrupt.value)
+    assert "\n" not in str(corrupt.value)
+
+
+class _RecordingPublisher:
+    """Acknowledges everything, counting what it was given per event id."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+
+    def send(self, items: Sequence[OutboxItem]) -> list[str]:
+        self.sent.update(i.event_id for i in items)
+        return [i.event_id for i in items]
+
+    def close(self) -> None:
+        pass
+
+
+class _BrokenPublisher:
+    """kafka-python after an outage: send raises a timeout, and so does close."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def send(self, items: Sequence[OutboxItem]) -> list[str]:
+        raise TimeoutError("Timeout waiting for future")
+
+    def close(self) -> None:
+        self.closed += 1
+        raise TimeoutError("Timeout after waiting for 5 secs")
+
+
+def test_forwarder_replaces_a_broken_client_and_retries_the_mark_without_resending(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    writer = Outbox(path)
+    writer.put(
+        OutboxItem(f"event-{i:04d}-{'x' * 30}", "t", b"k" * 40, b"v" * 100) for i in range(200)
+    )
+    forwarding = Outbox(path)
+    pages = db(forwarding).execute("PRAGMA page_count").fetchone()[0]
+    db(forwarding).execute(f"PRAGMA max_page_count = {pages}")  # the disk fills up
+    broken, recording = _BrokenPublisher(), _RecordingPublisher()
+    registry = CollectorRegistry()
+    metrics = AdapterMetrics(registry, "camhs")
+    forwarder = Forwarder(
+        forwarding,
+        broken,
+        metrics,
+        new_publisher=lambda: recording,
+        backoff=Backoff(0.05, 0.2),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=forwarder.follow, args=(stop, 0.05))
+    with caplog.at_level(logging.INFO, logger="adapters"):
+        thread.start()
+        try:
+            wait_for(lambda: forwarder.status.read()[0] == "outbox_error", 10, "the mark to fail")
+            assert broken.closed == 1  # discarded, and a new client made
+            state, detail, _ = forwarder.status.read()
+            assert "is full" in detail and str(path) in detail
+            time.sleep(0.5)  # several retries of the mark, none of the send
+            assert set(recording.sent.values()) == {1} and len(recording.sent) == 200
+            assert writer.counts() == (200, 0)
+            db(forwarding).execute("PRAGMA max_page_count = 1073741823")  # space is back
+            wait_for(lambda: writer.counts() == (0, 200), 10, "the mark to succeed")
+            assert forwarder.status.read()[0] == "sending"
+        finally:
+            stop.set()
+            thread.join(10)
+    assert forwarder.status.read()[0] == "stopped"
+    assert set(recording.sent.values()) == {1}  # each event sent once
+    assert registry.get_sample_value("hub_adapter_events_sent_total", {"agency": "camhs"}) == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("forwarder waiting for kafka" in m for m in warnings) == 1, warnings
+    assert sum("forwarder outbox error" in m for m in warnings) == 1, warnings
+    assert sum("sending again" in m for m in warnings) == 1, warnings
+    writer.close()
+    forwarding.close()
+
+
+def test_a_damaged_outbox_stops_the_forwarder_and_says_so(tmp_path: Path) -> None:
+    damaged = tmp_path / "outbox.sqlite"
+    damaged.write_bytes(b"not a database" * 500)
+    forwarder = Forwarder(lambda: Outbox(damaged), _RecordingPublisher(), backoff=Backoff(0, 0))
+    with pytest.raises(OutboxError, match="damaged"):
+        forwarder.follow(threading.Event(), 0.05)
+    assert forwarder.status.read()[0] == "failed"
+
+    settings = HubSettings(outbox=damaged, bootstrap="127.0.0.1:1")
+    result = hub(settings, "adapter", "drain", "--follow", "--metrics-port", "0")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: The outbox"), result.stderr
+    assert "move it aside" in lines[0] and "lost" in lines[0]
+
+
+#: How long Kafka stays away in the outage tests (from the broker's stop to its start).
+OUTAGE = 50.0
+
+
+def outage_settings(hub_settings: HubSettings, broker: Broker) -> HubSettings:
+    """The test's settings on its private broker, with short timeouts and retries."""
+    return hub_settings.model_copy(
+        update={
+            "broker_data": broker.settings.broker_data,
+            "broker_port": broker.settings.broker_port,
+            "controller_port": broker.settings.controller_port,
+            "adapter_metrics_port": free_port(),
+            "publish_timeout": 5.0,
+            "forwarder_backoff": 0.2,
+            "forwarder_backoff_max": 2.0,
+            "forwarder_stale_after": 3.0,
+        }
+    )
+
+
+def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+            return int(response.status), dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(json.loads(exc.read()))
+
+
+def push(url: str, token: str, items: list[dict[str, Any]]) -> int:
+    request = urllib.request.Request(  # noqa: S310 (loopback)
+        url,
+        data=json.dumps(items).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        body = json.loads(response.read())
+    assert response.status == 202 and body["new"] == len(items), body
+    return len(items)
+
+
+def forwarder_metrics(url: str, agency: str) -> dict[str, float]:
+    scraped = scrape(url)
+    found = {
+        key.split('state="')[1].split('"')[0]: value
+        for key, value in scraped.items()
+        if key.startswith("hub_adapter_forwarder_state{")
+    }
+    for name in ("hub_adapter_forwarder_stalled", "hub_adapter_outbox_oldest_pending_seconds"):
+        found[name] = scraped[f'{name}{{agency="{agency}"}}']
+    return found
+
+
+def exactly_once_on_topic(settings: HubSettings, topic: str, expected: int) -> None:
+    on_topic = event_ids_on(settings, topic)
+    assert len(on_topic) == len(set(on_topic)) == expected, (len(on_topic), expected)
+
+
+def test_serve_rides_out_a_kafka_outage_and_sends_every_event_once(
+    hub_settings: HubSettings, private_broker: Broker, tmp_path: Path
+) -> None:
+    settings = outage_settings(hub_settings, private_broker)
+    private_broker.start(quiet=True)
+    apply_topics(settings, declared_topics(settings))
+    token = "t" * 40
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({token: "kooth"}))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    metrics_url = f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics"
+    adapter = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "adapter", "run", "--profile", "generic"]
+        + ["--agency", "camhs", "--serve", str(port), "--tokens", str(tokens)]
+        + ["--quarantine", str(tmp_path / "q")],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def health() -> tuple[int, dict[str, Any]]:
+        assert adapter.poll() is None, "the adapter exited"
+        try:
+            return get_json(f"{base}/health")
+        except OSError:
+            return 0, {}
+
+    def items(batch: int) -> list[dict[str, Any]]:
+        return [good(f"B{batch}-{i}") for i in range(40)]
+
+    try:
+        wait_for(lambda: health()[0] == 200, 30, "the endpoint")
+        accepted = push(f"{base}/events", token, items(1))
+        wait_for(lambda: health()[1].get("pending") == 0, 30, "the first batch to be sent")
+
+        private_broker.stop()  # Kafka goes away
+        stopped = time.monotonic()
+        accepted += push(f"{base}/events", token, items(2))  # still accepted
+        wait_for(lambda: health()[0] == 503, 40, "/health to say the forwarder is stalled")
+        status, body = health()
+        assert body["forwarder"] == "waiting_for_kafka" and body["pending"] == 40, body
+        assert body["oldest_pending_seconds"] > settings.forwarder_stale_after
+        assert "Kafka" in body["detail"]
+        seen = forwarder_metrics(metrics_url, "camhs")
+        assert seen["waiting_for_kafka"] == 1 and seen["sending"] == 0, seen
+        assert seen["hub_adapter_forwarder_stalled"] == 1
+        assert seen["hub_adapter_outbox_oldest_pending_seconds"] > 3
+        accepted += push(f"{base}/events", token, items(3))
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+        assert health()[0] == 503
+
+        private_broker.start(quiet=True)  # Kafka is back; the adapter was never restarted
+        wait_for(
+            lambda: health() == (200, health()[1]) and health()[1]["pending"] == 0,
+            60,
+            "the outbox to drain",
+        )
+        assert health()[1]["forwarder"] == "sending"
+        assert forwarder_metrics(metrics_url, "camhs")["hub_adapter_forwarder_stalled"] == 0
+    finally:
+        os.killpg(adapter.pid, signal.SIGINT)
+        output = adapter.communicate(timeout=60)[0].decode()
+        print(output)  # shown when the test fails
+    exactly_once_on_topic(settings, settings.case_topic("camhs"), accepted)
+    assert output.count("forwarder waiting for kafka") == 1, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_watch_rides_out_a_kafka_outage_and_sends_every_event_once(
+    hub_settings: HubSettings, private_broker: Broker, tmp_path: Path
+) -> None:
+    settings = outage_settings(hub_settings, private_broker)
+    private_broker.start(quiet=True)
+    apply_topics(settings, declared_topics(settings))
+    metrics_url = f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics"
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    pool = child_pool(60)
+    exports = []
+    for seed in (1, 2, 3):
+        path = tmp_path / f"export-{seed}.csv"
+        write_csv(path, synth_rows("camhs", 150, seed, pool))
+        exports.append(path)
+    expected = set().union(*(expected_event_ids(settings, p, "camhs") for p in exports))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "adapter", "run", "--profile", "generic"]
+        + ["--agency", "camhs", "--watch", str(drop), "--quarantine", str(tmp_path / "q")],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def state() -> dict[str, float]:
+        assert watcher.poll() is None, "the adapter exited"
+        try:
+            return forwarder_metrics(metrics_url, "camhs")
+        except (OSError, KeyError):
+            return {}
+
+    try:
+        exports[0].rename(drop / exports[0].name)
+        wait_for(
+            lambda: (
+                outbox_counts(settings.outbox)[1] > 0 and outbox_counts(settings.outbox)[0] == 0
+            ),
+            60,
+            "the first file to be sent",
+        )
+        private_broker.stop()
+        stopped = time.monotonic()
+        exports[1].rename(drop / exports[1].name)
+        wait_for(lambda: state().get("hub_adapter_forwarder_stalled") == 1, 40, "stalled")
+        seen = state()
+        assert seen["waiting_for_kafka"] == 1 and seen["sending"] == 0, seen
+        assert seen["hub_adapter_outbox_oldest_pending_seconds"] > 3
+        exports[2].rename(drop / exports[2].name)
+        wait_for(lambda: len(list((drop / "done").iterdir())) == 3, 30, "the files to be read")
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+        assert outbox_counts(settings.outbox)[0] > 0
+
+        private_broker.start(quiet=True)
+        wait_for(lambda: outbox_counts(settings.outbox)[0] == 0, 60, "the outbox to drain")
+        wait_for(lambda: state().get("sending") == 1, 10, "the forwarder to say sending")
+        assert state()["hub_adapter_forwarder_stalled"] == 0
+    finally:
+        os.killpg(watcher.pid, signal.SIGINT)
+        output = watcher.communicate(timeout=60)[0].decode()
+        print(output)  # shown when the test fails
+    assert outbox_counts(settings.outbox) == (0, len(expected))
+    exactly_once_on_topic(settings, settings.case_topic("camhs"), len(expected))
+    assert output.count("forwarder waiting for kafka") == 1, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_a_full_disk_and_a_read_only_outbox_are_ridden_out_without_resending(
+    topics: HubSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = topics.model_copy(
+        update={
+            "forwarder_backoff": 0.1,
+            "forwarder_backoff_max": 0.5,
+            "forwarder_stale_after": 1.0,
+        }
+    )
+    opened: list[sqlite3.Connection] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = real_connect(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    token = "t" * 40
+    with (
+        caplog.at_level(logging.INFO, logger="adapters"),
+        adapter_run(settings, "generic", "camhs", quarantine=tmp_path / "q") as run,
+        serve(run, "127.0.0.1", free_port(), {token: "kooth"}) as endpoint,
+        run.forwarding_in_background(poll=0.1),
+    ):
+        assert run.outbox is not None
+        ingesting = db(run.outbox)
+        events, health = f"{endpoint.url}/events", f"{endpoint.url}/health"
+        accepted = push(events, token, [good(f"A-{i}") for i in range(40)])
+        wait_for(lambda: get_json(health)[1]["pending"] == 0, 30, "the first batch to be sent")
+        # The forwarder's own connection (its thread's outbox), not the scrapes' short ones.
+        (forwarding,) = [c for c in opened if c is not ingesting and c.isolation_level is None]
+
+        # The disk is full: a push is refused with 503, the log says why, nothing is lost.
+        for connection in (ingesting, forwarding):
+            pages = connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            push(events, token, [good(f"B-{i}") for i in range(200)])
+        assert refused.value.code == 503
+        assert "is full" in caplog.text and "Free space" in caplog.text
+        assert get_json(health)[0] == 200  # nothing waits: the forwarder is fine
+        for connection in (ingesting, forwarding):
+            connection.execute("PRAGMA max_page_count = 1073741823")  # space is back
+
+        # The outbox turns read-only under the forwarder: what Kafka acknowledged is kept
+        # in memory and marked once it can be, never sent twice.
+        forwarding.execute("PRAGMA query_only = ON")
+        accepted += push(events, token, [good(f"C-{i}") for i in range(40)])
+        wait_for(lambda: get_json(health)[0] == 503, 30, "/health to report the outbox error")
+        body = get_json(health)[1]
+        assert body["forwarder"] == "outbox_error" and body["pending"] == 40, body
+        assert "cannot be written" in body["detail"] and str(settings.outbox) in body["detail"]
+        assert run.metrics is not None
+        assert (
+            run.metrics.registry.get_sample_value(
+                "hub_adapter_forwarder_state", {"agency": "camhs", "state": "outbox_error"}
+            )
+            == 1
+        )
+        time.sleep(1)  # several retries of the mark
+        forwarding.execute("PRAGMA query_only = OFF")
+        wait_for(lambda: get_json(health)[1]["pending"] == 0, 30, "the mark to succeed")
+        assert get_json(health)[0] == 200
+    exactly_once_on_topic(settings, settings.case_topic("camhs"), accepted)
+    assert caplog.text.count("forwarder outbox error") == 1

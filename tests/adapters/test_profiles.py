@@ -23,6 +23,7 @@ from hub.errors import RecordError
 from hub.models import CaseEvent, LinkageBasis, Outcome, Role, Sex
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.taxonomy import STARTER_CODES
+from tests.conftest import example_areas
 
 PROFILES = shipped_profiles()
 POOL = child_pool(40, seed=3)
@@ -59,7 +60,7 @@ def mapped(
     profile: Profile, path: Path, pseudonymiser: Pseudonymiser
 ) -> dict[int, CaseEvent | RecordError]:
     """Each data row's event, or the error that rejected it, by row number."""
-    mapper = RowMapper(profile, pseudonymiser, str(path))
+    mapper = RowMapper(profile, pseudonymiser, str(path), areas=example_areas())
     out: dict[int, CaseEvent | RecordError] = {}
     for record in file_source(path, profile).records():
         assert not isinstance(record, RecordError), f"the source refused a row: {record}"

@@ -86,6 +86,9 @@ def agreement_yaml() -> str:
         "  secondary_suppression: true\n"
         "retention:\n"
         "  case_events_days: 2555\n"
+        # The counselling feed's area cell (tests/e2e/agencies.py): an area the agreement lists.
+        "areas:\n"
+        "  - {code: E08000035, name: Leeds, aliases: [Leeds City Council]}\n"
     )
 
 

@@ -173,6 +173,61 @@ def test_duplicate_names_topics_and_case_topic_publication(tmp_path: Path) -> No
     ]
 
 
+# -- areas: the closed vocabulary of area cells --
+
+
+def test_the_example_lists_the_partnerships_areas() -> None:
+    areas = load_agreement(EXAMPLE).area_vocabulary
+    assert len(areas) == 7
+    assert areas.code_of("Brierley Hill") == "brierley-hill"
+    assert areas.code_of("  brierley   HILL ") == "brierley-hill"  # case and spacing
+    assert areas.code_of("BRIERLEY-HILL") == "brierley-hill"  # by code
+    assert areas.code_of("dudley town centre") == "dudley"  # by alias
+    assert areas.code_of("Brierley") is None
+    assert areas.code_of("DY1 4RT") is None
+
+
+def test_without_areas_the_vocabulary_is_empty() -> None:
+    data = example_data()
+    del data["areas"]
+    areas = Agreement.model_validate(data).area_vocabulary
+    assert len(areas) == 0 and not areas
+    assert areas.code_of("Dudley") is None
+
+
+def test_area_problems_are_each_reported_with_their_location(tmp_path: Path) -> None:
+    data = example_data()
+    data["areas"] = [
+        {"code": "dudley", "name": "Dudley", "aliases": ["Dudley town centre", "dudley"]},
+        {"code": "halesowen", "name": "DUDLEY"},  # a name another area has
+        {"code": "has space", "name": "Has space"},
+        {"code": "sedgley", "name": "Sedgley", "aliases": ["Halesowen"]},
+        {"code": "DY14RT", "name": "A full postcode"},
+        {"code": "nowhere", "name": "Unknown"},
+        {"code": "blank", "name": "  "},
+        {"code": "tabbed", "name": "Tab\tbed"},
+        {"name": "No code"},
+        {"code": "stourbridge", "name": "Stourbridge", "aliases": ["DY8 1AB"], "ward": 1},
+    ]
+    problems = [line.split(": ", 2)[1:] for line in check_agreement(write(tmp_path, data))]
+    found = {loc: message for loc, message in problems}
+    expected = {
+        "areas[1].name": "'DUDLEY' already names the area 'dudley' (areas[0])",
+        "areas[2].code": "should match pattern",
+        "areas[3].aliases[0]": "'Halesowen' already names the area 'halesowen' (areas[1])",
+        "areas[4].code": "a full postcode is not an area",
+        "areas[5].name": "'unknown' is the value of an area not recorded",
+        "areas[6].name": "must be printable text, not blank",
+        "areas[7].name": "must be printable text, not blank",
+        "areas[8].code": "Field required",
+        "areas[9].aliases": "a full postcode is not an area",
+        "areas[9].ward": "Extra inputs are not permitted",
+    }
+    assert set(found) == set(expected), problems
+    for loc, fragment in expected.items():
+        assert fragment in found[loc], (loc, found[loc])
+
+
 def test_unreadable_and_invalid_yaml_files_are_reported(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     [problem] = check_agreement(missing)

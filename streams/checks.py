@@ -1,0 +1,68 @@
+"""What the worker refuses to count, and why: one bounded reason per refused message.
+
+Every message the worker cannot turn into a plausible record version of the
+agency whose topic it arrived on is refused under one reason (the label of
+``hub_events_rejected_total``), logged with topic, partition and offset
+(never its content), and acknowledged: sending it again would not change it.
+
+* ``tombstone``: no value at all (a null-valued message).
+* ``undecodable``: not a case event (random or truncated bytes, a body that
+  does not match its schema, a record the hub cannot build a version from).
+* ``implausible``: a readable case event with a value no real record has
+  (``plausibility``).
+* ``wrong_agency``: the body names another agency than the topic it came on.
+  An event's agency is the topic it arrived on (DESIGN.md invariant 7): an
+  agency can write only its own topic, so the body's claim is not trusted.
+
+A message written with a schema this worker does not ship is not refused:
+it is most likely newer than the worker, and is kept (``streams.deferred``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+Reason = Literal["tombstone", "undecodable", "implausible", "wrong_agency"]
+REASONS: tuple[Reason, ...] = ("tombstone", "undecodable", "implausible", "wrong_agency")
+
+#: Nothing the partnership shares happened or was reported before this.
+EARLIEST = date(1990, 1, 1)
+#: How far ahead of the worker's clock a date may be (time zones, clock skew).
+FUTURE_TOLERANCE = timedelta(days=2)
+#: The adapters' clock versions count seconds from here (``adapters.versions.EPOCH``).
+VERSION_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+#: Avro int's largest value: a record at it could never be corrected again.
+VERSION_CEILING = 2**31 - 1
+
+
+def clock_version(now: datetime) -> int:
+    """The version an adapter's clock would give at `now` (``adapters.versions``)."""
+    return max(1, int((now - VERSION_EPOCH).total_seconds()))
+
+
+def implausible(record: Mapping[str, Any], now: datetime) -> str | None:
+    """Which field of a decoded case event no real record could have, or None.
+
+    Dates before 1990 or more than two days ahead; a record version below 0, or
+    beyond the adapters' clock version a day from now (profiles with their own
+    version column use small numbers; a version that high would block every
+    later correction of the record).
+    """
+    latest = now + FUTURE_TOLERANCE
+    occurred = record.get("occurred_on")
+    if not isinstance(occurred, date) or not EARLIEST <= occurred <= latest.date():
+        return "occurred_on"
+    reported = record.get("reported_at")
+    if not isinstance(reported, datetime):
+        return "reported_at"
+    if reported.tzinfo is None:
+        reported = reported.replace(tzinfo=UTC)
+    if not datetime(EARLIEST.year, 1, 1, tzinfo=UTC) <= reported <= latest:
+        return "reported_at"
+    version = record.get("record_version")
+    ceiling = min(VERSION_CEILING - 1, clock_version(now + timedelta(days=1)))
+    if not isinstance(version, int) or not 0 <= version <= ceiling:
+        return "record_version"
+    return None
