@@ -376,7 +376,7 @@ def test_a_damaged_outbox_stops_the_forwarder_and_says_so(tmp_path: Path) -> Non
 
 
 #: How long Kafka stays away in the outage tests (from the broker's stop to its start).
-OUTAGE = 50.0
+OUTAGE = 60.0
 
 
 def outage_settings(hub_settings: HubSettings, broker: Broker) -> HubSettings:
@@ -400,7 +400,8 @@ def get_json(url: str) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
             return int(response.status), dict(json.loads(response.read()))
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(json.loads(exc.read()))
+        with exc:  # an error answer holds the connection until it is closed
+            return exc.code, dict(json.loads(exc.read()))
 
 
 def push(url: str, token: str, items: list[dict[str, Any]]) -> int:
@@ -613,6 +614,7 @@ def test_a_full_disk_and_a_read_only_outbox_are_ridden_out_without_resending(
             connection.execute(f"PRAGMA max_page_count = {pages}")
         with pytest.raises(urllib.error.HTTPError) as refused:
             push(events, token, [good(f"B-{i}") for i in range(200)])
+        refused.value.close()
         assert refused.value.code == 503
         assert "is full" in caplog.text and "Free space" in caplog.text
         assert get_json(health)[0] == 200  # nothing waits: the forwarder is fine

@@ -27,6 +27,7 @@ from hub.minimise import Minimiser
 from hub.models import CaseEvent, LinkageBasis
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
+from hub.taxonomy import Taxonomy
 from tests.adapters.case_db import GOOD, Database
 from tests.conftest import free_port
 
@@ -308,3 +309,34 @@ def test_a_failing_query_names_the_source_and_what_to_check(db: Database) -> Non
     stale = SqlSource(db.url, QUERY, WATERMARK, "42")
     with pytest.raises(SourceError, match="stored watermark does not fit"):
         list(stale.records())
+
+
+PLANTED = ("Zelda Quixotefield DOB 03/04/2012 NHS 9434765919", "DY1 4RT", "9434765919")
+
+
+def test_planted_free_text_in_any_column_never_reaches_an_event_or_a_report(
+    db: Database, run: AdapterRun, tmp_path: Path
+) -> None:
+    """Free text, a full postcode or an NHS number in every column the view shares: no
+    event in the outbox (what Kafka would get), no rejection and no quarantine report
+    carries it."""
+    columns = ("event_type", "sex", "postcode", "online_component", "outcome", "record_id")
+    rows: list[dict[str, object]] = []
+    for column in columns:
+        for cell in PLANTED:
+            n = len(rows)
+            at = f"2026-09-14 10:{n:02}:00+00"
+            rows.append({"record_id": f"CS-{n}", column: cell, "updated_at": at})
+    rows.append({"record_id": "CS-risk", "risk_codes": list(PLANTED)})
+    db.insert(*rows)
+    summary = run_sql(run, db.url, QUERY, WATERMARK)
+    assert summary.read == len(rows) and summary.accepted > 0 and summary.rejected
+    sent = b"".join(item.value + item.key for item in run.outbox.pending()) if run.outbox else b""
+    shown = "\n".join([summary.line(), *(str(e) for e in summary.rejected + summary.warnings)])
+    reports = "".join(p.read_text() for p in (tmp_path / "quarantine").glob("*.csv"))
+    for cell in PLANTED:
+        assert cell.encode() not in sent, cell
+        assert cell not in shown and cell not in reports, cell
+    for event in events(run):
+        assert event.area_code in ("DY1 4", "unknown")
+        assert set(event.online_risks) <= set(Taxonomy().codes)
