@@ -114,13 +114,23 @@ class TopicReader:
         watch = _AuthFailures()
         kafka_log = logging.getLogger("kafka")
         kafka_log.addHandler(watch)
+        # With credentials, a bootstrap that timed out before the broker's answer to them
+        # (a loaded broker is slow to check a SCRAM password) is tried once more, so a
+        # wrong password is reported as such rather than as an unreachable broker.
+        attempts = 2 if config.get("sasl_plain_username") else 1
         try:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap,
-                client_id=client_id,
-                enable_auto_commit=False,
-                **config,
-            )
+            for attempt in range(attempts):
+                try:
+                    self._consumer = KafkaConsumer(
+                        bootstrap_servers=bootstrap,
+                        client_id=client_id,
+                        enable_auto_commit=False,
+                        **config,
+                    )
+                    break
+                except KafkaError:
+                    if watch.failure is not None or attempt + 1 == attempts:
+                        raise
         except KafkaError as exc:
             if watch.failure is not None:
                 user = config.get("sasl_plain_username")
