@@ -275,11 +275,11 @@ class _Ingest:
         try:
             row = self.mapper.map_row(item.row, item.values)
         except RecordError as exc:
+            self.mapper.take_notes()  # a rejected row's warnings are not kept
             summary.rejected.append(exc)
             self._note_identity(item)
             return None
-        finally:
-            summary.warnings.extend(self.mapper.take_notes())
+        summary.warnings.extend(self.mapper.take_notes())
         digest = self.adapter.versioner.digest(row.event)
         key = row.identity.key
         self.listed.add(key)
