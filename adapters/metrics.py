@@ -32,9 +32,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from adapters.csv_source import CsvSource
-from adapters.jsonl_source import JsonLinesSource
 from adapters.profile import SourceField
+from adapters.sources.delimited import CsvSource
+from adapters.sources.jsonl import JsonLinesSource
 from adapters.versions import CHANGES, Change
 from hub.errors import HubError, RecordError
 

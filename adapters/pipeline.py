@@ -40,8 +40,13 @@ from adapters.metrics import (
 )
 from adapters.outbox import Outbox, OutboxItem
 from adapters.profile import Profile
-from adapters.publisher import KafkaUnavailable, Publisher, make_publisher, partition_key
-from adapters.source import Source, SourceRecord
+from adapters.publishers.kafka_python import (
+    KafkaUnavailable,
+    Publisher,
+    make_publisher,
+    partition_key,
+)
+from adapters.sources.base import Source, SourceRecord
 from adapters.versions import CHANGES, Change, Resolved, SnapshotCheck, Versioner
 from hub.areas import Areas
 from hub.codec import Codec

@@ -28,18 +28,18 @@ from pathlib import Path
 import click
 from prometheus_client import CollectorRegistry
 
-from adapters.csv_source import CsvSource, FileError
-from adapters.jsonl_source import JsonLinesSource
 from adapters.mapping import check_risk_codes
 from adapters.metrics import AdapterMetrics
 from adapters.metrics import serve as serve_metrics
 from adapters.outbox import Outbox, pending_summary
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
-from adapters.publisher import make_publisher
-from adapters.source import Source
+from adapters.publishers.kafka_python import make_publisher
+from adapters.sources.base import Source
+from adapters.sources.delimited import CsvSource, FileError
+from adapters.sources.jsonl import JsonLinesSource
 from adapters.versions import SnapshotCheck
-from hub.agreement import load_agreement
+from hub.agreement.model import load_agreement
 from hub.errors import HubError, OutboxError
 from hub.minimise import Minimiser
 from hub.pseudonymise import Pseudonymiser
@@ -47,14 +47,14 @@ from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 PROGRESS_ABOVE_BYTES = 1_000_000
-#: Workbooks, read by adapters.spreadsheet_source (python-calamine, the `spreadsheet` extra).
+#: Workbooks, read by adapters.sources.spreadsheet (python-calamine, the `spreadsheet` extra).
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", *WORKBOOK_SUFFIXES)
 
 
 def file_source(path: Path, profile: Profile) -> Source:
     if path.suffix.lower() in WORKBOOK_SUFFIXES:
-        from adapters.spreadsheet_source import SpreadsheetSource
+        from adapters.sources.spreadsheet import SpreadsheetSource
 
         return SpreadsheetSource(path, profile)
     if profile.format == "jsonl" or path.suffix.lower() in (".jsonl", ".json"):
@@ -362,8 +362,8 @@ def report(summary: RunSummary) -> None:
 
 
 def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeout: float) -> None:
-    """Read new rows of a database query (adapters.sql_source), then send them."""
-    from adapters.sql_source import run_sql
+    """Read new rows of a database query (adapters.sources.sql), then send them."""
+    from adapters.sources.sql import run_sql
 
     summary = run_sql(run, url, query, watermark)
     click.echo(summary.line())
@@ -372,8 +372,8 @@ def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeo
 
 
 def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> None:
-    """The HTTP push endpoint until Ctrl-C (adapters.http_source)."""
-    from adapters.http_source import serve as open_endpoint
+    """The HTTP push endpoint until Ctrl-C (adapters.sources.http_push)."""
+    from adapters.sources.http_push import serve as open_endpoint
 
     if tokens_file is None:
         raise HubError('--serve needs --tokens FILE: JSON {"<bearer token>": "<provider>"}')

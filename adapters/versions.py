@@ -14,7 +14,7 @@ Versions follow the clock (seconds since 2020-01-01 UTC) so that an adapter
 that lost its outbox still numbers later changes above everything it sent
 before: the first export after the loss re-sends each record it lists under a
 new version with unchanged content, which the hub counts as a replay
-(`hub.records.classify`), and later corrections are never taken for stale
+(`streams.records.classify`), and later corrections are never taken for stale
 versions. Where the export has a version column (the profile maps
 ``record_version``), its versions are used as they are.
 

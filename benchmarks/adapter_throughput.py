@@ -45,11 +45,11 @@ from typing import Any
 
 from adapters.outbox import OutboxItem
 from adapters.runner import AdapterRun, adapter_run
-from adapters.synth import child_pool, synth_rows, write_csv
-from hub.broker import Broker
+from adapters.synth.cases import child_pool, synth_rows, write_csv
+from hub.ops.broker import Broker
+from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 
 AGENCY = "camhs"
 PROFILE = "generic"
@@ -275,8 +275,8 @@ def ingest_only(settings: HubSettings, csv_path: Path, rows: int, dry_run: bool)
 
 def stage_rates(settings: HubSettings, csv_path: Path, rows: int) -> dict[str, float]:
     """Rows/s of each ingest stage alone, on the first `rows` rows: read, map, to_avro, encode."""
-    from adapters.csv_source import CsvSource
-    from adapters.source import SourceRecord
+    from adapters.sources.base import SourceRecord
+    from adapters.sources.delimited import CsvSource
 
     rates: dict[str, float] = {}
     with adapter_run(settings, PROFILE, AGENCY, dry_run=True) as run:

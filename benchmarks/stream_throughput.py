@@ -64,14 +64,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adapters.publisher import partition_key
-from adapters.synth import DISTRICTS, EVENT_TYPES, OUTCOMES, RISK_WEIGHTS
-from hub.broker import Broker
+from adapters.publishers.kafka_python import partition_key
+from adapters.synth.cases import DISTRICTS, EVENT_TYPES, OUTCOMES, RISK_WEIGHTS
 from hub.codec import Codec
-from hub.kafka import broker_answers
+from hub.kafka.client import broker_answers
 from hub.models import CaseEvent, LinkageBasis, Pseudonym
+from hub.ops.broker import Broker
+from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 
 #: The checkout: the benchmark's child processes run `python -m benchmarks...` from here.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -486,7 +486,7 @@ def run_stateless(args: argparse.Namespace) -> None:
 def run_pipeline(args: argparse.Namespace) -> None:
     from prometheus_client import CollectorRegistry
 
-    from hub.agreement import load_agreement
+    from hub.agreement.model import load_agreement
     from streams.app import Worker
     from streams.metrics import WorkerMetrics
     from streams.state import WorkerState
@@ -543,7 +543,7 @@ def run_pipeline(args: argparse.Namespace) -> None:
 
 def run_state_memory(args: argparse.Namespace) -> None:
     """RSS growth while one PartitionState takes `--records` versions decoded from events."""
-    from hub.records import RecordVersion
+    from streams.records import RecordVersion
     from streams.state import PartitionState
 
     values = read_values(Path(args.values))

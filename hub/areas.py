@@ -3,7 +3,7 @@
 An area reaches Kafka in one of two ways only: derived from a postcode by the
 minimiser (`hub.minimise.Minimiser.area`: the partnership's lookup, else the
 postcode sector), or as the code of one of the areas the data-sharing
-agreement lists (``areas:`` in `hub.agreement`), when an agency's export has an
+agreement lists (``areas:`` in `hub.agreement.model`), when an agency's export has an
 area column of its own (an online counselling service records the user's
 local authority or town). Such a cell is matched by the area's code, name or
 any alias, ignoring case and spacing, and the code is what is shared;

@@ -88,7 +88,7 @@ class HubSettings(BaseSettings):
     security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
         default="PLAINTEXT",
         description="HUB_SECURITY_PROTOCOL: how clients reach Kafka; SASL_SSL in production"
-        " (see hub/security.py).",
+        " (see hub/kafka/security.py).",
     )
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
         default="SCRAM-SHA-512", description="HUB_SASL_MECHANISM: with a SASL protocol."

@@ -27,10 +27,10 @@ from typing import Any, TextIO
 
 from hub.codec import Codec
 from hub.errors import ConfigError, HubError
-from hub.kafka import TopicReader
-from hub.publish import parse_period
-from hub.security import client_security, principal
+from hub.kafka.client import TopicReader
+from hub.kafka.security import client_security, principal
 from hub.settings import HubSettings
+from streams.publish.publisher import parse_period
 
 COLUMNS = (
     "publication",

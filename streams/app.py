@@ -20,7 +20,7 @@ Exactness without a state write per event:
    after the committed offset. An event whose batch was written but not
    committed is seen again and dropped as a duplicate.
 
-The publisher (``hub.publish``) reads the same changelog, so published
+The publisher (``streams.publish.publisher``) reads the same changelog, so published
 counts are computed from exactly the durable state.
 
 A message that is not a plausible case event of its topic's agency never
@@ -45,11 +45,11 @@ from faust.types import TP, AppT, EventT, StreamT
 
 from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
-from hub.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, encode_batch
 from hub.settings import HubSettings
 from streams.checks import Reason, implausible
 from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
+from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, encode_batch
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)

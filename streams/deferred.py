@@ -27,7 +27,7 @@ from kafka.structs import OffsetAndMetadata
 
 from hub.codec import Codec
 from hub.errors import BrokerError, UnknownSchemaError
-from hub.security import client_security
+from hub.kafka.security import client_security
 from hub.settings import HubSettings
 
 ORIGIN_TOPIC = "hub-origin-topic"

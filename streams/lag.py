@@ -24,7 +24,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from hub.security import client_security
+from hub.kafka.security import client_security
 from hub.settings import HubSettings
 from streams.metrics import LagReport
 

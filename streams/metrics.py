@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.records import Kind
 from streams.checks import REASONS, Reason
+from streams.records import Kind
 from streams.state import WorkerState
 
 #: Lag per agency topic: (this worker's partitions, the whole consumer group's),

@@ -3,7 +3,7 @@
 Per partition (agency topics share one partition count and are keyed by
 subject pseudonym, so a partition holds every event of its children):
 
-* ``records``: record key -> its current version (``hub.records``), the dedup
+* ``records``: record key -> its current version (``streams.records``), the dedup
   state. Replays and older versions are dropped; a higher version retracts the
   old contribution and adds the new; a withdrawal retracts and stays as a
   tombstone so an older version cannot come back.
@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hub.records import Kind, RecordVersion, classify, supersedes
+from streams.records import Kind, RecordVersion, classify, supersedes
 
 
 @dataclass

@@ -9,7 +9,7 @@ What "on time" means, precisely. For an agency at the instant ``now``:
 
 - the *last deadline* D is the latest cron time at or before ``now`` (so from
   D itself onwards the new period is due), the *next deadline* the first one
-  strictly after ``now``, both among the instants `hub.agreement.next_local`
+  strictly after ``now``, both among the instants `hub.agreement.model.next_local`
   yields (a wall time skipped when clocks go forward falls an hour later, one
   repeated when they go back counts once, the first time): see
   `previous_local` and `following_local`;
@@ -64,7 +64,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.agreement import Agreement, aware, following_local, previous_local
+from hub.agreement.model import Agreement, aware, following_local, previous_local
 
 # Kafka stamps -1 when a message has no timestamp; ignore that and absurd values.
 _LAST_USABLE = datetime(9000, 1, 1, tzinfo=UTC).timestamp()

@@ -11,9 +11,9 @@ from faust.exceptions import ConsumerNotStarted
 from faust.worker import Worker as FaustWorker
 from prometheus_client import CollectorRegistry, start_http_server
 
-from hub.agreement import load_agreement
+from hub.agreement.model import load_agreement
 from hub.errors import BrokerError, HubError
-from hub.kafka import admin_client
+from hub.kafka.client import admin_client
 from hub.settings import HubSettings
 from streams.app import Worker
 from streams.deferred import replay_group

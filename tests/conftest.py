@@ -20,21 +20,21 @@ from pathlib import Path
 
 import pytest
 
-from adapters.csv_source import CsvSource
 from adapters.mapping import RowMapper
 from adapters.pipeline import RunSummary
 from adapters.profile import load_profile
 from adapters.runner import adapter_run
+from adapters.sources.delimited import CsvSource
 from hub import resources
-from hub.agreement import load_agreement
+from hub.agreement.model import load_agreement
 from hub.areas import Areas
-from hub.broker import Broker
-from hub.demo import scrape
+from hub.cli.demo import scrape
 from hub.errors import RecordError
 from hub.models import CaseEvent, EventType
+from hub.ops.broker import Broker
+from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 
 
 def example_areas() -> Areas:

@@ -22,9 +22,9 @@ import yaml
 from packaging.requirements import Requirement
 from pydantic import ValidationError
 
-from hub.agreement import check_agreement
-from hub.broker import kafka_version
+from hub.agreement.model import check_agreement
 from hub.cli import main
+from hub.ops.broker import kafka_version
 from hub.settings import HubSettings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hub.broker.launcher import port_is_free
-from hub.demo import scrape
-from hub.prometheus import Prometheus
+from hub.cli.demo import scrape
+from hub.ops.broker.launcher import port_is_free
+from hub.ops.prometheus import Prometheus
 from hub.settings import HubSettings
 from tests.conftest import free_port, settings_env
 from tests.test_grafana import panel_queries

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from hub.broker import kafka_version
 from hub.codec import versions
+from hub.ops.broker import kafka_version
 from hub.resources import DATA_PACKAGE
 from hub.schema_check import schema_names
 from tests.hub.test_codec import sample_event
@@ -48,7 +48,7 @@ NOT_SOURCE = shutil.ignore_patterns(
     ".demo",
 )
 #: The files of deploy/ the code reads: the example agreement (HUB_AGREEMENT's
-#: default), Prometheus' config and rules (hub.prometheus), the Kafka pom
+#: default), Prometheus' config and rules (hub.ops.prometheus), the Kafka pom
 #: (`hub broker fetch`).
 DEPLOY_FILES = (
     "agreement/example.yaml",
@@ -63,10 +63,11 @@ import io, json, sys
 import fastavro
 import adapters, hub, streams
 from adapters.profile import load_profile, shipped_profiles
-from hub import codec, prometheus, resources
-from hub.agreement import load_agreement
-from hub.broker import kafka_version
+from hub import codec, resources
+from hub.agreement.model import load_agreement
 from hub.models import CaseEvent
+from hub.ops import prometheus
+from hub.ops.broker import kafka_version
 from hub.schema_check import schema_names
 from hub.settings import HubSettings
 
@@ -151,7 +152,7 @@ def shipped_in_checkout() -> set[str]:
         for p in (REPO / package).rglob("*.py")
         if "__pycache__" not in p.parts
     }
-    files |= {p.relative_to(REPO).as_posix() for p in REPO.glob("hub/templates/*.j2")}
+    files |= {p.relative_to(REPO).as_posix() for p in REPO.glob("hub/report/templates/*.j2")}
     files |= {p.relative_to(REPO).as_posix() for p in REPO.glob("adapters/profiles/*.yaml")}
     files |= {f"{DATA_PACKAGE}/{p.relative_to(REPO).as_posix()}" for p in SCHEMAS.rglob("*.avsc")}
     files |= {f"{DATA_PACKAGE}/deploy/{name}" for name in DEPLOY_FILES}

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from adapters.profile import load_profile
-from hub.aggregate import SUBJECT_BASES
-from hub.agreement import load_agreement
-from hub.prometheus import Prometheus, recording_rules, render_config
-from hub.publish import period_starting
+from hub.agreement.model import load_agreement
+from hub.ops.prometheus import Prometheus, recording_rules, render_config
 from hub.settings import HubSettings
 from hub.subscribe import published_rows
+from streams.aggregate import SUBJECT_BASES
+from streams.publish.publisher import period_starting
 from tests.adapters.test_adapter_metrics import label, planted_export, quarantined
 from tests.conftest import WorkerProcess, free_port, settings_env
 from tests.streams.scenario import Scenario, send

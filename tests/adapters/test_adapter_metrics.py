@@ -24,9 +24,6 @@ from typing import get_args
 import pytest
 from prometheus_client import CollectorRegistry
 
-from adapters.csv_source import CsvSource
-from adapters.http_source import RequestSource
-from adapters.jsonl_source import JsonLinesSource
 from adapters.metrics import (
     FORWARDER_STATES,
     REJECT_FIELDS,
@@ -39,14 +36,17 @@ from adapters.metrics import (
 from adapters.outbox import Outbox, OutboxItem, pending_count
 from adapters.pipeline import BATCH, Adapter, Forwarder
 from adapters.profile import Profile, SourceField, load_profile
-from adapters.publisher import KafkaUnavailable
+from adapters.publishers.kafka_python import KafkaUnavailable
 from adapters.runner import adapter_run, file_source, run_files
-from adapters.source import SourceRecord
-from adapters.sql_source import SqlSource
-from adapters.synth import child_pool
-from adapters.synth_export import ExpectedRow, export_encoding, write_export
+from adapters.sources.base import SourceRecord
+from adapters.sources.delimited import CsvSource
+from adapters.sources.http_push import RequestSource
+from adapters.sources.jsonl import JsonLinesSource
+from adapters.sources.sql import SqlSource
+from adapters.synth.cases import child_pool
+from adapters.synth.exports import ExpectedRow, export_encoding, write_export
 from adapters.versions import CHANGES
-from hub.demo import scrape
+from hub.cli.demo import scrape
 from hub.errors import HubError, RecordError
 from hub.minimise import Minimiser
 from hub.pseudonymise import KeyRing, Pseudonymiser

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.http_source import PushEndpoint, parse_items, serve
-from adapters.jsonl_source import JsonLinesSource
 from adapters.mapping import RowMapper
 from adapters.profile import PROFILES_DIR, Profile, load_profile
 from adapters.runner import AdapterRun, adapter_run
-from adapters.source import SourceRecord
+from adapters.sources.base import SourceRecord
+from adapters.sources.http_push import PushEndpoint, parse_items, serve
+from adapters.sources.jsonl import JsonLinesSource
 from hub import resources
 from hub.errors import ConfigError, RecordError
 from hub.models import OnlineComponent, PlatformType

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.profile import shipped_profiles
-from adapters.synth import child_pool, synth_rows, write_csv
+from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.settings import HubSettings
 from tests.conftest import hub
 

@@ -7,9 +7,9 @@ import secrets
 
 from kafka import KafkaConsumer
 
-from adapters.confluent_publisher import ConfluentPublisher
 from adapters.outbox import OutboxItem
-from adapters.publisher import KafkaPythonPublisher
+from adapters.publishers.confluent import ConfluentPublisher
+from adapters.publishers.kafka_python import KafkaPythonPublisher
 from hub.settings import HubSettings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from kafka import KafkaConsumer
 
 from adapters.pipeline import RunSummary
-from adapters.synth import child_pool, synth_rows, write_csv
+from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.codec import Codec
 from hub.models import CaseEvent, LinkageBasis
 from hub.settings import HubSettings

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from adapters.http_source import PushEndpoint, provider_scope, serve
 from adapters.runner import AdapterRun, adapter_run
+from adapters.sources.http_push import PushEndpoint, provider_scope, serve
 from hub.codec import Codec
 from hub.errors import ConfigError
 from hub.models import CaseEvent
@@ -373,7 +373,7 @@ def test_requests_are_logged_without_their_body(
         post(endpoint, [good("K-1"), {**good("K-2"), "outcome": "banana"}])
         post(endpoint, good("K-3"), token=WRONG)
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "adapters.http_source"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapters.sources.http_push"]
     assert any("provider=kooth" in m and "status=202" in m and "rejected=1" in m for m in lines)
     assert any("status=401" in m for m in lines)
     assert_no_values(caplog.text)

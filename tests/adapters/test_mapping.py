@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from adapters.mapping import RowMapper
 from adapters.profile import load_profile, shipped_profiles
-from adapters.synth import COLUMNS
+from adapters.synth.cases import COLUMNS
 from hub.areas import Area, AreaError, Areas
 from hub.errors import RecordError
 from hub.models import LinkageBasis

@@ -26,20 +26,20 @@ from hypothesis import settings as examples
 from hypothesis import strategies as st
 from kafka import KafkaConsumer
 
-from adapters.http_source import serve
 from adapters.mapping import RowMapper
 from adapters.profile import Profile, load_profile, shipped_profiles
 from adapters.runner import adapter_run
-from adapters.synth import Child, child_pool
-from adapters.synth_export import write_export
+from adapters.sources.http_push import serve
+from adapters.synth.cases import Child, child_pool
+from adapters.synth.exports import write_export
 from hub.areas import Areas
 from hub.codec import Codec
 from hub.errors import RecordError
 from hub.minimise import UNKNOWN, Minimiser
 from hub.models import CaseEvent, EventType, OnlineComponent, Outcome, Pseudonym, Role, Sex
+from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 from tests.adapters.test_http_source import TOKEN, TOKENS, post
 from tests.conftest import example_areas, free_port, publish_file
 

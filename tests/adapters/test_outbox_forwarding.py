@@ -22,22 +22,22 @@ import pytest
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from adapters.csv_source import CsvSource
-from adapters.http_source import serve
 from adapters.mapping import RowMapper
 from adapters.metrics import AdapterMetrics
 from adapters.outbox import Outbox, OutboxItem
 from adapters.pipeline import Backoff, Forwarder
 from adapters.profile import load_profile
 from adapters.runner import adapter_run
-from adapters.synth import child_pool, synth_rows, write_csv
-from hub.broker import Broker
+from adapters.sources.delimited import CsvSource
+from adapters.sources.http_push import serve
+from adapters.synth.cases import child_pool, synth_rows, write_csv
+from hub.cli.demo import scrape
 from hub.codec import Codec
-from hub.demo import scrape
 from hub.errors import OutboxError, RecordError
+from hub.ops.broker import Broker
+from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 from tests.adapters.test_http_source import good
 from tests.conftest import WorkerProcess, free_port, ground_truth, hub, settings_env
 

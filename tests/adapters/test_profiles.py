@@ -17,8 +17,8 @@ import pytest
 from adapters.mapping import RowMapper
 from adapters.profile import ALL_SHAREABLE, Profile, load_profile, shipped_profiles
 from adapters.runner import file_source
-from adapters.synth import Child, child_pool
-from adapters.synth_export import ExpectedRow, export_encoding, write_export
+from adapters.synth.cases import Child, child_pool
+from adapters.synth.exports import ExpectedRow, export_encoding, write_export
 from hub.errors import RecordError
 from hub.models import CaseEvent, LinkageBasis, Outcome, Role, Sex
 from hub.pseudonymise import KeyRing, Pseudonymiser

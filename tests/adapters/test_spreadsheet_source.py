@@ -14,14 +14,14 @@ import pytest
 from openpyxl import Workbook
 
 import adapters.runner
-from adapters.csv_source import FileError
 from adapters.mapping import RowMapper
 from adapters.outbox import Outbox
 from adapters.pipeline import Adapter
 from adapters.profile import Profile, load_profile
 from adapters.runner import AdapterRun, adapter_run, file_source, watch
-from adapters.source import SourceRecord
-from adapters.spreadsheet_source import SpreadsheetSource, cell_text, date_text
+from adapters.sources.base import SourceRecord
+from adapters.sources.delimited import FileError
+from adapters.sources.spreadsheet import SpreadsheetSource, cell_text, date_text
 from hub.errors import HubError, RecordError
 from hub.minimise import Minimiser
 from hub.models import EventType

@@ -19,8 +19,8 @@ from adapters.outbox import Outbox
 from adapters.pipeline import Adapter
 from adapters.profile import load_profile
 from adapters.runner import AdapterRun, adapter_run
-from adapters.source import SourceRecord
-from adapters.sql_source import SourceError, SqlSource, run_sql
+from adapters.sources.base import SourceRecord
+from adapters.sources.sql import SourceError, SqlSource, run_sql
 from hub.codec import Codec
 from hub.errors import HubError, RecordError
 from hub.minimise import Minimiser

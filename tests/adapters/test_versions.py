@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.csv_source import CsvSource
 from adapters.outbox import Outbox
 from adapters.pipeline import Adapter, RunSummary
 from adapters.profile import load_profile
+from adapters.sources.delimited import CsvSource
 from adapters.versions import EPOCH, SnapshotCheck, clock_version
 from hub.codec import Codec
 from hub.models import CaseEvent, EventType, LinkageBasis

@@ -1,7 +1,7 @@
 """Trend cells for a period: hand-checked true counts, additivity, disclosure, determinism.
 
 The expected counts in the hand-built example are written out by hand from
-the records below, not computed by ``hub.aggregate``. The disclosure property
+the records below, not computed by ``streams.aggregate``. The disclosure property
 carries its own attacker: what each published cell can hide is found by
 enumeration, with rounding done in ``decimal``.
 """
@@ -16,7 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.aggregate import (
+from hub.codec import Codec
+from hub.disclosure import DisclosureRule, suppressed_sum_range
+from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
+from hub.taxonomy import CELLS, Taxonomy
+from streams.aggregate import (
     ADDITIVE,
     Cell,
     is_additive,
@@ -25,11 +29,7 @@ from hub.aggregate import (
     protect_cells,
     true_breakdowns,
 )
-from hub.codec import Codec
-from hub.disclosure import DisclosureRule, suppressed_sum_range
-from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
-from hub.records import RecordVersion
-from hub.taxonomy import CELLS, Taxonomy
+from streams.records import RecordVersion
 from tests.hub.test_codec import sample_event
 
 TAXONOMY = Taxonomy()

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from adapters.profile import load_profile
-from hub.agreement import (
+from hub.agreement.model import (
     Agreement,
     AgreementError,
     Disclosure,

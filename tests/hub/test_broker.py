@@ -10,9 +10,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from hub.broker import Broker, ensure_artifacts, kafka_version
-from hub.broker.launcher import port_is_free
 from hub.errors import BrokerError
+from hub.ops.broker import Broker, ensure_artifacts, kafka_version
+from hub.ops.broker.launcher import port_is_free
 from hub.settings import HubSettings
 from tests.conftest import hub
 

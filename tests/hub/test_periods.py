@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from hub.errors import ConfigError
-from hub.publish import add_months, history_periods, parse_period, period_label
+from streams.publish.publisher import add_months, history_periods, parse_period, period_label
 
 
 def starts(periods: set[tuple[date, date]]) -> list[str]:

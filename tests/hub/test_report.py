@@ -20,14 +20,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hub.agreement import Agreement, LocalRiskCode, ReportPolicy, load_agreement
-from hub.publish import add_months, period_starting
+from hub.agreement.model import Agreement, LocalRiskCode, ReportPolicy, load_agreement
 from hub.report import build_pack
-from hub.report_charts import COLOURS
-from hub.report_context import agencies, breakdown, linkage, revisions
-from hub.report_headlines import headlines
-from hub.report_pack import NotPublishedError, Pack
-from hub.report_stats import (
+from hub.report.charts import COLOURS
+from hub.report.context import agencies, breakdown, linkage, revisions
+from hub.report.headlines import headlines
+from hub.report.pack import NotPublishedError, Pack
+from hub.report.stats import (
     CHI2_CRITICAL,
     Judgement,
     Marker,
@@ -36,6 +35,7 @@ from hub.report_stats import (
     proportion_trend,
 )
 from hub.taxonomy import CELLS
+from streams.publish.publisher import add_months, period_starting
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = datetime(2026, 10, 16, 8, 0, tzinfo=UTC)

@@ -16,13 +16,13 @@ import pytest
 from kafka import KafkaProducer
 from pydantic import SecretStr
 
-from hub.agreement import load_agreement
-from hub.broker import Broker
+from hub.agreement.model import load_agreement
 from hub.codec import Codec
 from hub.models import TrendSnapshot
-from hub.security import Grant, derived_acls
+from hub.ops.acls import Grant, derived_acls
+from hub.ops.broker import Broker
+from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 from tests.conftest import free_port, hub
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 
 
 def test_apply_creates_then_changes_nothing(hub_settings: HubSettings) -> None:

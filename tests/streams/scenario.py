@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from hub.aggregate import Cell, period_cells
 from hub.codec import Codec
 from hub.disclosure import DisclosureRule
 from hub.models import (
@@ -31,10 +30,11 @@ from hub.models import (
     Sex,
     Vulnerability,
 )
-from hub.publish import Period
-from hub.records import RecordVersion
 from hub.settings import HubSettings
 from hub.taxonomy import STARTER_CODES, Taxonomy
+from streams.aggregate import Cell, period_cells
+from streams.publish.publisher import Period
+from streams.records import RecordVersion
 
 AGENCY_TYPES = {
     "camhs": AgencyType.CAMHS,

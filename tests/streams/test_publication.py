@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.agreement import Agreement, load_agreement
+from hub.agreement.model import Agreement, load_agreement
 from hub.codec import Codec
 from hub.disclosure import DisclosureRule
 from hub.errors import PublishError
-from hub.publish import Publisher, Release, cell_key
 from hub.settings import HubSettings
+from streams.publish.publisher import Publisher, Release, cell_key
 from tests.conftest import WorkerProcess, free_port, hub
 from tests.streams.scenario import Scenario, read_trends, send
 

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.records import RecordVersion
+from streams.records import RecordVersion
 from streams.state import PartitionState
 
 

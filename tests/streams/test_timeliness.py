@@ -17,7 +17,7 @@ import pytest
 from croniter import croniter
 from prometheus_client import CollectorRegistry, generate_latest
 
-from hub.agreement import Agreement, load_agreement, next_local
+from hub.agreement.model import Agreement, load_agreement, next_local
 from hub.errors import ConfigError
 from streams.timeliness import Timeliness, TimelinessCollector, following_local, previous_local
 
@@ -189,7 +189,7 @@ def test_unknown_agencies_and_unusable_timestamps_are_ignored() -> None:
     assert timeliness.status("camhs").on_time
 
 
-# -- deadlines on the days the clocks change, as hub.agreement.next_local places them --
+# -- deadlines on the days the clocks change, as hub.agreement.model.next_local places them --
 
 
 def test_a_deadline_in_the_skipped_hour_falls_an_hour_later_on_the_wall_clock() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from adapters.synth import child_pool, synth_rows, write_csv
+from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 from tests.conftest import WorkerProcess, ground_truth, publish_file

@@ -7,9 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from hub.broker import Broker
+from hub.ops.broker import Broker
+from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from hub.topics import apply_topics, declared_topics
 from tests.conftest import WorkerProcess
 
 

@@ -1,0 +1,137 @@
+"""Publish outbox items to Kafka: acks=all, idempotence on, delivery reports per event.
+
+kafka-python is the default; confluent-kafka (librdkafka, install extra
+``confluent``, HUB_PUBLISHER=confluent) is the faster option. Both connect
+lazily, so an adapter starts and keeps accepting input while Kafka is down;
+`send` returns the ids Kafka acknowledged and raises `KafkaUnavailable`
+when it cannot deliver at all (after HUB_PUBLISH_TIMEOUT seconds). A producer
+that failed is discarded without waiting: closing it never raises and never
+delivers its abandoned batch later behind the outbox's back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import Any, Protocol
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from adapters.outbox import OutboxItem
+from hub.errors import PublishError
+from hub.models import CaseEvent
+from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(PublishError):
+    """Kafka could not be reached or did not acknowledge in time; events stay in the outbox."""
+
+
+def partition_key(event: CaseEvent) -> bytes:
+    """The subject pseudonym (or, with no linkable subject, the record key)."""
+    return (event.subject.value if event.subject else event.record_key).encode("ascii")
+
+
+class Publisher(Protocol):
+    def send(self, items: Sequence[OutboxItem]) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaPythonPublisher:
+    def __init__(self, settings: HubSettings, client_id: str = "hub-adapter") -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._producer: Any = None
+        #: Seconds to wait for delivery reports before treating Kafka as unavailable.
+        self.flush_timeout = settings.publish_timeout
+
+    def _connect(self) -> Any:
+        if self._producer is None:
+            timeout_ms = max(1000, int(self.flush_timeout * 1000))
+            try:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.settings.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=5,
+                    batch_size=256 * 1024,
+                    max_block_ms=min(10_000, timeout_ms),
+                    # kafka-python wants delivery > linger + request timeouts
+                    request_timeout_ms=min(10_000, timeout_ms // 2),
+                    delivery_timeout_ms=timeout_ms,
+                )
+            except KafkaError as exc:
+                raise KafkaUnavailable(
+                    f"cannot reach Kafka at {self.settings.bootstrap_servers} ({exc})"
+                ) from exc
+        return self._producer
+
+    def send(self, items: Sequence[OutboxItem]) -> list[str]:
+        producer = self._connect()
+        futures = []
+        try:
+            for item in items:
+                futures.append(
+                    (item.event_id, producer.send(item.topic, key=item.key, value=item.value))
+                )
+            producer.flush(timeout=self.flush_timeout)
+        except KafkaError as exc:
+            self._reset(timeout=0)
+            topics = ", ".join(sorted({item.topic for item in items}))
+            raise KafkaUnavailable(
+                f"Kafka did not take the events for {topics} ({exc}); is Kafka reachable at"
+                f" {self.settings.bootstrap_servers}, and does the topic exist"
+                " (`hub topics apply`)?"
+            ) from exc
+        acknowledged, failures = [], []
+        for event_id, future in futures:
+            try:
+                future.get(timeout=0)
+                acknowledged.append(event_id)
+            except KafkaError as exc:
+                failures.append(exc)
+        if failures:
+            log.warning(
+                "%d of %d events not acknowledged (first: %s); they stay in the outbox",
+                len(failures),
+                len(futures),
+                failures[0],
+            )
+        return acknowledged
+
+    def _reset(self, timeout: float = 5.0) -> None:
+        """Drop the producer; a fresh one connects at the next send.
+
+        Its `close` flushes first and raises when Kafka is away; then its sender is
+        stopped without sending: what it held stays in the outbox, to be sent again.
+        """
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout)
+        except Exception as exc:  # KafkaTimeoutError from its flush, or anything else
+            log.info("Kafka producer closed without delivering its last batch (%s)", exc)
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                with suppress(Exception):
+                    sender.force_close()
+
+    def close(self) -> None:
+        self._reset()
+
+
+def make_publisher(settings: HubSettings, client_id: str = "hub-adapter") -> Publisher:
+    """The publisher HUB_PUBLISHER names."""
+    if settings.publisher == "confluent":
+        from adapters.publishers.confluent import ConfluentPublisher
+
+        publisher: Publisher = ConfluentPublisher(settings, client_id)
+        return publisher
+    return KafkaPythonPublisher(settings, client_id)

@@ -1,0 +1,1 @@
+"""One module per kind of agency source, each behind the ``Source`` protocol (``base``)."""

@@ -1,0 +1,1 @@
+"""Synthetic people and agency exports for the demo, benchmarks and tests."""

@@ -1,0 +1,1 @@
+"""The data-sharing agreement: partners, deadlines, the timetable, disclosure, retention."""

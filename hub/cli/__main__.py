@@ -1,0 +1,5 @@
+"""`python -m hub.cli`: the same as the `hub` command."""
+
+from hub.cli.commands import main
+
+main()

@@ -1,0 +1,1 @@
+"""Thin Kafka client helpers the hub's processes share: readers, admin clients, client security."""

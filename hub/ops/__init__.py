@@ -1,0 +1,1 @@
+"""Operating a hub: the local broker, topics, access control lists, the Prometheus runner."""

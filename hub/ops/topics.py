@@ -1,0 +1,143 @@
+"""The topics the hub needs, with explicit partition counts and configs.
+
+`hub topics apply` creates what is missing and brings the configs of what
+exists back to this declaration; running it twice changes nothing. Until the
+data-sharing agreement drives it, the agency list comes from HUB_AGENCIES.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
+
+from hub.errors import BrokerError
+from hub.kafka.client import admin_client
+from hub.settings import HubSettings
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated,"
+            f" {len(self.unchanged)} unchanged"
+        )
+
+
+def declared_topics(settings: HubSettings) -> list[TopicSpec]:
+    """Every topic the hub owns. Faust creates its own changelog and repartition topics."""
+    case_config = {
+        "cleanup.policy": "delete",
+        # Seven years, the default case-event retention in the example agreement.
+        "retention.ms": str(2555 * _DAY_MS),
+        "min.insync.replicas": "1",
+    }
+    topics = [
+        TopicSpec(settings.case_topic(agency), settings.case_partitions, case_config)
+        for agency in settings.agencies
+    ]
+    # Events the worker could not read yet (a newer schema), kept as long as case events.
+    topics.append(TopicSpec(settings.deferred_topic, settings.case_partitions, case_config))
+    topics.append(
+        TopicSpec(
+            settings.trends_topic,
+            3,
+            {
+                # One record per period and cell: compaction keeps the latest revision.
+                "cleanup.policy": "compact",
+                "min.insync.replicas": "1",
+            },
+        )
+    )
+    return topics
+
+
+def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:
+    """Create missing topics and set declared configs on existing ones."""
+    report = ApplyReport()
+    admin = admin_client(settings.bootstrap_servers, "hub-topics")
+    try:
+        existing = set(admin.list_topics())
+        for spec in specs:
+            if spec.name not in existing and _create(admin, spec, settings.replication_factor):
+                report.created.append(spec.name)
+            elif _reconcile(admin, spec):
+                report.updated.append(spec.name)
+            else:
+                report.unchanged.append(spec.name)
+    finally:
+        admin.close()
+    return report
+
+
+def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> bool:
+    """Create one topic; False when it already existed (a stale topic list)."""
+    topic = NewTopic(spec.name, spec.partitions, replication, topic_configs=spec.config)
+    try:
+        admin.create_topics([topic])
+    except TopicAlreadyExistsError:
+        return False
+    _await_visible(admin, spec)
+    return True
+
+
+def _await_visible(admin: KafkaAdminClient, spec: TopicSpec, timeout: float = 15.0) -> None:
+    """Wait until the broker's metadata shows the new topic with its partitions and configs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (described,) = admin.describe_topics([spec.name])
+        if (
+            len(described.get("partitions") or ()) == spec.partitions
+            and _current_config(admin, spec.name).items() >= spec.config.items()
+        ):
+            return
+        time.sleep(0.1)
+    raise BrokerError(f"topic {spec.name} was created but is not visible after {timeout:.0f}s")
+
+
+def _current_config(admin: KafkaAdminClient, name: str) -> dict[str, str]:
+    response = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    return {key: entry["value"] for key, entry in response["topic"].get(name, {}).items()}
+
+
+def _reconcile(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
+    """Bring an existing topic to its declaration; True if anything changed."""
+    (described,) = admin.describe_topics([spec.name])
+    have = len(described["partitions"])
+    if have > spec.partitions:
+        raise BrokerError(
+            f"topic {spec.name} has {have} partitions but {spec.partitions} are declared;"
+            " Kafka cannot shrink a topic. Recreate it or change HUB_CASE_PARTITIONS."
+        )
+    changed = False
+    if have < spec.partitions:
+        try:
+            admin.create_partitions({spec.name: NewPartitions(spec.partitions)})
+            changed = True
+        except InvalidPartitionsError:
+            # Metadata lagged just after creation: the partitions are already there.
+            (described,) = admin.describe_topics([spec.name])
+            if len(described["partitions"]) < spec.partitions:
+                raise
+    current = _current_config(admin, spec.name)
+    if any(current.get(k) != v for k, v in spec.config.items()):
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.config)])
+        changed = True
+    return changed

@@ -1,0 +1,474 @@
+"""Publication on the agreed timetable: closed periods, disclosure control, revisions.
+
+At each scheduled time of a publication in the agreement (cron + timezone),
+the publisher
+
+1. waits until the stream workers have applied every case event already on
+   the agency topics (each changelog batch records how far its partition's
+   events are applied; that must reach the end offsets taken at that moment),
+   so a publication never misses data that had arrived;
+2. reads every record version the workers made durable (their changelog
+   topic) and keeps the highest version per record (``streams.records``), which is
+   exactly the state the workers hold, however often they crashed;
+3. computes the closed period's cells (``streams.aggregate``) with the agreement's
+   disclosure rule, and publishes them to ``partnership.trends.v1`` as trend
+   snapshots, key = publication | period | measure | dimension | value;
+4. re-checks every period this publication released before: when late or
+   corrected data changed any published cell, the whole period is released
+   again with the next revision number.
+
+Nothing is published before its time: the scheduler only acts at scheduled
+times, and ``hub publish --now`` (an operator's forced release, logged with
+who and when) refuses a period that has not ended.
+
+What has been published is read back from the trends topic itself, so a
+restarted publisher knows the latest revision of every period without any
+state of its own.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from hub.agreement.model import Agreement, Schedule
+from hub.codec import Codec
+from hub.disclosure import DisclosureRule
+from hub.errors import BrokerError, ConfigError, PublishError
+from hub.kafka.client import TopicReader
+from hub.models import TrendSnapshot
+from hub.settings import HubSettings
+from streams.aggregate import Cell, period_cells
+from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, merge
+
+log = logging.getLogger(__name__)
+
+Period = tuple[date, date]
+
+
+def changelog_topic(settings: HubSettings) -> str:
+    """The workers' record-versions changelog (Faust names it after app id and table)."""
+    return f"{settings.worker_app_id}-{RECORD_VERSIONS_TABLE}-changelog"
+
+
+def parse_period(text: str) -> tuple[str, Period]:
+    """'2026-10' -> ('month', (2026-10-01, 2026-10-31)); '2026Q3' -> ('quarter', ...)."""
+    text = text.strip().upper()
+    try:
+        if "Q" in text:
+            year_text, quarter_text = text.split("Q")
+            year, quarter = int(year_text.rstrip("-")), int(quarter_text)
+            if not 1 <= quarter <= 4:
+                raise ValueError
+            start = date(year, 3 * quarter - 2, 1)
+            kind = "quarter"
+        else:
+            year_text, month_text = text.split("-")
+            start = date(int(year_text), int(month_text), 1)
+            kind = "month"
+    except ValueError:
+        raise ConfigError(
+            f"period {text!r} is not a month (2026-10) or a quarter (2026Q3)"
+        ) from None
+    return kind, period_starting(kind, start)
+
+
+def period_starting(kind: str, start: date) -> Period:
+    """The month or quarter that begins on `start`, inclusive."""
+    end_month = start.month + (3 if kind == "quarter" else 1)
+    end = date(start.year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
+    return start, end - timedelta(days=1)
+
+
+def add_months(start: date, months: int) -> date:
+    """The first of the month `months` after `start`'s month (before it when negative)."""
+    index = start.year * 12 + start.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def history_periods(kind: str, closed: Period, first: date | None, months: int) -> set[Period]:
+    """`closed` and the periods before it back to the one holding `first` (the
+    earliest record), none starting more than `months` months before `closed`."""
+    oldest = add_months(closed[0], -months)
+    step = 3 if kind == "quarter" else 1
+    periods = {closed}
+    period = closed
+    while first is not None:
+        period = period_starting(kind, add_months(period[0], -step))
+        if period[1] < first or period[0] < oldest:
+            break
+        periods.add(period)
+    return periods
+
+
+def period_label(kind: str, period: Period) -> str:
+    start = period[0]
+    if kind == "quarter":
+        return f"{start.year}Q{(start.month - 1) // 3 + 1}"
+    return f"{start.year}-{start.month:02d}"
+
+
+def cell_key(publication: str, period: Period, cell: Cell) -> bytes:
+    return "|".join(
+        (publication, period[0].isoformat(), cell.measure, cell.dimension, cell.value)
+    ).encode()
+
+
+class VersionLog:
+    """The workers' changelog, folded into record key -> current version.
+
+    Keeps its consumer, so each ``catch_up`` reads only what is new.
+    """
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.topic = changelog_topic(settings)
+        self.records: dict[str, RecordVersion] = {}
+        #: (agency topic, partition) -> the last offset the workers have applied.
+        self.read: dict[tuple[str, int], int] = {}
+        self._reader = TopicReader(
+            settings.bootstrap_servers,
+            self.topic,
+            "hub-publisher",
+            PublishError(
+                f"topic {self.topic} does not exist: no stream worker has run for this hub"
+                " (start one with `hub streams worker`)"
+            ),
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+
+    def catch_up(self) -> int:
+        """Read to the current end of the changelog; the number of batches read."""
+        batches = 0
+        for message in self._reader.read_to_end():
+            if message.value is not None:
+                versions, read = decode_batch(json.loads(message.value))
+                merge(self.records, versions)
+                for topic, offset in read.items():
+                    key = (topic, message.partition)
+                    self.read[key] = max(offset, self.read.get(key, -1))
+                batches += 1
+        return batches
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+@dataclass
+class PublishedPeriod:
+    """What is on the trends topic for one publication and period."""
+
+    revision: int
+    published_at: datetime
+    cells: dict[tuple[str, str, str], tuple[int | None, bool]] = field(default_factory=dict)
+
+
+class TrendsLog:
+    """The trends topic read back: per (publication, period start), the latest revision."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.topic = settings.trends_topic
+        self.codec = Codec("trend_snapshot")
+        self.periods: dict[tuple[str, date], PublishedPeriod] = {}
+        self.snapshots: dict[bytes, dict[str, Any]] = {}
+        #: Held while a snapshot is added; the metrics thread copies under it.
+        self.lock = threading.Lock()
+        self._reader = TopicReader(
+            settings.bootstrap_servers,
+            self.topic,
+            "hub-publisher-trends",
+            PublishError(f"topic {self.topic} does not exist: run `hub topics apply`"),
+            isolation_level="read_committed",
+        )
+
+    def catch_up(self) -> None:
+        for message in self._reader.read_to_end():
+            if message.value is not None:
+                self.add(message.key, self.codec.decode(message.value))
+
+    def add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
+        with self.lock:
+            self._add(key, snapshot)
+
+    def _add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
+        self.snapshots[key] = dict(snapshot)
+        period_key = (snapshot["publication"], snapshot["period_start"])
+        held = self.periods.get(period_key)
+        revision = int(snapshot["revision"])
+        if held is None or revision > held.revision:
+            held = self.periods[period_key] = PublishedPeriod(revision, snapshot["published_at"])
+        if revision == held.revision:
+            cell = (snapshot["measure"], snapshot["dimension"], snapshot["value"])
+            held.cells[cell] = (snapshot["count"], snapshot["suppressed"])
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+@dataclass(frozen=True)
+class Release:
+    """One publication of one period: what was (or would have been) sent."""
+
+    publication: str
+    period: Period
+    revision: int
+    cells: int
+    suppressed: int
+    changed: bool
+    forced: bool = False
+
+
+def wait_for_workers(
+    settings: HubSettings, versions: VersionLog, timeout: float, poll: float = 0.5
+) -> None:
+    """Block until the changelog covers every event on the agency topics right now.
+
+    Each changelog batch says how far its partition's events are applied, so
+    this does not depend on when the workers commit their offsets.
+    """
+    topics = [settings.case_topic(agency) for agency in settings.agencies]
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        versions.catch_up()
+        behind = sum(
+            max(0, end - versions.read.get((tp.topic, tp.partition), -1) - 1)
+            for tp, end in ends.items()
+        )
+        if behind == 0:
+            return
+        if time.monotonic() > deadline:
+            raise PublishError(
+                f"the stream workers are {behind} events behind the agency topics after"
+                f" {timeout:.0f} s; is `hub streams worker` running? Nothing was published."
+            )
+        time.sleep(poll)
+
+
+class Publisher:
+    """Computes and publishes closed periods; ``run_due`` is what the scheduler calls."""
+
+    def __init__(
+        self,
+        settings: HubSettings,
+        agreement: Agreement,
+        *,
+        worker_timeout: float = 300.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        role: str = "scheduled",
+    ) -> None:
+        self.settings = settings
+        self.agreement = agreement
+        self.worker_timeout = worker_timeout
+        self.now = now
+        self.rule = DisclosureRule(**agreement.disclosure.model_dump())
+        self.partners = [partner.id for partner in agreement.partners]
+        self.codec = Codec("trend_snapshot")
+        self.versions = VersionLog(settings)
+        self.trends = TrendsLog(settings)
+        try:
+            # Each release is one transaction: readers (read_committed) see a period's
+            # revision whole or not at all, even if this process dies while sending it.
+            # One transactional id per role, so a restarted publisher aborts what its
+            # predecessor left open at once instead of after the transaction timeout.
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id="hub-publisher",
+                acks="all",
+                enable_idempotence=True,
+                transactional_id=f"{settings.worker_app_id}-publisher-{role}",
+                linger_ms=20,
+            )
+            self._producer.init_transactions()
+        except KafkaError as exc:
+            self.close()
+            raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction()
+        except KafkaError as exc:  # the coordinator aborts it after the transaction timeout
+            log.warning("could not abort the release's transaction: %s", exc)
+
+    def close(self) -> None:
+        self.versions.close()
+        self.trends.close()
+        producer = getattr(self, "_producer", None)
+        if producer is not None:
+            producer.close(timeout=10)
+
+    # --- the timetable -----------------------------------------------------------
+    def run_due(self, at: datetime | None = None) -> list[Release]:
+        """Publish whatever is due at `at` (default now) on every schedule.
+
+        For a schedule with a scheduled time exactly at `at`: the period that
+        time closes is released, and every period the schedule released before
+        is released again, with the next revision, if its cells changed.
+        For any other schedule, only catching up: the period closed by its
+        latest scheduled time before `at` is released if it never was (the
+        service was down then); revisions wait for a scheduled time.
+        Catching up also covers the history: every closed period back to the
+        first with a record, at most ``HUB_HISTORY_MONTHS`` back, that was never
+        released (a hub started on an existing event log publishes its trend
+        history at once). Running it twice for the same moment publishes
+        nothing new.
+        """
+        at = (at or self.now()).astimezone(UTC)
+        releases: list[Release] = []
+        self._catch_up()
+        first = self._first_record_day()
+        for schedule in self.agreement.publication:
+            scheduled = self.agreement.previous_publication(schedule.name, at).astimezone(UTC)
+            closed = self.agreement.closed_period(schedule.name, scheduled)
+            released = self._released_periods(schedule.name)
+            history = history_periods(schedule.closes, closed, first, self.settings.history_months)
+            backlog = history - released
+            periods = backlog | released if scheduled == at else backlog
+            for period in sorted(periods):
+                releases.append(self._release(schedule.name, period, at))
+        return releases
+
+    def publish_now(self, period_text: str, schedule_name: str | None = None) -> Release:
+        """An operator's forced release of one ended period, logged."""
+        kind, period = parse_period(period_text)
+        schedule = self._schedule_for(kind, schedule_name)
+        now = self.now()
+        local_today = now.astimezone(self.agreement.zone_of(schedule)).date()
+        if period[1] >= local_today:
+            raise PublishError(
+                f"period {period_label(kind, period)} has not ended (it ends {period[1]});"
+                " only a closed period can be released"
+            )
+        self._catch_up()
+        release = self._release(schedule.name, period, now, forced=True)
+        log.warning(
+            "forced release by %s at %s: %s %s revision %d (%d cells, %s)",
+            getpass.getuser(),
+            now.isoformat(timespec="seconds"),
+            schedule.name,
+            period_label(kind, period),
+            release.revision,
+            release.cells,
+            "published" if release.changed else "unchanged, nothing sent",
+        )
+        return release
+
+    def _schedule_for(self, kind: str, name: str | None) -> Schedule:
+        if name is not None:
+            schedule = self.agreement.schedule(name)
+            if schedule.closes != kind:
+                raise ConfigError(f"publication {name} closes a {schedule.closes}, not a {kind}")
+            return schedule
+        for schedule in self.agreement.publication:
+            if schedule.closes == kind:
+                return schedule
+        raise ConfigError(f"the agreement has no publication that closes a {kind}")
+
+    def _catch_up(self) -> None:
+        wait_for_workers(self.settings, self.versions, self.worker_timeout)
+        self.trends.catch_up()
+
+    def _first_record_day(self) -> date | None:
+        """When the earliest live record occurred: how far back the history goes."""
+        first = min((v.occurred_on for v in self.versions.records.values() if v.live), default=None)
+        return None if first is None else date.fromisoformat(first)
+
+    def _released_periods(self, publication: str) -> set[Period]:
+        kind = self.agreement.schedule(publication).closes
+        return {
+            period_starting(kind, start)
+            for name, start in list(self.trends.periods)
+            if name == publication
+        }
+
+    def cells(self, period: Period) -> list[Cell]:
+        return period_cells(
+            self.versions.records.values(),
+            period[0],
+            period[1],
+            self.agreement.taxonomy,
+            self.partners,
+            self.rule,
+        )
+
+    def _release(
+        self, publication: str, period: Period, at: datetime, forced: bool = False
+    ) -> Release:
+        cells = self.cells(period)
+        held = self.trends.periods.get((publication, period[0]))
+        current = {(c.measure, c.dimension, c.value): (c.count, c.suppressed) for c in cells}
+        suppressed = sum(1 for c in cells if c.suppressed)
+        if held is not None and held.cells == current:
+            return Release(
+                publication, period, held.revision, len(cells), suppressed, False, forced
+            )
+        revision = 0 if held is None else held.revision + 1
+        self._send(publication, period, revision, cells, at)
+        log.info(
+            "published %s %s..%s revision %d: %d cells, %d suppressed",
+            publication,
+            period[0],
+            period[1],
+            revision,
+            len(cells),
+            suppressed,
+        )
+        return Release(publication, period, revision, len(cells), suppressed, True, forced)
+
+    def _send(
+        self, publication: str, period: Period, revision: int, cells: Iterable[Cell], at: datetime
+    ) -> None:
+        messages = []
+        for cell in cells:
+            snapshot = TrendSnapshot(
+                partnership=self.agreement.partnership,
+                publication=publication,
+                period_start=period[0],
+                period_end=period[1],
+                measure=cell.measure,
+                dimension=cell.dimension,
+                value=cell.value,
+                count=cell.count,
+                suppressed=cell.suppressed,
+                revision=revision,
+                published_at=at.astimezone(UTC),
+            )
+            messages.append(
+                (cell_key(publication, period, cell), self.codec.encode(snapshot.to_avro()))
+            )
+        try:
+            self._producer.begin_transaction()
+            futures = [
+                self._producer.send(self.settings.trends_topic, key=key, value=value)
+                for key, value in messages
+            ]
+            self._producer.commit_transaction()
+            for future in futures:
+                future.get(timeout=0)
+        except KafkaError as exc:
+            self._abort()
+            raise PublishError(
+                f"the trends topic did not take revision {revision} of {publication}"
+                f" {period[0]}: {exc}; nothing of it is visible, and it will be released"
+                " again at the next run"
+            ) from exc
+        self.trends.catch_up()

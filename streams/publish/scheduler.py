@@ -1,0 +1,84 @@
+"""The timetable as a loop: `Publisher.run_due` at every scheduled time until stopped.
+
+On start it releases any closed period whose scheduled time has passed but
+which is not on the trends topic yet (the service was down at 09:00);
+revisions of periods already released wait for a scheduled time. Each run is
+counted in ``hub_publication_runs_total{publication,outcome}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter
+
+from hub.errors import HubError
+from streams.publish.exporter import TrendsCollector
+from streams.publish.publisher import Publisher, Release
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Runs the publisher at every scheduled time until stopped."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        registry: CollectorRegistry,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.publisher = publisher
+        self.agreement = publisher.agreement
+        self.now = now
+        self.stop = threading.Event()
+        self.collector = TrendsCollector(
+            publisher.trends, self.agreement, now, publisher.settings.history_months
+        )
+        registry.register(self.collector)
+        self.runs = Counter(
+            "hub_publication_runs",
+            "Scheduled runs of each publication: released (cells sent), unchanged, failed.",
+            ["publication", "outcome"],
+            registry=registry,
+        )
+
+    def next_time(self) -> datetime:
+        now = self.now()
+        return min(self.agreement.next_publication(s.name, now) for s in self.agreement.publication)
+
+    def run_at(self, moment: datetime) -> list[Release]:
+        try:
+            releases = self.publisher.run_due(moment)
+        except HubError as exc:
+            log.error("publication at %s failed: %s", moment.isoformat(), exc)
+            for schedule in self.agreement.publication:
+                self.runs.labels(schedule.name, "failed").inc()
+            return []
+        for release in releases:
+            outcome = "released" if release.changed else "unchanged"
+            self.runs.labels(release.publication, outcome).inc()
+            print(
+                f"{release.publication} {release.period[0]}..{release.period[1]}:"
+                f" revision {release.revision}, {release.cells} cells"
+                f" ({release.suppressed} suppressed){'' if release.changed else ', unchanged'}",
+                flush=True,
+            )
+        return releases
+
+    def run(self) -> None:
+        """Catch up on missed first releases, then follow the timetable until `stop`."""
+        self.run_at(self.now())
+        while not self.stop.is_set():
+            moment = self.next_time()
+            print(f"next publication at {moment.isoformat()}", flush=True)
+            while not self.stop.is_set():
+                remaining = (moment - self.now()).total_seconds()
+                if remaining <= 0:
+                    break
+                self.stop.wait(min(remaining, 60.0))
+            if not self.stop.is_set():
+                self.run_at(moment)

@@ -1,0 +1,198 @@
+"""A case record's current version, as the stream worker keeps it and the publisher reads it.
+
+Every event is a version of one record (``record_key``, ``record_version``).
+The hub keeps, per record, only what the aggregates need from the highest
+version seen: the dimensions of the trend tables and the subject pseudonym
+for distinct children and linkage. Nothing else from the event is kept.
+
+Keeping "the highest version per record" is a join semilattice: merging
+versions in any order, any number of times, gives the same result. That is
+what makes the counts exact after crashes and replays: the worker writes
+batches of versions to its changelog, a restarted worker or the publisher
+merges them all, and a batch written twice or an event processed twice
+changes nothing.
+
+Two versions of one record with the same number but different content (an
+agency re-using a version number) are ordered by their content so every
+reader picks the same one. A higher version with the same content (an
+adapter that lost its outbox re-sends what it sent before, under new version
+numbers) supersedes the held one but changes no count: `classify` calls it a
+replay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from sys import intern
+from typing import Any, Literal, NamedTuple
+
+#: The stream workers' Faust table whose changelog holds the batches of versions.
+RECORD_VERSIONS_TABLE = "record-versions"
+
+#: ``replay``: a higher version with the same content (see the module docstring).
+Kind = Literal["new", "duplicate", "stale", "replay", "correction", "withdrawal"]
+
+#: ``RecordVersion.online`` when the agency's system does not record the online component.
+NOT_RECORDED = "NOT_RECORDED"
+
+
+class RecordVersion(NamedTuple):
+    """One record's version: the trend dimensions and the subject, nothing else."""
+
+    record_key: str
+    version: int
+    live: bool  # False once withdrawn: it counts nowhere, but blocks older versions
+    agency: str  # the partner id, e.g. camhs
+    agency_type: str
+    event_type: str
+    subject: str | None  # pseudonym value; None when the event has no linkable subject
+    basis: str  # how the subject was pseudonymised; NONE without a subject
+    occurred_on: str  # ISO date, YYYY-MM-DD: the period the record counts in
+    age_band: str
+    sex: str
+    area: str
+    threshold: int | None
+    vulnerabilities: tuple[str, ...]
+    online: str  # YES / NO / NOT_ASSESSED, or NOT_RECORDED: the agency's system has no such field
+    codes: tuple[str, ...]  # online-risk codes, sorted
+    role: str
+    outcome: str
+    #: The subject's other pseudonyms: under earlier keys (after a key rotation) and on
+    #: the other identifiers the record carries (``other_subjects``): the same child,
+    #: linked by ``streams.aggregate.linked_subjects``.
+    previous: tuple[str, ...] = ()
+
+    @classmethod
+    def from_event(cls, record: Mapping[str, Any]) -> RecordVersion:
+        """From a decoded case event (fastavro's dict).
+
+        Every value but the record key repeats across records (a child's
+        pseudonym, agency, date, codes...), so each is interned: a million
+        records then share one copy of each, not a million.
+        """
+        subject = record.get("subject")
+        earlier = [*(record.get("previous_subjects") or ()), *(record.get("other_subjects") or ())]
+        occurred = record["occurred_on"]
+        online = record["online_component"]
+        if online == "NOT_ASSESSED" and not record.get("online_recorded", True):
+            online = NOT_RECORDED
+        return cls(
+            record_key=record["record_key"],
+            version=int(record["record_version"]),
+            live=record["event_type"] != "WITHDRAWN",
+            agency=_text(record["agency_id"]),
+            agency_type=_text(record["agency_type"]),
+            event_type=_text(record["event_type"]),
+            subject=_text(subject["value"]) if subject else None,
+            basis=_text(subject["basis"]) if subject else "NONE",
+            occurred_on=_text(occurred if isinstance(occurred, str) else occurred.isoformat()),
+            age_band=_text(record["age_band"]),
+            sex=_text(record["sex"]),
+            area=_text(record["area_code"]),
+            threshold=record["threshold_level"],
+            vulnerabilities=_shared(tuple(sorted(record["vulnerabilities"]))),
+            online=_text(online),
+            codes=_shared(tuple(sorted(set(record["online_risks"])))),
+            role=_text(record["role"]),
+            outcome=_text(record["outcome"]),
+            previous=_aliases(subject, earlier) if earlier else (),
+        )
+
+    def to_json(self) -> list[Any]:
+        """A compact JSON form (a list, field order as declared)."""
+        return [
+            *self[:13],
+            list(self.vulnerabilities),
+            self.online,
+            list(self.codes),
+            self.role,
+            self.outcome,
+            list(self.previous),
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> RecordVersion:
+        values: list[Any] = [intern(v) if isinstance(v, str) else v for v in data]
+        values[13] = _shared(tuple(values[13]))
+        values[15] = _shared(tuple(values[15]))
+        if len(values) > 18:  # batches written before pseudonyms carried their history have 18
+            values[18] = tuple(intern(v) for v in values[18])
+        return cls(*values)
+
+    @property
+    def month(self) -> str:
+        """YYYY-MM of occurred_on."""
+        return self.occurred_on[:7]
+
+
+def _aliases(subject: Mapping[str, Any] | None, others: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The other pseudonyms, each once, in the order sent, without the subject itself."""
+    own = subject["value"] if subject else None
+    seen = dict.fromkeys(_text(p["value"]) for p in others if p["value"] != own)
+    return tuple(seen)
+
+
+def _text(value: Any) -> str:
+    """One shared copy of a repeated string (enum members become their value)."""
+    return intern(str(value))
+
+
+_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _shared(values: tuple[str, ...]) -> tuple[str, ...]:
+    """One shared copy of each distinct tuple of codes or flags (there are few)."""
+    held = _TUPLES.get(values)
+    if held is None:
+        held = _TUPLES[values] = tuple(_text(v) for v in values)
+    return held
+
+
+def supersedes(new: RecordVersion, held: RecordVersion | None) -> bool:
+    """True when `new` replaces `held` as the record's current version."""
+    if held is None:
+        return True
+    if new.version != held.version:
+        return new.version > held.version
+    return new != held and _canonical(new) > _canonical(held)
+
+
+def _canonical(version: RecordVersion) -> str:
+    return json.dumps(version.to_json(), separators=(",", ":"))
+
+
+def classify(new: RecordVersion, held: RecordVersion | None) -> Kind:
+    """What an event does to its record, given the version held."""
+    if held is None:
+        return "withdrawal" if not new.live else "new"
+    if not supersedes(new, held):
+        return "duplicate" if new.version == held.version else "stale"
+    if same_content(new, held):
+        return "replay"
+    return "withdrawal" if not new.live else "correction"
+
+
+def same_content(a: RecordVersion, b: RecordVersion) -> bool:
+    """True when two versions of a record differ in their version number at most."""
+    return a[2:] == b[2:]
+
+
+def merge(records: dict[str, RecordVersion], versions: Iterable[RecordVersion]) -> None:
+    """Fold versions into `records` (record key -> current version), in place."""
+    for version in versions:
+        if supersedes(version, records.get(version.record_key)):
+            records[version.record_key] = version
+
+
+def encode_batch(
+    versions: Iterable[RecordVersion], read: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """One changelog message: changed versions, and per source topic the last offset
+    of the partition whose events the batch covers (replays included)."""
+    return {"versions": [v.to_json() for v in versions], "read": dict(read or {})}
+
+
+def decode_batch(data: Mapping[str, Any]) -> tuple[list[RecordVersion], dict[str, int]]:
+    versions = [RecordVersion.from_json(item) for item in data["versions"]]
+    return versions, {str(topic): int(offset) for topic, offset in data["read"].items()}
