@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit broker-stop clean
+.PHONY: setup demo test quick lint typecheck unit broker-stop clean
 
 setup: $(STAMP)
 	@$(BIN)/hub broker fetch
@@ -24,6 +24,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check hub adapters streams tests benchmarks
 	$(BIN)/ruff format --check hub adapters streams tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy --strict
@@ -32,6 +33,10 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The tests that need no Kafka broker (about a minute): for a quick check while editing.
+quick: setup
+	$(BIN)/pytest -m "not broker"
 
 broker-stop:
 	-@$(BIN)/hub broker stop

@@ -64,13 +64,13 @@ MAX_EXPORT_VERSION = 999_999_999
 #: What an unshared field becomes: the schema's "not recorded" value.
 _UNSHARED = {
     "age_band": UNKNOWN,
-    "sex": "UNKNOWN",
+    "sex": Sex.UNKNOWN,
     "area_code": UNKNOWN,
     "vulnerabilities": (),
     "threshold_level": None,
     "platform_types": (),
-    "role": "UNKNOWN",
-    "outcome": "UNKNOWN",
+    "role": Role.UNKNOWN,
+    "outcome": Outcome.UNKNOWN,
 }
 #: Besides the profile's separator, where a feed of this kind also separates terms: an
 #: online counselling provider's feed writes "Sexting, Online grooming".

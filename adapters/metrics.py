@@ -1,10 +1,11 @@
 """Every Prometheus metric of the adapter, created on one injected registry.
 
-Labels are bounded: the agency id, the kind of source (`SourceKind`, never a
-file name, URL or query) and, for rejects, the canonical field the record was
-rejected on (`SourceField`, "record" for a whole-record problem, "other" for
-anything else, such as a provider's own JSON key). Never a value from a row,
-an identifier, a pseudonym or a reason text (a reason can quote a value).
+Labels are bounded: the agency id, the kind of source (its `kind`, one of
+`adapters.sources.base.SOURCE_KINDS`: never a file name, URL or query) and,
+for rejects, the canonical field the record was rejected on (`SourceField`,
+"record" for a whole-record problem, "other" for anything else, such as a
+provider's own JSON key). Never a value from a row, an identifier, a
+pseudonym or a reason text (a reason can quote a value).
 
 The outbox forwarder's state (`ForwarderStatus`: sending, waiting for Kafka, an
 outbox error, failed, stopped) and the age of the oldest event it has not sent
@@ -33,24 +34,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from adapters.profile import SourceField
-from adapters.sources.delimited import CsvSource
-from adapters.sources.jsonl import JsonLinesSource
+from adapters.sources.base import SOURCE_KINDS, SourceKind
 from adapters.versions import CHANGES, Change
 from hub.errors import HubError, RecordError
 
 log = logging.getLogger(__name__)
 
-SourceKind = Literal["csv", "tsv", "jsonl", "sql", "http", "other"]
-SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
 #: The `field` label of a record rejected as a whole (RecordError field "*").
 WHOLE_RECORD = "record"
 #: The `field` label of a rejection naming no canonical field (a header of the source's own).
 OTHER_FIELD = "other"
 REJECT_FIELDS: tuple[str, ...] = (*get_args(SourceField), WHOLE_RECORD, OTHER_FIELD)
-
-#: Sources this module cannot import (they import the pipeline), by class name.
-_KIND_OF_CLASS: dict[str, SourceKind] = {"SqlSource": "sql", "RequestSource": "http"}
-
 
 #: What the outbox forwarder is doing: `sending` (or nothing to send), `waiting_for_kafka`
 #: (unreachable or not acknowledging; it retries), `outbox_error` (the outbox cannot be read
@@ -126,12 +120,13 @@ def outbox_health(
 
 
 def source_kind(source: object) -> SourceKind:
-    """The kind of source, for the `source_kind` label."""
-    if isinstance(source, CsvSource):
-        return "tsv" if source.profile.delimiter == "\t" else "csv"
-    if isinstance(source, JsonLinesSource):
-        return "jsonl"
-    return _KIND_OF_CLASS.get(type(source).__name__, "other")
+    """The `source_kind` label: the source's own `kind`; "other" for a source that declares
+    none, or one outside `SOURCE_KINDS`."""
+    kind = getattr(source, "kind", "other")
+    for known in SOURCE_KINDS:
+        if kind == known:
+            return known
+    return "other"
 
 
 def reject_field(error: RecordError) -> str:

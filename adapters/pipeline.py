@@ -40,12 +40,8 @@ from adapters.metrics import (
 )
 from adapters.outbox import Outbox, OutboxItem
 from adapters.profile import Profile
-from adapters.publishers.kafka_python import (
-    KafkaUnavailable,
-    Publisher,
-    make_publisher,
-    partition_key,
-)
+from adapters.publishers.base import KafkaUnavailable, Publisher, partition_key
+from adapters.publishers.factory import make_publisher
 from adapters.sources.base import Source, SourceRecord
 from adapters.versions import CHANGES, Change, Resolved, SnapshotCheck, Versioner
 from hub.areas import Areas

@@ -8,6 +8,10 @@ forwarder (`Forwarder.follow`) sends beside the reading, retrying any outage or
 disk error; only a damaged outbox stops it, and then the whole run, with exit
 status 1 and a message saying what to do. Every run counts into `adapters.metrics`;
 `metrics_served` serves them (HUB_ADAPTER_METRICS_PORT, `--metrics-port`).
+
+The runner drives the sources: it opens them (files, a query from its stored
+watermark) and reads them through the pipeline; the push endpoint stores
+through the run, its `Sink`. What it reports is printed with `adapters.console`.
 """
 
 from __future__ import annotations
@@ -15,9 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,21 +26,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 from prometheus_client import CollectorRegistry
 
+from adapters.console import progress as progress_bar
+from adapters.console import say
+from adapters.drain import counting_sent_elsewhere, drain_process, forwarding_thread
 from adapters.mapping import check_risk_codes
-from adapters.metrics import AdapterMetrics
+from adapters.metrics import AdapterMetrics, OutboxHealth, outbox_health
 from adapters.metrics import serve as serve_metrics
 from adapters.outbox import Outbox, pending_summary
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile
-from adapters.publishers.kafka_python import make_publisher
-from adapters.sources.base import Source
+from adapters.publishers.factory import make_publisher
+from adapters.sources.base import Source, SourceKind
 from adapters.sources.delimited import CsvSource, FileError
 from adapters.sources.jsonl import JsonLinesSource
 from adapters.versions import SnapshotCheck
-from hub.agreement.model import load_agreement
+from hub.agreement.model import Agreement, load_agreement
 from hub.errors import HubError, OutboxError
 from hub.minimise import Minimiser
 from hub.pseudonymise import Pseudonymiser
@@ -47,6 +50,8 @@ from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 PROGRESS_ABOVE_BYTES = 1_000_000
+#: Kinds of source read from a text file, whose lines a progress bar can count.
+TEXT_KINDS: tuple[SourceKind, ...] = ("csv", "tsv", "jsonl")
 #: Workbooks, read by adapters.sources.spreadsheet (python-calamine, the `spreadsheet` extra).
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json", *WORKBOOK_SUFFIXES)
@@ -80,6 +85,43 @@ class AdapterRun:
         """None for a dry run."""
         return self.adapter.metrics
 
+    @property
+    def storing(self) -> bool:
+        """False for a dry run."""
+        return self.outbox is not None
+
+    def ingest(self, source: Source) -> RunSummary:
+        """Read `source` into the outbox (a pushed request); returns once it is committed."""
+        return self.adapter.ingest(source)
+
+    def health(self) -> OutboxHealth:
+        """The outbox and this run's forwarder (see `adapters.metrics.outbox_health`)."""
+        outbox = self.outbox
+        if outbox is None:
+            raise HubError("a dry run has no outbox")
+        status = None if self.forwarder is None else self.forwarder.status
+        stale_after = self.settings.forwarder_stale_after
+        return outbox_health(
+            lambda: (outbox.counts()[0], outbox.oldest_pending()), status, stale_after
+        )
+
+    def ingest_query(
+        self, url: str, query: str, watermark_column: str, name: str | None = None
+    ) -> RunSummary:
+        """Read a database query (`adapters.sources.sql`) from its stored watermark on.
+
+        A dry run (no outbox) reads everything, as there is no watermark to resume from.
+        `name` (default: the URL without its password, and a digest of the query) keys
+        the watermark, so keep it the same from run to run.
+        """
+        from adapters.sources.sql import SqlSource
+
+        separator = self.profile.multi_value_separator
+        source = SqlSource(url, query, watermark_column, None, name, separator)
+        if self.outbox is not None:
+            source.since = self.outbox.watermark(source.name)
+        return self.adapter.ingest(source, watermark=source.watermark_of)
+
     def ingest_file(self, path: Path, accept_withdrawals: bool = False) -> RunSummary:
         """One export file: a re-send of a file already ingested changes nothing; a full
         export (profile ``export: full``) withdraws the live records it no longer lists."""
@@ -89,7 +131,7 @@ class AdapterRun:
         resent = None
         if self.outbox is not None and digest is not None:
             resent = self.outbox.file_ingested(agency, digest)
-        summary = self._ingest(
+        summary = self._ingest_file(
             path, source, self.profile.export == "full", accept_withdrawals, resent
         )
         if self.outbox is not None and digest is not None and summary.refused is None:
@@ -107,7 +149,7 @@ class AdapterRun:
             return None
         return mac.hexdigest()
 
-    def _ingest(
+    def _ingest_file(
         self,
         path: Path,
         source: Source,
@@ -124,15 +166,11 @@ class AdapterRun:
                 resent=resent,
             )
 
-        text = isinstance(source, CsvSource | JsonLinesSource)  # lines counted: text files only
+        text = source.kind in TEXT_KINDS  # lines counted: text files only
         if not text or path.stat().st_size < PROGRESS_ABOVE_BYTES:
             return ingest()
-        with click.progressbar(
-            length=max(count_lines(path) - 1, 1),
-            label=f"{path.name}",
-            file=click.get_text_stream("stderr"),
-        ) as bar:
-            return ingest(bar.update)
+        with progress_bar(max(count_lines(path) - 1, 1), path.name) as advance:
+            return ingest(advance)
 
     def drain(self, timeout: float | None) -> int:
         if self.forwarder is None:
@@ -149,8 +187,9 @@ class AdapterRun:
         """Drain the outbox beside the caller, which keeps ingesting.
 
         In a thread (its own SQLite connection) for the watch and serve modes; in a
-        separate process (`hub adapter drain --follow`) for large files, where
-        reading and sending are both CPU-bound Python and each gets a core.
+        separate process (``python -m adapters.drain --follow``) for large files, where
+        reading and sending are both CPU-bound Python and each gets a core. See
+        `adapters.drain`.
 
         The thread's forwarder is supervised (`Forwarder.follow`): it waits out any
         outage and reports its state on the run's metrics and /health. When it cannot
@@ -161,95 +200,17 @@ class AdapterRun:
             yield
             return
         if separate_process:
-            with self._counting_sent_elsewhere(), _drain_process(self, poll):
+            with (
+                counting_sent_elsewhere(self.outbox, self.metrics),
+                drain_process(self.settings, self.adapter.agency, poll),
+            ):
                 yield
             return
-        with self._forwarding_thread(self.forwarder, poll, on_failure):
+        client_id = f"hub-adapter-{self.adapter.versioner.agency}"
+        with forwarding_thread(
+            self.settings, self.forwarder, self.metrics, client_id, poll, on_failure
+        ):
             yield
-
-    @contextmanager
-    def _forwarding_thread(
-        self, forwarder: Forwarder, poll: float, on_failure: Callable[[], None] | None
-    ) -> Iterator[None]:
-        stop = threading.Event()
-        failure: list[BaseException] = []
-        status = forwarder.status
-        if self.metrics is not None:
-            self.metrics.watch_forwarder(status, self.settings.forwarder_stale_after)
-        background = Forwarder.from_settings(
-            self.settings,
-            lambda: Outbox(self.settings.outbox),
-            self.metrics,
-            status,
-            client_id=f"hub-adapter-{self.adapter.versioner.agency}",
-            publisher=forwarder.publisher,
-        )
-
-        def loop() -> None:
-            try:
-                background.follow(stop, poll)
-            except BaseException as exc:  # a damaged outbox (logged), or a bug
-                if not isinstance(exc, OutboxError):
-                    log.exception("the outbox forwarder stopped")
-                    status.set("failed", f"{type(exc).__name__}: {exc}")
-                failure.append(exc)
-                if on_failure is not None:
-                    on_failure()
-            finally:
-                background.close()
-
-        thread = threading.Thread(target=loop, name="outbox-forwarder", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=120)
-            if thread.is_alive():
-                log.warning("the outbox forwarder did not stop within 120 s; leaving it")
-        if failure:
-            exc = failure[0]
-            if isinstance(exc, HubError):
-                raise exc
-            raise HubError(f"the outbox forwarder stopped: {type(exc).__name__}: {exc}") from exc
-
-    @contextmanager
-    def _counting_sent_elsewhere(self) -> Iterator[None]:
-        """Add what another process sent from the outbox to this run's events_sent, at the end."""
-        if self.outbox is None or self.metrics is None:
-            yield
-            return
-        _, before = self.outbox.counts()
-        try:
-            yield
-        finally:
-            _, after = self.outbox.counts()
-            self.metrics.sent(max(0, after - before))
-
-
-@contextmanager
-def _drain_process(run: AdapterRun, poll: float) -> Iterator[None]:
-    """`hub adapter drain --follow` beside this run; it serves no metrics (this run does)."""
-    command = ["adapter", "drain", "--follow", "--poll", str(poll), "--metrics-port", "0"]
-    if run.adapter.agency is not None:
-        command += ["--agency", run.adapter.agency]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", *command],
-        env=run.settings.to_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        if child.poll() is not None:  # it said why on stderr; this run's drain will too
-            log.error("the helper `hub adapter drain` exited with status %d", child.returncode)
-        child.send_signal(signal.SIGTERM)  # it finishes its batch, then exits
-        try:
-            child.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 @contextmanager
@@ -260,13 +221,16 @@ def adapter_run(
     dry_run: bool = False,
     quarantine: Path | None = Path("quarantine"),
     metrics: AdapterMetrics | None = None,
+    agreement: Agreement | None = None,
 ) -> Iterator[AdapterRun]:
     """The pipeline for `profile_name`, counting on `metrics` (new ones, on a registry of
-    their own, by default; pass the same ones to keep counting across runs)."""
+    their own, by default; pass the same ones to keep counting across runs), under
+    `agreement` (by default the one at HUB_AGREEMENT)."""
     profile = load_profile(profile_name)
     # The agreement's local risk codes join the starter ones: a profile may map to them;
     # its areas are all an area cell may name.
-    agreement = load_agreement(settings.agreement)
+    if agreement is None:
+        agreement = load_agreement(settings.agreement)
     taxonomy = agreement.taxonomy
     check_risk_codes(profile, taxonomy)  # before anything is opened
     agency_id = agency or profile.agency
@@ -316,7 +280,7 @@ def metrics_served(run: AdapterRun, port: int) -> Iterator[str | None]:
         yield None
         return
     with serve_metrics(run.metrics.registry, run.settings.metrics_host, port) as url:
-        click.echo(f"adapter metrics on {url}")
+        say(f"adapter metrics on {url}")
         yield url
 
 
@@ -333,7 +297,7 @@ def run_files(
             if summaries[-1].refused is not None:
                 break
     run.drain(drain_timeout)
-    click.echo(f"{summarise(summaries)}; every stored event is acknowledged by Kafka")
+    say(f"{summarise(summaries)}; every stored event is acknowledged by Kafka")
     if summaries and summaries[-1].refused is not None:
         raise HubError(summaries[-1].refused)
 
@@ -351,24 +315,22 @@ def report(summary: RunSummary) -> None:
         ("kept with a warning", summary.warnings),
     ):
         for error in errors[:20]:
-            click.echo(f"{label}: {error}", err=True)
+            say(f"{label}: {error}", err=True)
         if len(errors) > 20:
-            click.echo(f"... and {len(errors) - 20} more in the quarantine report", err=True)
+            say(f"... and {len(errors) - 20} more in the quarantine report", err=True)
     if summary.resent is not None:
         name, when = summary.resent
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-        click.echo(f"{summary.source}: identical to {name}, ingested {stamp}: nothing to send")
-    click.echo(summary.line())
+        say(f"{summary.source}: identical to {name}, ingested {stamp}: nothing to send")
+    say(summary.line())
 
 
 def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeout: float) -> None:
     """Read new rows of a database query (adapters.sources.sql), then send them."""
-    from adapters.sources.sql import run_sql
-
-    summary = run_sql(run, url, query, watermark)
-    click.echo(summary.line())
+    summary = run.ingest_query(url, query, watermark)
+    say(summary.line())
     sent = run.drain(drain_timeout)
-    click.echo(f"{summarise([summary])}; {sent} sent to Kafka")
+    say(f"{summarise([summary])}; {sent} sent to Kafka")
 
 
 def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> None:
@@ -386,7 +348,7 @@ def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> No
     ):
         raise HubError(f'{tokens_file} must be a JSON object {{"<bearer token>": "<provider>"}}')
     endpoint = open_endpoint(run, host, port, tokens)
-    click.echo(f"accepting events at {endpoint.url}/events (Ctrl-C stops)")
+    say(f"accepting events at {endpoint.url}/events (Ctrl-C stops)")
     with run.forwarding_in_background(on_failure=endpoint.stop):
         endpoint.serve_forever()
 
@@ -419,7 +381,7 @@ def watch(
         try:
             _watch_loop(run, folder, done, failed, poll, settle, once, halt)
         except KeyboardInterrupt:
-            click.echo("stopped watching")
+            say("stopped watching")
 
 
 def _move_failed(run: AdapterRun, path: Path, failed: Path) -> None:
@@ -453,11 +415,11 @@ def _watch_loop(
                 if exc.fatal:
                     raise
                 if blocked != str(exc):
-                    click.echo(f"not read yet, kept in {folder}: {exc}", err=True)
+                    say(f"not read yet, kept in {folder}: {exc}", err=True)
                 blocked = str(exc)
                 break
             if blocked is not None:
-                click.echo("the outbox takes events again", err=True)
+                say("the outbox takes events again", err=True)
                 blocked = None
         if once or halt.wait(poll):
             return
@@ -468,12 +430,12 @@ def _take_file(run: AdapterRun, path: Path, done: Path, failed: Path) -> None:
     try:
         summary = run.ingest_file(path)
     except FileError as exc:
-        click.echo(f"failed: {exc}", err=True)
+        say(f"failed: {exc}", err=True)
         _move_failed(run, path, failed)
         return
     report(summary)
     if summary.refused is not None:
-        click.echo(f"failed: {summary.refused}", err=True)
+        say(f"failed: {summary.refused}", err=True)
         _move_failed(run, path, failed)
     elif summary.accepted:
         shutil.move(path, done / path.name)

@@ -46,6 +46,7 @@ from typing import Any
 from adapters.outbox import OutboxItem
 from adapters.runner import AdapterRun, adapter_run
 from adapters.synth.cases import child_pool, synth_rows, write_csv
+from hub.agreement.model import load_agreement
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, write_key_file
@@ -506,13 +507,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker_data=work / "broker",
         broker_port=free_port(),
         controller_port=free_port(),
-        agencies=(AGENCY,),
         key_file=key_file,
         outbox=work / "outbox.sqlite",
     )
     run_id = uuid.uuid4().hex[:8]
     names = ("warmup", *PHASES)
     namespaces = {n: f"bench{run_id}.{n.replace(' ', '-')}." for n in names}
+    # The agreement's topics for the one partner this benchmark publishes as.
+    agreement = load_agreement(base.agreement)
+    agreement = agreement.model_copy(update={"partners": (agreement.partner(AGENCY),)})
     broker = Broker(base)
     say(f"starting a Kafka broker on {base.bootstrap_servers} (state in {work}) ...")
     try:
@@ -520,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(base, work, namespaces)
         for namespace in namespaces.values():
             scoped = base.model_copy(update={"topic_namespace": namespace})
-            apply_topics(scoped, declared_topics(scoped))
+            apply_topics(scoped, declared_topics(scoped, agreement))
         csv_path, _, events, extra = prepare(bench, args)
         results = measure(bench, args, csv_path, events)
         met = report(args, results, extra, bench.stages)

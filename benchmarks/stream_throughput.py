@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import gc
 import io
 import json
@@ -64,8 +65,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adapters.publishers.kafka_python import partition_key
+from adapters.publishers.base import partition_key
 from adapters.synth.cases import DISTRICTS, EVENT_TYPES, OUTCOMES, RISK_WEIGHTS
+from hub.agreement.model import Agreement, load_agreement
 from hub.codec import Codec
 from hub.kafka.client import broker_answers
 from hub.models import CaseEvent, LinkageBasis, Pseudonym
@@ -308,8 +310,26 @@ def end_offsets(settings: HubSettings) -> int:
         consumer.close()
 
 
+@functools.cache
+def partnership(path: Path) -> Agreement:
+    """The agreement at `path` (HUB_AGREEMENT), loaded once per process."""
+    return load_agreement(path)
+
+
+def check_partners(agreement: Agreement) -> None:
+    """The events are made for AGENCIES: they must be the agreement's partners."""
+    partners = {p.id: str(p.type) for p in agreement.partners}
+    made_for = {agency: kind for agency, (kind, _) in AGENCIES.items()}
+    if partners != made_for:
+        raise SystemExit(
+            f"the agreement's partners {partners} are not the agencies this benchmark"
+            f" makes events for {made_for}; point HUB_AGREEMENT at the example agreement"
+        )
+
+
 def case_topics(settings: HubSettings) -> list[str]:
-    return [settings.case_topic(agency) for agency in settings.agencies]
+    """The case topics of the agreement's partners, as the worker subscribes to them."""
+    return [settings.topic(topic) for topic in partnership(settings.agreement).case_topics]
 
 
 # --- (a) raw aiokafka ---------------------------------------------------------------
@@ -486,7 +506,6 @@ def run_stateless(args: argparse.Namespace) -> None:
 def run_pipeline(args: argparse.Namespace) -> None:
     from prometheus_client import CollectorRegistry
 
-    from hub.agreement.model import load_agreement
     from streams.app import Worker
     from streams.metrics import WorkerMetrics
     from streams.state import WorkerState
@@ -513,8 +532,11 @@ def run_pipeline(args: argparse.Namespace) -> None:
     registry = CollectorRegistry()
     state = WorkerState()
     metrics = WorkerMetrics(registry, state)
-    timeliness = Timeliness(load_agreement(settings.agreement))
-    worker = TimedWorker(settings, metrics, state, on_submission=timeliness.observe_timestamp)
+    agreement = partnership(settings.agreement)
+    timeliness = Timeliness(agreement)
+    worker = TimedWorker(
+        settings, agreement, metrics, state, on_submission=timeliness.observe_timestamp
+    )
 
     def figures() -> dict[str, Any]:
         parts = list(state.partitions.values())
@@ -866,7 +888,6 @@ def kafka(args: argparse.Namespace, work: Path) -> Iterator[HubSettings]:
         broker_data=work / "broker",
         broker_port=free_port(),
         controller_port=free_port(),
-        agencies=tuple(AGENCIES),
         case_partitions=args.partitions,
     )
     if args.bootstrap:
@@ -887,7 +908,9 @@ def kafka(args: argparse.Namespace, work: Path) -> Iterator[HubSettings]:
 def measure(args: argparse.Namespace, work: Path, children: Children) -> None:
     with kafka(args, work) as base:
         base = base.model_copy(update={"topic_namespace": f"bench{uuid.uuid4().hex[:8]}.stream."})
-        apply_topics(base, declared_topics(base))
+        agreement = partnership(base.agreement)
+        check_partners(agreement)
+        apply_topics(base, declared_topics(base, agreement))
         bench = Bench(base, work, args, children)
         say(f"building {args.events:,} case events over {args.subjects:,} subjects ...")
         produced = make_events(base, args.events, args.subjects)

@@ -8,7 +8,7 @@ area column of its own (an online counselling service records the user's
 local authority or town). Such a cell is matched by the area's code, name or
 any alias, ignoring case and spacing, and the code is what is shared;
 anything else (free text, a full postcode, a name) is rejected by the mapper,
-never passed on (DESIGN.md invariant 2).
+never passed on (docs/architecture.md, invariant 2).
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ example ``HUB_BOOTSTRAP_SERVERS`` or ``HUB_BROKER_PORT``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,18 +16,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub import resources
 
-#: The agencies the hub knows until the data-sharing agreement lists them.
-DEFAULT_AGENCIES: tuple[str, ...] = (
-    "camhs",
-    "spa",
-    "police",
-    "school-nursing",
-    "counselling",
-    "youth-service",
-    "relationships",
-    "education",
-    "voluntary",
-)
+
+def case_topic_name(agency: str) -> str:
+    """An agency's case topic before the namespace: ``cases.<agency id>``. The agreement
+    requires every partner's ``topic`` to be this name (`hub.agreement.model`)."""
+    return f"cases.{agency}"
+
+
+#: The trends topic before the namespace: the topic the hub reads published trends from.
+TRENDS_TOPIC = "partnership.trends.v1"
 
 
 def _default_cache() -> Path:
@@ -74,11 +70,10 @@ class HubSettings(BaseSettings):
         description="HUB_TOPIC_NAMESPACE: prefix for every topic and consumer group, so"
         " several hubs (or tests) can share one broker.",
     )
-    agencies: tuple[str, ...] = DEFAULT_AGENCIES
     case_partitions: int = Field(
         default=6,
-        description="HUB_CASE_PARTITIONS: partitions of every agency topic. All agency topics"
-        " share it so one worker sees every event of a child.",
+        description="HUB_CASE_PARTITIONS: partitions of every case topic (one per partner in"
+        " the agreement). All share it so one worker sees every event of a child.",
     )
     replication_factor: int = Field(
         default=1,
@@ -167,8 +162,9 @@ class HubSettings(BaseSettings):
     # --- the data-sharing agreement ---------------------------------------------
     agreement: Path = Field(
         default=resources.deploy("agreement", "example.yaml"),
-        description="HUB_AGREEMENT: the data-sharing agreement (partners, deadlines,"
-        " publication timetable, disclosure rule). Check it with `hub agreement check`.",
+        description="HUB_AGREEMENT: the data-sharing agreement (partners and their case"
+        " topics, deadlines, publication timetable and topics, disclosure rule, retention)."
+        " Check it with `hub agreement check`.",
     )
 
     # --- stream worker ---------------------------------------------------------
@@ -226,8 +222,6 @@ class HubSettings(BaseSettings):
         for name, value in self.model_dump(exclude_none=True).items():
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            elif isinstance(value, tuple):
-                value = json.dumps(list(value))
             env[f"HUB_{name.upper()}"] = str(value)
         return env
 
@@ -248,7 +242,9 @@ class HubSettings(BaseSettings):
         return f"{self.topic_namespace}{name}"
 
     def case_topic(self, agency: str) -> str:
-        return self.topic(f"cases.{agency}")
+        """The full name of `agency`'s case topic: the topic the agreement gives the
+        partner (`case_topic_name`), with the namespace prefix."""
+        return self.topic(case_topic_name(agency))
 
     @property
     def deferred_topic(self) -> str:
@@ -258,7 +254,10 @@ class HubSettings(BaseSettings):
 
     @property
     def trends_topic(self) -> str:
-        return self.topic("partnership.trends.v1")
+        """The topic the hub reads published trends from (`hub subscribe` by default, the
+        board pack, the publisher's own read-back), so the publisher requires every
+        publication in the agreement to name it."""
+        return self.topic(TRENDS_TOPIC)
 
     @property
     def worker_app_id(self) -> str:

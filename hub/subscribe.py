@@ -1,8 +1,9 @@
 """What analysts read: the published trend cells from ``partnership.trends.v1``.
 
 ``hub subscribe`` and the small Python API below read the trends topic (never
-a case topic), keep the latest revision of every cell, and give rows an
-analyst can load anywhere::
+a case topic), keep the latest revision of every period, whole
+(``hub.trends``: a cell an earlier revision had and the latest one dropped is
+gone), and give rows an analyst can load anywhere::
 
     from hub.settings import HubSettings
     from hub.subscribe import published_rows
@@ -13,7 +14,8 @@ analyst can load anywhere::
     #   'count': 35, 'suppressed': False, 'revision': 0, 'published_at': ...}, ...]
 
 A suppressed cell has ``count`` None (empty in CSV) and ``suppressed`` True:
-it is withheld, not zero.
+it is withheld, not zero. With ``--follow``, rows of a period's new revision
+replace every row printed before for that period.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from typing import Any, TextIO
 
@@ -29,8 +31,9 @@ from hub.codec import Codec
 from hub.errors import ConfigError, HubError
 from hub.kafka.client import TopicReader
 from hub.kafka.security import client_security, principal
+from hub.periods import parse_period
 from hub.settings import HubSettings
-from streams.publish.publisher import parse_period
+from hub.trends import Published, latest
 
 COLUMNS = (
     "publication",
@@ -62,7 +65,7 @@ def parse_since(text: str | None) -> date | None:
         ) from None
 
 
-def _row(snapshot: dict[str, Any]) -> dict[str, Any]:
+def _row(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     row = {name: snapshot[name] for name in COLUMNS}
     row["period_start"] = snapshot["period_start"].isoformat()
     row["period_end"] = snapshot["period_end"].isoformat()
@@ -70,7 +73,7 @@ def _row(snapshot: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _rows(cells: Iterable[dict[str, Any]], first: date | None) -> list[dict[str, Any]]:
+def _rows(cells: Iterable[Mapping[str, Any]], first: date | None) -> list[dict[str, Any]]:
     rows = [_row(s) for s in cells if first is None or s["period_start"] >= first]
     return sorted(
         rows,
@@ -84,12 +87,22 @@ def _rows(cells: Iterable[dict[str, Any]], first: date | None) -> list[dict[str,
     )
 
 
+def rows_from(
+    snapshots: Iterable[Mapping[str, Any]], first: date | None = None
+) -> list[dict[str, Any]]:
+    """The rows for these trend snapshots: the cells of every period's latest revision
+    (``hub.trends``), periods from `first` on, sorted. What `published_rows` gives."""
+    return _rows(latest(snapshots), first)
+
+
 class TrendReader:
-    """Reads the trends topic from the beginning; `follow` keeps reading."""
+    """Reads the trends topic from the beginning, folded into ``published`` (the
+    latest revision of every period, whole); `follow` keeps reading."""
 
     def __init__(self, settings: HubSettings, topic: str | None = None) -> None:
         self.topic = topic or settings.trends_topic
         self.codec = Codec("trend_snapshot")
+        self.published = Published()
         self._reader = TopicReader(
             settings.bootstrap_servers,
             self.topic,
@@ -107,25 +120,23 @@ class TrendReader:
             **client_security(settings),
         )
 
-    def _decoded(self, messages: Iterable[Any]) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    def _decoded(self, messages: Iterable[Any]) -> Iterator[dict[str, Any]]:
         for message in messages:
             if message.value is not None:
-                yield message.key, self.codec.decode(message.value)
+                yield self.codec.decode(message.value)
 
-    def latest(self) -> dict[bytes, dict[str, Any]]:
-        """Every cell's latest revision, as published so far."""
-        cells: dict[bytes, dict[str, Any]] = {}
-        for key, snapshot in self._decoded(self._reader.read_to_end()):
-            held = cells.get(key)
-            if held is None or snapshot["revision"] >= held["revision"]:
-                cells[key] = snapshot
-        return cells
+    def latest(self) -> list[dict[str, Any]]:
+        """The cells of every period's latest revision, as published so far."""
+        self.published.update(self._decoded(self._reader.read_to_end()))
+        return self.published.snapshots()
 
     def follow(self) -> Iterator[dict[str, Any]]:
-        """New publications as they arrive (after `latest`), until interrupted."""
+        """New publications as they arrive (after `latest`), until interrupted; a
+        snapshot of a revision older than one already read is skipped."""
         while True:
-            for _, snapshot in self._decoded(self._reader.poll(1000)):
-                yield snapshot
+            for snapshot in self._decoded(self._reader.poll(1000)):
+                if self.published.add(snapshot):
+                    yield snapshot
 
     def close(self) -> None:
         self._reader.close()
@@ -134,14 +145,14 @@ class TrendReader:
 def published_rows(
     settings: HubSettings, since: str | date | None = None, topic: str | None = None
 ) -> list[dict[str, Any]]:
-    """The latest revision of every published cell, periods from `since` on, sorted."""
+    """The cells of every period's latest revision, periods from `since` on, sorted."""
     first = parse_since(since) if isinstance(since, str) else since
     reader = TrendReader(settings, topic)
     try:
         cells = reader.latest()
     finally:
         reader.close()
-    return _rows(cells.values(), first)
+    return _rows(cells, first)
 
 
 def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, header: bool) -> None:
@@ -170,7 +181,7 @@ def subscribe(
     reader = TrendReader(settings, topic)
     printed = 0
     try:
-        rows = _rows(reader.latest().values(), first)
+        rows = _rows(reader.latest(), first)
         write_rows(rows, fmt, out, header=True)
         printed = len(rows)
         if follow:

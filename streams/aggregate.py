@@ -79,26 +79,27 @@ from operator import attrgetter
 from hub.disclosure import DisclosureRule, protect_breakdown
 from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
 from hub.taxonomy import CELLS, Taxonomy
+from hub.trends import (
+    ALL,
+    CHILDREN,
+    EVENTS,
+    ONE_AGENCY,
+    PSEUDONYMS,
+    REFERRALS,
+    REFERRALS_NOT_ASSESSED,
+    REFERRALS_NOT_RECORDED,
+    SUBJECT_BASES,
+    SUBJECT_BASIS,
+    THRESHOLD_LEVELS,
+    TOTAL,
+    TWO_OR_MORE,
+    UNKNOWN_THRESHOLD,
+    UNMAPPED,
+)
 from streams.records import NOT_RECORDED, RecordVersion
 
 Key = tuple[str, str]  # (measure, dimension)
 Breakdowns = dict[Key, dict[str, int]]
-
-EVENTS = "events"
-CHILDREN = "children"
-PSEUDONYMS = "pseudonyms"
-REFERRALS = "referrals"
-REFERRALS_NOT_ASSESSED = "referrals_online_not_assessed"
-REFERRALS_NOT_RECORDED = "referrals_online_not_recorded"
-TOTAL = "total"
-ALL = "all"
-UNKNOWN_THRESHOLD = "unknown"
-UNMAPPED = "UNMAPPED"
-ONE_AGENCY, TWO_OR_MORE = "1", "2+"
-SUBJECT_BASIS = "subject_basis"
-#: ``RecordVersion.basis`` values listed in every period, zeros included (the best
-#: identifier first; ``NONE``: no linkable subject). Others seen are appended, sorted.
-SUBJECT_BASES: tuple[str, ...] = ("NHS_NUMBER", "NAME_DOB", "LOCAL_ID", "NONE")
 
 #: Dimensions where a record or child has exactly one value.
 SINGLE_VALUED: tuple[str, ...] = (
@@ -123,8 +124,6 @@ ADDITIVE: frozenset[Key] = frozenset(
     | {(REFERRALS, "agency"), (REFERRALS_NOT_ASSESSED, "agency")}
     | {(REFERRALS_NOT_RECORDED, "agency")}
 )
-
-THRESHOLD_LEVELS: tuple[str, ...] = ("1", "2", "3", "4", UNKNOWN_THRESHOLD)
 
 
 def is_additive(measure: str, dimension: str) -> bool:

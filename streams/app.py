@@ -43,6 +43,7 @@ from typing import Any
 import faust
 from faust.types import TP, AppT, EventT, StreamT
 
+from hub.agreement.model import Agreement
 from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.settings import HubSettings
@@ -93,6 +94,7 @@ class Worker:
     def __init__(
         self,
         settings: HubSettings,
+        agreement: Agreement,
         metrics: WorkerMetrics,
         state: WorkerState,
         *,
@@ -110,8 +112,9 @@ class Worker:
         self.pending: dict[int, Pending] = {}
         self.writer = uuid.uuid4().hex[:12]
         self.sequence = 0
-        # An event's agency is the topic it arrived on, whatever its body says.
-        self.agency_of = {settings.case_topic(agency): agency for agency in settings.agencies}
+        # An event's agency is the topic it arrived on, whatever its body says: the case
+        # topic of each partner in the agreement (the one its ACLs let it write).
+        self.agency_of = {settings.topic(p.topic): p.id for p in agreement.partners}
         self.topics = set(self.agency_of)
         # True until this worker's partitions are read back from the changelog, and again
         # from each rebalance until they are.

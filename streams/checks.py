@@ -11,7 +11,7 @@ agency whose topic it arrived on is refused under one reason (the label of
 * ``implausible``: a readable case event with a value no real record has
   (``plausibility``).
 * ``wrong_agency``: the body names another agency than the topic it came on.
-  An event's agency is the topic it arrived on (DESIGN.md invariant 7): an
+  An event's agency is the topic it arrived on (docs/architecture.md, invariant 7): an
   agency can write only its own topic, so the body's claim is not trusted.
 
 A message written with a schema this worker does not ship is not refused:

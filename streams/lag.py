@@ -39,6 +39,7 @@ class LagProbe:
     def __init__(
         self,
         settings: HubSettings,
+        topics: Iterable[str],
         group: str,
         replay_group: str,
         assigned: Assigned,
@@ -48,7 +49,7 @@ class LagProbe:
         self.group = group
         self.replay_group = replay_group
         self.assigned = assigned
-        self.topics = sorted(settings.case_topic(a) for a in settings.agencies)
+        self.topics = sorted(topics)  # the case topics the worker reads
         self._lock = threading.Lock()
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None

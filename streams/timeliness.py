@@ -58,13 +58,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.agreement.model import Agreement, aware, following_local, previous_local
+from hub.periods import add_months, period_before, period_starting
 
 # Kafka stamps -1 when a message has no timestamp; ignore that and absurd values.
 _LAST_USABLE = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
@@ -80,10 +81,6 @@ def _month_start(first: date, zone: ZoneInfo) -> float:
     """The instant (Unix seconds) the local day `first` begins in `zone`."""
     # Through UTC, as next_local does: a skipped midnight becomes the day's first real instant.
     return datetime.combine(first, time(), tzinfo=zone).astimezone(UTC).timestamp()
-
-
-def _next_month(first: date) -> date:
-    return (first + timedelta(days=32)).replace(day=1)
 
 
 @dataclass(frozen=True)
@@ -173,7 +170,6 @@ class Timeliness:
         deadline, upcoming = self._deadlines_around(cron, now)
         month = deadline.astimezone(self._zone).date().replace(day=1)
         period_end = _month_start(month, self._zone)
-        last_day = month - timedelta(days=1)
         if self._needed.get(agency, -math.inf) < period_end:
             self._needed[agency] = period_end
         firsts = self._firsts[agency].copy()
@@ -190,7 +186,7 @@ class Timeliness:
             first_submission=None if first is None else datetime.fromtimestamp(first, UTC),
             last_deadline=deadline,
             next_deadline=upcoming,
-            due_period=(last_day.replace(day=1), last_day),
+            due_period=period_before("month", period_starting("month", month)),
             on_time=first is not None and first <= due,
             lateness_seconds=lateness,
         )
@@ -208,7 +204,7 @@ class Timeliness:
     def _month_around(self, seconds: float) -> tuple[float, float]:
         """[start, end) in Unix seconds of the local calendar month holding `seconds`."""
         first = datetime.fromtimestamp(seconds, self._zone).date().replace(day=1)
-        return _month_start(first, self._zone), _month_start(_next_month(first), self._zone)
+        return _month_start(first, self._zone), _month_start(add_months(first, 1), self._zone)
 
     def _forget_old_months(self, agency: str, firsts: dict[float, float]) -> None:
         needed = self._needed.get(agency)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterable
 
 import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.worker import Worker as FaustWorker
 from prometheus_client import CollectorRegistry, start_http_server
 
-from hub.agreement.model import load_agreement
+from hub.agreement.model import Agreement
 from hub.errors import BrokerError, HubError
 from hub.kafka.client import admin_client
 from hub.settings import HubSettings
@@ -23,14 +24,14 @@ from streams.state import WorkerState
 from streams.timeliness import Timeliness, TimelinessCollector
 
 
-def check_topics(settings: HubSettings) -> None:
-    """Fail with a clear message when the agency topics are missing."""
+def check_topics(settings: HubSettings, topics: Iterable[str]) -> None:
+    """Fail with a clear message when the case topics or the deferred topic are missing."""
     admin = admin_client(settings.bootstrap_servers, "hub-worker")
     try:
         existing = set(admin.list_topics())
     finally:
         admin.close()
-    needed = [settings.case_topic(a) for a in settings.agencies] + [settings.deferred_topic]
+    needed = [*sorted(topics), settings.deferred_topic]
     missing = [topic for topic in needed if topic not in existing]
     if missing:
         raise BrokerError(f"missing topics {', '.join(missing)}: run `hub topics apply` first")
@@ -78,15 +79,15 @@ def _give_up(deadline: float) -> None:
     os._exit(3)
 
 
-def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
-    check_topics(settings)
+def run_worker(settings: HubSettings, agreement: Agreement, loglevel: str = "info") -> None:
+    """Read the case topics of the agreement's partners until stopped."""
     registry = CollectorRegistry()
-    agreement = load_agreement(settings.agreement)
     state = WorkerState()
     metrics = WorkerMetrics(registry, state)
     timeliness = Timeliness(agreement)
     registry.register(TimelinessCollector(timeliness))
-    worker = Worker(settings, metrics, state, on_submission=timeliness.observe_timestamp)
+    worker = Worker(settings, agreement, metrics, state, on_submission=timeliness.observe_timestamp)
+    check_topics(settings, worker.topics)
 
     def assigned() -> dict[tuple[str, int], int] | None:
         """This worker's agency-topic partitions and the last offset it read in each."""
@@ -104,7 +105,7 @@ def run_worker(settings: HubSettings, loglevel: str = "info") -> None:
             return None
         return {(tp.topic, tp.partition): worker.positions.get(tp, -1) for tp in mine}
 
-    probe = LagProbe(settings, worker.app.conf.id, replay_group(settings), assigned)
+    probe = LagProbe(settings, worker.topics, worker.app.conf.id, replay_group(settings), assigned)
     probe.start()  # asked once before /metrics is served, then every second
     metrics.watch_lag(probe)
     metrics.watch_recovery(lambda: worker.recovering)

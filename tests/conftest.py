@@ -14,11 +14,12 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from adapters.mapping import RowMapper
 from adapters.pipeline import RunSummary
@@ -26,7 +27,7 @@ from adapters.profile import load_profile
 from adapters.runner import adapter_run
 from adapters.sources.delimited import CsvSource
 from hub import resources
-from hub.agreement.model import load_agreement
+from hub.agreement.model import Agreement, load_agreement
 from hub.areas import Areas
 from hub.cli.demo import scrape
 from hub.errors import RecordError
@@ -34,12 +35,45 @@ from hub.models import CaseEvent, EventType
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
-from hub.settings import HubSettings
+from hub.settings import HubSettings, case_topic_name
+
+EXAMPLE_AGREEMENT = resources.deploy("agreement", "example.yaml")
 
 
 def example_areas() -> Areas:
     """The example agreement's areas: the ones the synthetic exports' area cells name."""
-    return load_agreement(resources.deploy("agreement", "example.yaml")).area_vocabulary
+    return load_agreement(EXAMPLE_AGREEMENT).area_vocabulary
+
+
+def write_agreement(path: Path, partners: Iterable[str]) -> Path:
+    """The example agreement with only `partners` (ids, in this order), written to `path`:
+    the partnership a test's topics, worker, ACLs and publisher all take their partners from.
+    An id the example lacks (generic) is a partner of its shipped profile's agency type."""
+    data = yaml.safe_load(EXAMPLE_AGREEMENT.read_text(encoding="utf-8"))
+    by_id = {partner["id"]: partner for partner in data["partners"]}
+    data["partners"] = [by_id.get(agency) or _profile_partner(agency) for agency in partners]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _profile_partner(agency: str) -> dict[str, object]:
+    return {
+        "id": agency,
+        "type": str(load_profile(agency).agency_type),
+        "topic": case_topic_name(agency),
+        "principal": f"User:{agency}-adapter",
+        "submit_by": {"cron": "0 17 5 * *"},
+    }
+
+
+def agreement_of(settings: HubSettings) -> Agreement:
+    """The agreement `settings` name (HUB_AGREEMENT), as a `hub` process loads it."""
+    return load_agreement(settings.agreement)
+
+
+def partner_ids(settings: HubSettings) -> tuple[str, ...]:
+    """The agency ids of the partners in the agreement `settings` name."""
+    return tuple(partner.id for partner in agreement_of(settings).partners)
 
 
 def free_port() -> int:
@@ -80,16 +114,21 @@ def private_broker(broker_settings: HubSettings, tmp_path: Path) -> Iterator[Bro
         broker.stop()
 
 
+#: The partners of the agreement `hub_settings` name.
+TEST_PARTNERS = ("camhs", "police", "spa")
+
+
 @pytest.fixture
 def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
-    """Settings for one test: its own topic namespace, worker state, key and metrics port."""
+    """Settings for one test: its own topic namespace, worker state, key and metrics port,
+    and an agreement of three partners (TEST_PARTNERS)."""
     namespace = f"t{uuid.uuid4().hex[:10]}."
     key_file = tmp_path / "partnership.key"
     write_key_file(key_file, KeyRing.generate("test"))
     return broker_settings.model_copy(
         update={
             "topic_namespace": namespace,
-            "agencies": ("camhs", "police", "spa"),
+            "agreement": write_agreement(tmp_path / "hub-agreement.yaml", TEST_PARTNERS),
             "case_partitions": 4,
             "worker_data": tmp_path / "worker",
             "metrics_port": free_port(),
@@ -104,7 +143,7 @@ def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
 
 @pytest.fixture
 def topics(hub_settings: HubSettings) -> HubSettings:
-    apply_topics(hub_settings, declared_topics(hub_settings))
+    apply_topics(hub_settings, declared_topics(hub_settings, agreement_of(hub_settings)))
     return hub_settings
 
 
@@ -225,3 +264,17 @@ def worker(topics: HubSettings, tmp_path: Path) -> Iterator[WorkerProcess]:
         yield process
     finally:
         process.stop()
+
+
+#: Tests outside the broker fixtures that still start a Kafka broker themselves.
+_STARTS_ITS_OWN_BROKER = ("tests/test_demo.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a Kafka broker `broker`, so the quick ones run alone
+    (`pytest -m "not broker"`); a test is marked by the fixtures it uses, never by hand."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        own = item.nodeid.startswith(_STARTS_ITS_OWN_BROKER)
+        if "broker_settings" in fixtures or own:
+            item.add_marker(pytest.mark.broker)

@@ -129,7 +129,7 @@ def test_board_shows_the_data_gap_not_assessed_and_not_recorded_per_agency() -> 
 def test_board_shows_linkage() -> None:
     """Events by identifier basis as shares of each month's events, and the latest month's
     pseudonyms beside children (linked groups), a suppressed one shown as suppressed."""
-    from streams.aggregate import SUBJECT_BASES
+    from hub.trends import SUBJECT_BASES
 
     panels = [p for p in dashboards()["board"]["panels"] if p["title"].startswith("Linkage")]
     assert len(panels) == 2

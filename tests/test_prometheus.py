@@ -18,12 +18,12 @@ from typing import Any
 from adapters.profile import load_profile
 from hub.agreement.model import load_agreement
 from hub.ops.prometheus import Prometheus, recording_rules, render_config
+from hub.periods import period_starting
 from hub.settings import HubSettings
 from hub.subscribe import published_rows
-from streams.aggregate import SUBJECT_BASES
-from streams.publish.publisher import period_starting
+from hub.trends import SUBJECT_BASES
 from tests.adapters.test_adapter_metrics import label, planted_export, quarantined
-from tests.conftest import WorkerProcess, free_port, settings_env
+from tests.conftest import WorkerProcess, free_port, partner_ids, settings_env
 from tests.streams.scenario import Scenario, send
 from tests.test_grafana import panel_queries
 
@@ -100,7 +100,7 @@ def test_config_points_at_this_hubs_ports(topics: HubSettings) -> None:
 def test_prometheus_scrapes_the_worker_and_every_rule_records(
     topics: HubSettings, worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    scenario = Scenario.create(topics.agencies, children=100, seed=3)
+    scenario = Scenario.create(partner_ids(topics), children=100, seed=3)
     first = scenario.new_records(600, date(2026, 9, 1), date(2026, 10, 31))
     scenario.withdrawals(30, first)
     send(topics, list(scenario.events), scenario.rnd, replay=0.1)
@@ -133,7 +133,7 @@ def test_prometheus_scrapes_the_worker_and_every_rule_records(
         }
         assert by_code == expected and sum(by_code.values()) > 0
         submitted = prometheus.query("hub:agency_submitted_for_period:max")
-        assert {r["metric"]["agency"] for r in submitted} >= set(topics.agencies)
+        assert {r["metric"]["agency"] for r in submitted} >= set(partner_ids(topics))
     finally:
         prometheus.stop()
 
@@ -151,7 +151,7 @@ def test_every_dashboard_query_returns_data(
     quarter = agreement.closed_period(
         "board-quarterly", agreement.previous_publication("board-quarterly", now)
     )
-    scenario = Scenario.create(settings.agencies, children=400, seed=9)
+    scenario = Scenario.create(partner_ids(settings), children=400, seed=9)
     scenario.new_records(3000, *month)
     scenario.new_records(3, *month, area="E05000099")  # a small area: suppressed
     scenario.new_records(1500, *quarter)

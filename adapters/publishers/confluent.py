@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from adapters.outbox import OutboxItem
-from adapters.publishers.kafka_python import KafkaUnavailable
+from adapters.publishers.base import KafkaUnavailable
 from hub.settings import HubSettings
 
 

@@ -14,32 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from adapters.outbox import OutboxItem
-from hub.errors import PublishError
-from hub.models import CaseEvent
+from adapters.publishers.base import KafkaUnavailable
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailable(PublishError):
-    """Kafka could not be reached or did not acknowledge in time; events stay in the outbox."""
-
-
-def partition_key(event: CaseEvent) -> bytes:
-    """The subject pseudonym (or, with no linkable subject, the record key)."""
-    return (event.subject.value if event.subject else event.record_key).encode("ascii")
-
-
-class Publisher(Protocol):
-    def send(self, items: Sequence[OutboxItem]) -> list[str]: ...
-
-    def close(self) -> None: ...
 
 
 class KafkaPythonPublisher:
@@ -125,13 +109,3 @@ class KafkaPythonPublisher:
 
     def close(self) -> None:
         self._reset()
-
-
-def make_publisher(settings: HubSettings, client_id: str = "hub-adapter") -> Publisher:
-    """The publisher HUB_PUBLISHER names."""
-    if settings.publisher == "confluent":
-        from adapters.publishers.confluent import ConfluentPublisher
-
-        publisher: Publisher = ConfluentPublisher(settings, client_id)
-        return publisher
-    return KafkaPythonPublisher(settings, client_id)

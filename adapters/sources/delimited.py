@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from adapters.profile import Profile
-from adapters.sources.base import SourceRecord
+from adapters.sources.base import SourceKind, SourceRecord
 from hub.errors import RecordError
 
 
@@ -47,6 +47,10 @@ class CsvSource:
         self.path = path
         self.name = str(path)
         self.profile = profile
+
+    @property
+    def kind(self) -> SourceKind:
+        return "tsv" if self.profile.delimiter == "\t" else "csv"
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
         text = decode(self.path, self.profile.encodings)

@@ -47,9 +47,11 @@ than HUB_FORWARDER_STALE_AFTER seconds, or the outbox cannot be read
 outbox cannot be written (a full disk) is answered 503: send it again later.
 
 Every request is logged with its provider, counts and status, never its body.
-The outbox's SQLite connection is shared, so ingestion is serialised with a
-lock. Forwarding to Kafka is not done in the request path: the caller runs
-the outbox forwarder beside the endpoint (`AdapterRun.forwarding_in_background`).
+The endpoint stores each request through a `Sink` (`adapters.sources.base`):
+the adapter run, which maps it into its outbox. The outbox's SQLite connection
+is shared, so ingestion and /health are serialised with a lock. Forwarding to
+Kafka is not done in the request path: the caller runs the outbox forwarder
+beside the endpoint (`AdapterRun.forwarding_in_background`).
 """
 
 from __future__ import annotations
@@ -68,12 +70,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from adapters.metrics import OutboxHealth, outbox_health
-from adapters.outbox import Outbox
-from adapters.pipeline import RunSummary
 from adapters.profile import vocabulary_key
-from adapters.runner import AdapterRun
-from adapters.sources.base import SourceRecord
+from adapters.sources.base import Health, Ingested, Sink, SourceKind, SourceRecord
 from adapters.sources.jsonl import flat_values, header_fields, list_headers
 from adapters.versions import CHANGES
 from hub.errors import ConfigError, HubError, OutboxError, RecordError
@@ -115,6 +113,10 @@ class RequestSource:
     fields: Mapping[str, str] = field(default_factory=dict)
     #: The provider the bearer token names; None: ids are not scoped.
     provider: str | None = None
+
+    @property
+    def kind(self) -> SourceKind:
+        return "http"
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
         scope = None if self.provider is None else provider_scope(self.provider)
@@ -167,7 +169,7 @@ def parse_items(raw: bytes) -> tuple[list[Any] | None, str]:
 
 
 class PushServer(ThreadingHTTPServer):
-    """The HTTP server; holds the adapter run, the tokens and the ingest lock."""
+    """The HTTP server; holds the sink, the tokens and the ingest lock."""
 
     daemon_threads = False  # server_close() waits for requests in flight
     block_on_close = True
@@ -175,19 +177,19 @@ class PushServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        run: AdapterRun,
+        sink: Sink,
         tokens: Mapping[str, str],
         max_body: int = MAX_BODY,
     ) -> None:
-        if run.outbox is None:
+        if not sink.storing:
             raise ConfigError("the HTTP push endpoint needs an outbox (not a dry run)")
         if not tokens:
             raise ConfigError("the HTTP push endpoint needs at least one provider token")
-        self.run = run
-        self.outbox: Outbox = run.outbox
+        self.sink = sink
         self.tokens = [(t.encode("utf-8"), provider) for t, provider in tokens.items()]
         self.max_body = max_body
-        self.lists = list_headers(run.profile)
+        self.lists = list_headers(sink.profile)
+        self.fields = header_fields(sink.profile)
         self.lock = threading.Lock()
         self._numbers = itertools.count(1)
         self.started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -207,25 +209,15 @@ class PushServer(ThreadingHTTPServer):
         with self._numbers_lock:
             return next(self._numbers)
 
-    def ingest(self, source: RequestSource) -> RunSummary:
+    def ingest(self, source: RequestSource) -> Ingested:
         """Map and commit one request's items; returns once the outbox transaction committed."""
         with self.lock:
-            return self.run.adapter.ingest(source)
+            return self.sink.ingest(source)
 
-    def pending(self) -> int:
-        with self.lock:
-            return self.outbox.counts()[0]
-
-    def health(self) -> OutboxHealth:
+    def health(self) -> Health:
         """The outbox and the run's forwarder (see `adapters.metrics.outbox_health`)."""
-
-        def read() -> tuple[int, float | None]:
-            with self.lock:
-                return self.outbox.counts()[0], self.outbox.oldest_pending()
-
-        forwarder = self.run.forwarder
-        status = None if forwarder is None else forwarder.status
-        return outbox_health(read, status, self.run.settings.forwarder_stale_after)
+        with self.lock:
+            return self.sink.health()
 
 
 class PushHandler(BaseHTTPRequestHandler):
@@ -261,9 +253,7 @@ class PushHandler(BaseHTTPRequestHandler):
             self._finish(provider, name, status, {"error": problem, "rejected": []})
             return
         try:
-            source = RequestSource(
-                name, items, self.server.lists, header_fields(self.server.run.profile), provider
-            )
+            source = RequestSource(name, items, self.server.lists, self.server.fields, provider)
             summary = self.server.ingest(source)
         except OutboxError as exc:  # a full disk, a read-only file: the provider sends it later
             log.error("request %s from %s: not stored: %s", name, provider, exc)
@@ -277,7 +267,7 @@ class PushHandler(BaseHTTPRequestHandler):
         body: dict[str, Any] = {
             "request": name,
             "accepted": summary.accepted,
-            **{change: summary.changes[change] for change in CHANGES},
+            **{change: summary.changes.get(change, 0) for change in CHANGES},
             "rejected": [rejection(e) for e in summary.rejected],
         }
         if summary.accepted == 0:
@@ -344,7 +334,7 @@ class PushHandler(BaseHTTPRequestHandler):
         name: str | None,
         status: HTTPStatus,
         body: Mapping[str, Any],
-        summary: RunSummary | None = None,
+        summary: Ingested | None = None,
     ) -> None:
         accepted = summary.accepted if summary else 0
         rejected = len(summary.rejected) if summary else 0
@@ -441,21 +431,22 @@ class PushEndpoint:
 
 
 def serve(
-    run: AdapterRun,
+    sink: Sink,
     host: str,
     port: int,
     tokens: Mapping[str, str],
     *,
     max_body: int = MAX_BODY,
 ) -> PushEndpoint:
-    """Bind the push endpoint for `run` (port 0: any free port); call `.start()` or
-    `.serve_forever()` on the result, and `.stop()` (or use it as a context manager).
+    """Bind the push endpoint storing into `sink`, an adapter run (port 0: any free port);
+    call `.start()` or `.serve_forever()` on the result, and `.stop()` (or use it as a
+    context manager).
 
     `tokens` maps bearer token -> provider name. Raises `ConfigError` for a dry
     run or no tokens, and `HubError` when the address cannot be bound.
     """
     try:
-        server = PushServer((host, port), run, tokens, max_body)
+        server = PushServer((host, port), sink, tokens, max_body)
     except OSError as exc:
         raise HubError(
             f"cannot listen on {host}:{port} ({exc}); is another process using the port?"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.profile import Profile, SourceField, vocabulary_key
-from adapters.sources.base import SourceRecord
+from adapters.sources.base import SourceKind, SourceRecord
 from adapters.sources.delimited import decode
 from hub.errors import RecordError
 
@@ -104,6 +104,10 @@ class JsonLinesSource:
         self.profile = profile
         self.lists = list_headers(profile)
         self.fields = header_fields(profile)
+
+    @property
+    def kind(self) -> SourceKind:
+        return "jsonl"
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
         text = decode(self.path, self.profile.encodings)

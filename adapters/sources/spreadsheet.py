@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from adapters.profile import Profile, vocabulary_key
-from adapters.sources.base import SourceRecord
+from adapters.sources.base import SourceKind, SourceRecord
 from adapters.sources.delimited import FileError
 from hub.errors import HubError, RecordError
 
@@ -56,6 +56,10 @@ class SpreadsheetSource:
         self.path = path
         self.name = str(path)
         self.profile = profile
+
+    @property
+    def kind(self) -> SourceKind:
+        return "other"
 
     def records(self) -> Iterator[SourceRecord | RecordError]:
         sheet, rows = self._sheet_rows()

@@ -14,7 +14,8 @@ separator. Row numbers are the 1-based result rows of this read.
 
 Resuming. `Adapter.ingest(source, watermark=source.watermark_of)` stores,
 in the same outbox transaction as each batch of events, the watermark of the
-last record stored; the next run passes it back as `since`. The filter is
+last record stored; the next run passes it back as `since`
+(`adapters.runner.AdapterRun.ingest_query` does both). The filter is
 ``>=``, not ``>``: a batch can end part-way through rows that share one
 watermark value (and rows with the value already read can still be added
 later, e.g. by a transaction that began earlier), so ``>`` would skip the
@@ -42,7 +43,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     URL,
@@ -62,12 +63,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from adapters.pipeline import RunSummary
-from adapters.sources.base import SourceRecord
+from adapters.sources.base import SourceKind, SourceRecord
 from hub.errors import HubError, RecordError
-
-if TYPE_CHECKING:  # runner may import this module to wire `--sql`
-    from adapters.runner import AdapterRun
 
 #: Rows fetched per round trip from the server-side cursor.
 FETCH = 1000
@@ -186,6 +183,10 @@ class SqlSource:
         self.separator = separator
         self.name = name or default_name(self.url, self.query)
 
+    @property
+    def kind(self) -> SourceKind:
+        return "sql"
+
     # --- the record's watermark ---------------------------------------------------
     def watermark_of(self, record: SourceRecord) -> str:
         """The record's watermark value, as text `since` accepts on the next run."""
@@ -289,19 +290,3 @@ class SqlSource:
                     )
         except SQLAlchemyError as exc:
             raise self._query_failed(exc) from None
-
-
-def run_sql(
-    run: AdapterRun, url: str, query: str, watermark_column: str, name: str | None = None
-) -> RunSummary:
-    """Read the source from its stored watermark on, into the run's outbox (or a dry run).
-
-    A dry run (no outbox) reads everything, as there is no watermark to resume from.
-    `name` (default: the URL without its password, and a digest of the query) keys
-    the watermark, so keep it the same from run to run.
-    """
-    separator = run.profile.multi_value_separator
-    source = SqlSource(url, query, watermark_column, None, name, separator)
-    if run.outbox is not None:
-        source.since = run.outbox.watermark(source.name)
-    return run.adapter.ingest(source, watermark=source.watermark_of)

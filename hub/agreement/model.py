@@ -2,7 +2,7 @@
 
 It names the partners (agency id, type, topic, Kafka principal, submission
 deadline), the publication timetable (cron + timezone + the period each
-publication closes), the disclosure rule (DESIGN.md invariant 5), who may read
+publication closes), the disclosure rule (docs/architecture.md, invariant 5), who may read
 which topic (invariant 7), retention, the partnership's local risk codes and
 its areas (the closed vocabulary of area values an agency may send: `hub.areas`).
 ACLs, topic configs, the publisher's schedule and lateness metrics are derived
@@ -38,9 +38,12 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hub.areas import Area, Areas, area_key
+from hub.disclosure import DisclosureRule
 from hub.errors import ConfigError
 from hub.minimise import UNKNOWN, normalise_postcode
 from hub.models import AgencyType
+from hub.periods import period_before, period_containing
+from hub.settings import case_topic_name
 from hub.taxonomy import CELLS, LocalCode, Taxonomy, TaxonomyError
 
 Loc = tuple[str | int, ...]
@@ -102,22 +105,18 @@ class Schedule(_Frozen):
         return None if name is None else _zone(name)
 
 
-class Disclosure(_Frozen):
-    """Statistical disclosure control (DESIGN.md invariant 5)."""
-
-    suppress_at_or_below: int = Field(default=7, ge=0)
-    round_to: int = Field(default=5, ge=1)
-    secondary_suppression: bool = True
-
-
 class Reader(_Frozen):
     principal: str = Field(pattern=_PRINCIPAL)
     topics: tuple[str, ...] = Field(min_length=1)
 
 
 class Retention(_Frozen):
+    """How long the hub's topics keep what they hold (`hub topics apply` sets it)."""
+
+    #: Days a case event stays on its partner's case topic (and on the deferred topic).
     case_events_days: int = Field(ge=1)
-    trends_days: int | None = Field(default=None, ge=1)  # None: kept
+    #: Days a published cell stays on its publication topic; None: kept.
+    trends_days: int | None = Field(default=None, ge=1)
 
 
 class LocalRiskCode(_Frozen):
@@ -177,7 +176,8 @@ class Agreement(_Frozen):
     timezone: str
     partners: tuple[Partner, ...] = Field(min_length=1)
     publication: tuple[Schedule, ...] = Field(min_length=1)
-    disclosure: Disclosure = Field(default_factory=Disclosure)
+    #: Statistical disclosure control (docs/architecture.md, invariant 5).
+    disclosure: DisclosureRule = Field(default_factory=DisclosureRule)
     readers: tuple[Reader, ...] = ()
     retention: Retention
     local_risk_codes: tuple[LocalRiskCode, ...] = ()
@@ -218,7 +218,13 @@ class Agreement(_Frozen):
 
     @property
     def case_topics(self) -> tuple[str, ...]:
+        """Each partner's case topic (before the hub's namespace), in agreement order."""
         return tuple(p.topic for p in self.partners)
+
+    @property
+    def publication_topics(self) -> tuple[str, ...]:
+        """Each topic a publication is released to, once, in agreement order."""
+        return tuple(dict.fromkeys(s.topic for s in self.publication))
 
     def partner(self, partner_id: str) -> Partner:
         for partner in self.partners:
@@ -251,12 +257,7 @@ class Agreement(_Frozen):
         """The period (inclusive start, end) that this schedule's publication at `at` closes."""
         schedule = self.schedule(schedule_name)
         local = aware(at).astimezone(self.zone_of(schedule)).date()
-        first = local.replace(day=1)
-        if schedule.closes == "quarter":
-            first = first.replace(month=3 * ((first.month - 1) // 3) + 1)
-        end = first - timedelta(days=1)
-        months_back = 2 if schedule.closes == "quarter" else 0
-        return end.replace(month=end.month - months_back, day=1), end
+        return period_before(schedule.closes, period_containing(schedule.closes, local))
 
 
 def next_local(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
@@ -361,8 +362,9 @@ def _unique(
 def _partner_topics(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
     for i, partner in _items(data, "partners"):
         pid, topic = partner.get("id"), partner.get("topic")
-        if isinstance(pid, str) and isinstance(topic, str) and topic != f"cases.{pid}":
-            yield _problem(("partners", i, "topic"), f"partner {pid!r} must use topic cases.{pid}")
+        if isinstance(pid, str) and isinstance(topic, str) and topic != case_topic_name(pid):
+            message = f"partner {pid!r} must use topic {case_topic_name(pid)}"
+            yield _problem(("partners", i, "topic"), message)
 
 
 def _publication_topics(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:

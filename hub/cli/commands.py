@@ -15,6 +15,7 @@ from hub.errors import ConfigError, HubError
 from hub.settings import HubSettings
 
 if TYPE_CHECKING:
+    from hub.agreement.model import Agreement
     from hub.pseudonymise import KeyRing
 
 P = ParamSpec("P")
@@ -35,11 +36,40 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class _AgreementHolder:
+    """The agreement at HUB_AGREEMENT, loaded once per process, when a command first asks
+    for it: a command that does not use it runs whatever the file holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._agreement: Agreement | None = None
+
+    def get(self) -> Agreement:
+        """The agreement; a ConfigError naming every problem when the file is bad."""
+        if self._agreement is None:
+            from hub.agreement.model import load_agreement
+
+            self._agreement = load_agreement(self.path)
+        return self._agreement
+
+
+_AGREEMENT = "hub.agreement"
+
+
+def _agreement() -> Agreement:
+    """The process's agreement, beside its settings (see `main`). Call it inside a
+    `_friendly` command, so a bad file is reported as an error, not a traceback."""
+    holder: _AgreementHolder = click.get_current_context().meta[_AGREEMENT]
+    return holder.get()
+
+
 @click.group()
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """The online-risk data-sharing hub. Settings come from HUB_* environment variables."""
-    ctx.obj = HubSettings()
+    """The online-risk data-sharing hub. Settings come from HUB_* environment variables,
+    the data-sharing agreement from the file HUB_AGREEMENT names."""
+    ctx.obj = settings = HubSettings()
+    ctx.meta[_AGREEMENT] = _AgreementHolder(settings.agreement)
 
 
 # --- broker -------------------------------------------------------------------
@@ -158,7 +188,7 @@ def topics_apply(settings: HubSettings) -> None:
     """Create missing topics and reset declared configs; safe to run again."""
     from hub.ops.topics import apply_topics, declared_topics
 
-    report = apply_topics(settings, declared_topics(settings))
+    report = apply_topics(settings, declared_topics(settings, _agreement()))
     for name in report.created:
         click.echo(f"created {name}")
     for name in report.updated:
@@ -335,7 +365,9 @@ def adapter_run(
         long_running = watch_dir is not None or serve_port is not None
         metrics_port = settings.adapter_metrics_port if long_running else 0
     with (
-        runner.adapter_run(settings, profile_name, agency, quarantine=quarantine) as run,
+        runner.adapter_run(
+            settings, profile_name, agency, quarantine=quarantine, agreement=_agreement()
+        ) as run,
         runner.metrics_served(run, metrics_port),
     ):
         if files:
@@ -361,7 +393,7 @@ def adapter_check(settings: HubSettings, profile_name: str, files: tuple[Path, .
     from adapters.runner import adapter_run as open_run
     from adapters.runner import check_file
 
-    with open_run(settings, profile_name, None, dry_run=True) as run:
+    with open_run(settings, profile_name, None, dry_run=True, agreement=_agreement()) as run:
         for path in files:
             summary = check_file(run, path)
             for reason, count in summary.reasons():
@@ -399,43 +431,9 @@ def adapter_drain(
     """Send what the outbox (HUB_OUTBOX) holds. With --follow, keep sending through any
     Kafka outage or disk error (retrying with backoff); it exits 1 only when the outbox is
     damaged, saying what to do."""
-    import signal
-    import threading
+    from adapters.drain import drain
 
-    from prometheus_client import CollectorRegistry
-
-    from adapters import metrics
-    from adapters.outbox import Outbox, pending_summary
-    from adapters.pipeline import Forwarder
-    from adapters.publishers.kafka_python import make_publisher
-
-    outbox = Outbox(settings.outbox)
-    publisher = make_publisher(settings)
-    registry = CollectorRegistry()
-    counted = metrics.AdapterMetrics(registry, agency)
-    counted.watch_outbox(lambda: pending_summary(settings.outbox))
-    forwarder = Forwarder.from_settings(settings, outbox, counted, publisher=publisher)
-    if follow:
-        counted.watch_forwarder(forwarder.status, settings.forwarder_stale_after)
-    port = settings.adapter_metrics_port if metrics_port is None else metrics_port
-    try:
-        if follow:
-            stop = threading.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda _signum, _frame: stop.set())
-            if port == 0:
-                forwarder.follow(stop, poll)
-                return
-            with metrics.serve(registry, settings.metrics_host, port) as url:
-                click.echo(f"adapter metrics on {url}")
-                forwarder.follow(stop, poll)
-        else:
-            sent = forwarder.drain(timeout)
-            click.echo(f"{sent} events sent; outbox {settings.outbox} is empty")
-    finally:
-        forwarder.close()
-        publisher.close()
-        outbox.close()
+    drain(settings, timeout, follow, poll, agency, metrics_port)
 
 
 @main.command()
@@ -472,7 +470,7 @@ def streams_worker(settings: HubSettings, loglevel: str) -> None:
     """Run the Faust worker: dedup, count, serve /metrics (HUB_METRICS_PORT)."""
     from streams.worker import run_worker
 
-    run_worker(settings, loglevel)
+    run_worker(settings, _agreement(), loglevel)
 
 
 @streams.command("publisher")
@@ -481,11 +479,10 @@ def streams_worker(settings: HubSettings, loglevel: str) -> None:
 def streams_publisher(settings: HubSettings) -> None:
     """Publish closed periods on the agreement's timetable; serve the published trends as
     metrics (HUB_PUBLISHER_METRICS_PORT)."""
-    from hub.agreement.model import load_agreement
     from streams.publish.run import run_publisher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run_publisher(settings, load_agreement(settings.agreement))
+    run_publisher(settings, _agreement())
 
 
 @streams.command("replay-deferred")
@@ -523,13 +520,11 @@ def publish(
     settings: HubSettings, now: bool, period: str, publication: str | None, wait: float
 ) -> None:
     """Force the release of one ended PERIOD now (logged); a revision if it changed."""
-    from hub.agreement.model import load_agreement
-    from streams.publish.publisher import Publisher, period_label
+    from hub.periods import period_label
+    from streams.publish.publisher import Publisher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    publisher = Publisher(
-        settings, load_agreement(settings.agreement), worker_timeout=wait, role="forced"
-    )
+    publisher = Publisher(settings, _agreement(), worker_timeout=wait, role="forced")
     try:
         release = publisher.publish_now(period, publication)
     finally:
@@ -584,9 +579,10 @@ def report(settings: HubSettings, period: str, out: Path) -> None:
             f"`hub report` needs the report extra ({exc.name} is missing):"
             " pip install 'online-risk-hub[report]' (make setup installs it)"
         ) from exc
-    from hub.agreement.model import load_agreement
+    from hub.subscribe import published_rows
 
-    written = write_pack(settings, load_agreement(settings.agreement), period, out)
+    agreement = _agreement()
+    written = write_pack(published_rows(settings), agreement, period, out)
     click.echo(
         f"wrote {written.path}: {written.publication} {written.period} revision"
         f" {written.revision}, {written.cells} cells, {written.suppressed} suppressed"
@@ -605,10 +601,9 @@ def security() -> None:
 @_friendly
 def security_acls(settings: HubSettings, apply_: bool) -> None:
     """List (and with --apply create) the ACLs the agreement implies."""
-    from hub.agreement.model import load_agreement
     from hub.ops.acls import apply_acls, derived_acls
 
-    grants = derived_acls(load_agreement(settings.agreement), settings)
+    grants = derived_acls(_agreement(), settings)
     for grant in grants:
         click.echo(f"{grant.principal} {grant.operation} topic {grant.topic}")
     if apply_:
@@ -639,4 +634,4 @@ def demo(settings: HubSettings) -> None:
     """Broker, topics, worker and simulated agencies, until Ctrl-C."""
     from hub.cli.demo import run_demo
 
-    run_demo(settings)
+    run_demo(settings, _agreement())

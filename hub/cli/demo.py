@@ -29,15 +29,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.metrics import AgenciesMetrics, serve
 from adapters.runner import adapter_run
 from adapters.synth.cases import child_pool, synth_rows, write_csv
-from hub.agreement.model import load_agreement
+from hub.agreement.model import Agreement
 from hub.errors import HubError
 from hub.ops.broker import Broker
 from hub.ops.prometheus import INSTALL, Prometheus, prometheus_binary
 from hub.ops.topics import apply_topics, declared_topics
+from hub.periods import period_label
 from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
-from streams.publish.publisher import period_label
+from hub.subscribe import published_rows
 
+#: The partners the demo sends synthetic exports as, where the agreement names them.
 DEMO_AGENCIES = ("camhs", "spa", "police", "school-nursing", "counselling", "education")
 DEMO_DIR = Path(".demo")
 
@@ -91,7 +93,14 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         proc.wait()
 
 
-def run_demo(base: HubSettings) -> None:
+def demo_agencies(agreement: Agreement) -> tuple[str, ...]:
+    """The agreement's partners the demo simulates: those in DEMO_AGENCIES, or every
+    partner when the agreement names none of them."""
+    partners = tuple(p.id for p in agreement.partners)
+    return tuple(a for a in partners if a in DEMO_AGENCIES) or partners
+
+
+def run_demo(base: HubSettings, agreement: Agreement) -> None:
     # Installed explicitly: a shell starting this in the background ignores SIGINT.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -112,7 +121,7 @@ def run_demo(base: HubSettings) -> None:
     prometheus: Prometheus | None = None
     url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     trends_url = f"http://{settings.metrics_host}:{settings.publisher_metrics_port}/metrics"
-    adapters = AgenciesMetrics(DEMO_AGENCIES)
+    adapters = AgenciesMetrics(demo_agencies(agreement))
     registry = CollectorRegistry()
     registry.register(adapters)
     adapter_url = f"http://{settings.metrics_host}:{settings.adapter_metrics_port}/metrics"
@@ -121,14 +130,15 @@ def run_demo(base: HubSettings) -> None:
     try:
         print("[1/5] starting the Kafka broker ...", flush=True)
         print("      " + broker.start().describe(), flush=True)
-        print(f"[2/5] topics: {apply_topics(settings, declared_topics(settings)).summary()}")
+        declared = declared_topics(settings, agreement)
+        print(f"[2/5] topics: {apply_topics(settings, declared).summary()}")
         print("[3/5] starting the stream worker ...", flush=True)
         worker = _start(settings, "worker")
         processes.append(worker)
         wait_for_metrics(url, worker, "worker")
         print("[4/5] agencies publishing synthetic exports ...", flush=True)
         stack.enter_context(serve(registry, settings.metrics_host, settings.adapter_metrics_port))
-        publish_round(settings, seed=1, rows=400, metrics=adapters)
+        publish_round(settings, agreement, seed=1, rows=400, metrics=adapters)
         time.sleep(3)
         _show(url)
         print("[5/5] starting the publisher (releases closed periods) ...", flush=True)
@@ -136,7 +146,7 @@ def run_demo(base: HubSettings) -> None:
         processes.append(publisher)
         wait_for_metrics(trends_url, publisher, "publisher")
         _show_trends(trends_url)
-        _write_pack(settings, pack)
+        _write_pack(settings, agreement, pack)
         prometheus = _start_prometheus(settings)
         print(
             f"\nThe hub is running. Worker metrics: {url}\n"
@@ -158,7 +168,7 @@ def run_demo(base: HubSettings) -> None:
         while True:
             time.sleep(20)
             batch += 1
-            publish_round(settings, seed=batch, rows=25, metrics=adapters, quiet=True)
+            publish_round(settings, agreement, seed=batch, rows=25, metrics=adapters, quiet=True)
             _show(url, brief=True)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
@@ -194,6 +204,7 @@ def _start(settings: HubSettings, service: str) -> subprocess.Popen[bytes]:
 
 def publish_round(
     settings: HubSettings,
+    agreement: Agreement,
     seed: int,
     rows: int,
     metrics: AgenciesMetrics,
@@ -203,7 +214,7 @@ def publish_round(
     exports = DEMO_DIR / "exports"
     exports.mkdir(exist_ok=True)
     pool = child_pool(1500)  # most children known to one agency, some to several
-    for agency in DEMO_AGENCIES:
+    for agency in demo_agencies(agreement):
         path = exports / f"{agency}-{seed}.csv"
         write_csv(path, synth_rows(agency, rows, seed, pool, until=date.today()))
         with adapter_run(
@@ -212,6 +223,7 @@ def publish_round(
             agency,
             quarantine=DEMO_DIR / "quarantine",
             metrics=metrics.by_agency[agency],
+            agreement=agreement,
         ) as run:
             summary = run.ingest_file(path)
             run.drain(timeout=60)
@@ -256,9 +268,8 @@ def _show_trends(url: str, timeout: float = 120.0) -> None:
             print(f"      {publication:<16} {measure:<30} {int(value):>6}", flush=True)
 
 
-def _write_pack(settings: HubSettings, out: Path) -> None:
+def _write_pack(settings: HubSettings, agreement: Agreement, out: Path) -> None:
     """The board pack of the quarter the timetable closed last, once it is published."""
-    agreement = load_agreement(settings.agreement)
     board = next(s for s in agreement.publication if s.closes == "quarter")
     now = datetime.now(UTC)
     quarter = agreement.closed_period(board.name, agreement.previous_publication(board.name, now))
@@ -271,7 +282,7 @@ def _write_pack(settings: HubSettings, out: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            written = write_pack(settings, agreement, label, out)
+            written = write_pack(published_rows(settings), agreement, label, out)
             break
         except HubError as exc:  # the quarter is being released right now
             if time.monotonic() > deadline:

@@ -1,8 +1,10 @@
 """The topics the hub needs, with explicit partition counts and configs.
 
 `hub topics apply` creates what is missing and brings the configs of what
-exists back to this declaration; running it twice changes nothing. Until the
-data-sharing agreement drives it, the agency list comes from HUB_AGENCIES.
+exists back to this declaration; running it twice changes nothing. The
+data-sharing agreement drives it: a case topic per partner (the topic the
+partner names, which its ACLs grant), each publication's topic, and the
+retention of both.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
 
+from hub.agreement.model import Agreement, Retention
 from hub.errors import BrokerError
 from hub.kafka.client import admin_client
 from hub.settings import HubSettings
@@ -41,32 +44,42 @@ class ApplyReport:
         )
 
 
-def declared_topics(settings: HubSettings) -> list[TopicSpec]:
-    """Every topic the hub owns. Faust creates its own changelog and repartition topics."""
-    case_config = {
-        "cleanup.policy": "delete",
-        # Seven years, the default case-event retention in the example agreement.
-        "retention.ms": str(2555 * _DAY_MS),
-        "min.insync.replicas": "1",
-    }
+def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSpec]:
+    """Every topic the hub owns, from the agreement: each partner's case topic, the
+    deferred topic, and each publication's topic, with the agreement's retention. Faust
+    creates its own changelog and repartition topics."""
+    case_config = case_topic_config(agreement.retention)
     topics = [
-        TopicSpec(settings.case_topic(agency), settings.case_partitions, case_config)
-        for agency in settings.agencies
+        TopicSpec(settings.topic(topic), settings.case_partitions, case_config)
+        for topic in agreement.case_topics
     ]
     # Events the worker could not read yet (a newer schema), kept as long as case events.
     topics.append(TopicSpec(settings.deferred_topic, settings.case_partitions, case_config))
-    topics.append(
-        TopicSpec(
-            settings.trends_topic,
-            3,
-            {
-                # One record per period and cell: compaction keeps the latest revision.
-                "cleanup.policy": "compact",
-                "min.insync.replicas": "1",
-            },
-        )
+    trends_config = publication_topic_config(agreement.retention)
+    topics.extend(
+        TopicSpec(settings.topic(topic), 3, trends_config) for topic in agreement.publication_topics
     )
     return topics
+
+
+def case_topic_config(retention: Retention) -> dict[str, str]:
+    """A case topic keeps each event `case_events_days`, then deletes it."""
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention.case_events_days * _DAY_MS),
+        "min.insync.replicas": "1",
+    }
+
+
+def publication_topic_config(retention: Retention) -> dict[str, str]:
+    """A publication topic is compacted: one record per period and cell, the latest
+    revision kept. With `trends_days` a cell is also deleted that many days after its
+    release; without, nothing is deleted by age."""
+    if retention.trends_days is None:
+        policy, ms = "compact", -1
+    else:
+        policy, ms = "compact,delete", retention.trends_days * _DAY_MS
+    return {"cleanup.policy": policy, "retention.ms": str(ms), "min.insync.replicas": "1"}
 
 
 def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:

@@ -1,9 +1,11 @@
 """`hub report`: the board pack, one self-contained HTML file from the published trends.
 
-``build_pack`` is pure (rows in, HTML out); ``write_pack`` reads the trends
-topic with ``hub.subscribe.published_rows`` and writes the file. The pack uses
-only published cells (latest revision), so it holds nothing the trends topic
-does not: no pseudonym, no unsuppressed small count.
+``build_pack`` is pure (rows in, HTML out); ``write_pack`` writes the file.
+Neither reads Kafka: ``hub report`` reads the rows with
+``hub.subscribe.published_rows`` and hands them in. The pack uses only
+published cells (each period's latest revision, whole: ``hub.trends``), so it
+holds nothing the trends topic does not: no pseudonym, no unsuppressed small
+count.
 
 The pipeline, one module a stage: ``hub.report.cells`` (published cells read
 by period) -> ``hub.report.pack`` (which publication and periods) ->
@@ -19,14 +21,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.agreement.model import Agreement
 from hub.report.context import context
 from hub.report.pack import Pack
-
-if TYPE_CHECKING:
-    from hub.settings import HubSettings
 
 
 @dataclass(frozen=True)
@@ -59,16 +58,15 @@ def build_pack(
 
 
 def write_pack(
-    settings: HubSettings,
+    rows: Iterable[Mapping[str, Any]],
     agreement: Agreement,
     period_text: str,
     out: Path,
     generated_at: datetime | None = None,
 ) -> PackSummary:
-    """Read the published trends (HUB_* settings), write the pack for `period_text` to `out`."""
-    from hub.subscribe import published_rows
-
-    pack = Pack(published_rows(settings), agreement, period_text)
+    """Write the pack for `period_text` from the published rows (as
+    ``hub.subscribe.published_rows`` gives them) to `out`."""
+    pack = Pack(list(rows), agreement, period_text)
     out.write_text(_render(pack, generated_at or datetime.now(UTC)), encoding="utf-8")
     # The same numbers as the page's header line: one Pack, read once.
     return PackSummary(

@@ -1,8 +1,8 @@
 """The board pack's inputs: one publication's published cells, read by period.
 
-Pure: no I/O. ``Cells`` looks up the latest revision of each cell and says
-when one is suppressed or was not published, so nothing downstream mistakes a
-withheld count for zero.
+Pure: no I/O. ``Cells`` keeps each period's latest revision, whole
+(``hub.trends``), and says when a cell is suppressed or was not published, so
+nothing downstream mistakes a withheld count for zero.
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
+
+from hub.trends import (
+    OPEN_DIMENSIONS,
+    REFERRALS,
+    REFERRALS_NOT_ASSESSED,
+    REFERRALS_NOT_RECORDED,
+    Published,
+)
 
 
 class Status(StrEnum):
@@ -36,13 +44,11 @@ class Reading:
         return round(self.value) if self.ok and self.value is not None else None
 
 
-#: Dimensions that list only the values seen in a period: an absent cell is a true 0.
-OPEN_DIMENSIONS = frozenset({"age_band", "area"})
-#: The data gap's cells, per agency: referrals, those recorded as not assessed, and those
-#: whose agency's system does not record the online component (not counted as not assessed).
-REFERRALS = "referrals"
-NOT_ASSESSED = "referrals_online_not_assessed"
-NOT_RECORDED = "referrals_online_not_recorded"
+#: The data gap's cells, per agency: ``REFERRALS``, those recorded as not assessed, and
+#: those whose agency's system does not record the online component (not counted as not
+#: assessed).
+NOT_ASSESSED = REFERRALS_NOT_ASSESSED
+NOT_RECORDED = REFERRALS_NOT_RECORDED
 
 
 @dataclass(frozen=True)
@@ -57,21 +63,19 @@ class Gap:
 
 
 class Cells:
-    """One publication's latest published cells, looked up by period start."""
+    """One publication's published cells, each period at its latest revision (only the
+    cells of that revision), looked up by period start."""
 
     def __init__(self, rows: Iterable[Mapping[str, Any]], publication: str) -> None:
         self._cells: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
+        #: Period start (ISO) -> (its latest revision, when that revision was released).
         self.revisions: dict[str, tuple[int, str]] = {}
-        for row in rows:
-            if row["publication"] != publication:
-                continue
-            start = str(row["period_start"])
-            self._cells[start, row["measure"], row["dimension"], row["value"]] = row
-            revision, at = self.revisions.get(start, (0, ""))
-            self.revisions[start] = (
-                max(revision, int(row["revision"])),
-                max(at, row["published_at"]),
-            )
+        published = Published(row for row in rows if row["publication"] == publication)
+        for (_, period_start), period in published.periods.items():
+            start = str(period_start)
+            self.revisions[start] = (period.revision, period.published_at)
+            for (measure, dimension, value), row in period.snapshots.items():
+                self._cells[start, measure, dimension, value] = row
 
     def published(self, start: date) -> bool:
         return start.isoformat() in self.revisions

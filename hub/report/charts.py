@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from hub.periods import add_months, period_label
 from hub.report.cells import NOT_ASSESSED, NOT_RECORDED, Cells, Reading, Status
 from hub.report.draw import PREVIOUS_COLOUR, Series, bar_chart, line_chart, stacked_bar_chart
 from hub.report.pack import Pack, cell_label, code_label
-from streams.publish.publisher import add_months, period_label
 
 #: Series colours by chart. Each chart's data is drawn in its own colours; the data gap's
 #: two parts, not assessed then not recorded, in the same order in both its charts.

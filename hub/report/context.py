@@ -15,12 +15,12 @@ from functools import partial
 from typing import Any
 
 from hub.agreement.model import Agreement
-from hub.report.cells import NOT_ASSESSED, NOT_RECORDED, REFERRALS, Reading, Status
+from hub.report.cells import NOT_ASSESSED, NOT_RECORDED, Reading, Status
 from hub.report.charts import pack_charts
 from hub.report.headlines import headlines, show_count, show_share
 from hub.report.pack import Pack, cell_label, code_label, type_label
 from hub.report.stats import CONFIDENCE, POINTS
-from streams.aggregate import SUBJECT_BASES
+from hub.trends import REFERRALS, SUBJECT_BASES
 
 
 @dataclass(frozen=True)

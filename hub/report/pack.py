@@ -17,12 +17,11 @@ from typing import Any
 
 from hub.agreement.model import Agreement, Schedule
 from hub.errors import ConfigError, HubError
+from hub.periods import add_months, months_in, parse_period, period_label
 from hub.report.cells import Cells, Reading
 from hub.taxonomy import CELLS
-from streams.publish.publisher import add_months, parse_period, period_label
 
 WINDOW = {"month": 24, "quarter": 8}
-STEP = {"month": 1, "quarter": 3}
 TOP_CODES = 10
 
 
@@ -62,7 +61,7 @@ class Pack:
         self.schedule, self.start = choose_publication(rows, agreement, text)
         self.kind = self.schedule.closes
         self.cells = Cells(rows, self.schedule.name)
-        step = STEP[self.kind]
+        step = months_in(self.kind)
         window = reversed(range(WINDOW[self.kind]))
         self.starts = [add_months(self.start, -step * i) for i in window]
         self.previous, self.last_year = add_months(self.start, -step), add_months(self.start, -12)

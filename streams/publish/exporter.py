@@ -9,8 +9,9 @@ from the agreement and the taxonomy; never a pseudonym.
 * ``hub_trend_history_count{publication,period,measure,dimension,value}`` and
   ``hub_trend_history_suppressed{...}``: the same for every released period
   of the last ``HUB_HISTORY_MONTHS`` (``period`` is ``2026-10`` or
-  ``2026Q3``), each at its latest revision: the trend history the board's
-  panels draw, there as soon as the service has read the trends topic;
+  ``2026Q3``), each at its latest revision and only that revision's cells
+  (``hub.trends``): the trend history the board's panels draw, there as soon
+  as the service has read the trends topic;
 * ``hub_trend_period_start_timestamp_seconds{publication}`` and
   ``hub_trend_revision{publication}`` for that period;
 * ``hub_last_publication_timestamp_seconds{publication}``,
@@ -26,7 +27,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.agreement.model import Agreement
-from streams.publish.publisher import TrendsLog, add_months, period_label, period_starting
+from hub.periods import add_months, period_label, period_starting
+from streams.publish.publisher import TrendsLog
 
 
 def _midnight(day: date) -> float:
@@ -93,9 +95,7 @@ class TrendsCollector(Collector):
             "1 when the cell of that period is suppressed (not zero: withheld).",
             labels=history_labels,
         )
-        with self.trends.lock:
-            periods = dict(self.trends.periods)
-            snapshots = list(self.trends.snapshots.values())
+        periods = self.trends.copy().periods  # the latest revision of each period, whole
         now = self.now()
         for schedule in self.agreement.publication:
             name = schedule.name
@@ -109,25 +109,21 @@ class TrendsCollector(Collector):
             start.add_metric([name], _midnight(latest_start))
             revision.add_metric([name], latest.revision)
             oldest = add_months(latest_start, -self.history_months)
-            period_labels = {
-                start: period_label(schedule.closes, period_starting(schedule.closes, start))
-                for start in mine
-            }
-            for snapshot in snapshots:
-                period_start = snapshot["period_start"]
-                if snapshot["publication"] != name or period_start < oldest:
+            for period_start in sorted(mine):
+                if period_start < oldest:
                     continue
-                if snapshot["revision"] != mine[period_start].revision:
-                    continue  # a cell the latest revision no longer has
-                cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
-                flag = 1 if snapshot["suppressed"] else 0
-                label = period_labels[period_start]
-                history_suppressed.add_metric([name, label, *cell[1:]], flag)
-                if snapshot["count"] is not None:
-                    history.add_metric([name, label, *cell[1:]], snapshot["count"])
-                if period_start == latest_start:
-                    suppressed.add_metric(cell, flag)
+                label = period_label(
+                    schedule.closes, period_starting(schedule.closes, period_start)
+                )
+                for snapshot in mine[period_start].snapshots.values():
+                    cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
+                    flag = 1 if snapshot["suppressed"] else 0
+                    history_suppressed.add_metric([name, label, *cell[1:]], flag)
                     if snapshot["count"] is not None:
-                        count.add_metric(cell, snapshot["count"])
+                        history.add_metric([name, label, *cell[1:]], snapshot["count"])
+                    if period_start == latest_start:
+                        suppressed.add_metric(cell, flag)
+                        if snapshot["count"] is not None:
+                            count.add_metric(cell, snapshot["count"])
         yield from (count, suppressed, history, history_suppressed)
         yield from (start, revision, last, upcoming)

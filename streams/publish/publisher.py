@@ -11,8 +11,9 @@ the publisher
    topic) and keeps the highest version per record (``streams.records``), which is
    exactly the state the workers hold, however often they crashed;
 3. computes the closed period's cells (``streams.aggregate``) with the agreement's
-   disclosure rule, and publishes them to ``partnership.trends.v1`` as trend
-   snapshots, key = publication | period | measure | dimension | value;
+   disclosure rule, and publishes them to the publication's topic in the agreement
+   (``partnership.trends.v1``) as trend snapshots, key = publication | period |
+   measure | dimension | value;
 4. re-checks every period this publication released before: when late or
    corrected data changed any published cell, the whole period is released
    again with the next revision number.
@@ -34,8 +35,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -43,79 +44,21 @@ from kafka.errors import KafkaError
 
 from hub.agreement.model import Agreement, Schedule
 from hub.codec import Codec
-from hub.disclosure import DisclosureRule
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka.client import TopicReader
 from hub.models import TrendSnapshot
-from hub.settings import HubSettings
+from hub.periods import Period, history_periods, parse_period, period_label, period_starting
+from hub.settings import TRENDS_TOPIC, HubSettings
+from hub.trends import PeriodKey, Published, PublishedPeriod
 from streams.aggregate import Cell, period_cells
 from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, merge
 
 log = logging.getLogger(__name__)
 
-Period = tuple[date, date]
-
 
 def changelog_topic(settings: HubSettings) -> str:
     """The workers' record-versions changelog (Faust names it after app id and table)."""
     return f"{settings.worker_app_id}-{RECORD_VERSIONS_TABLE}-changelog"
-
-
-def parse_period(text: str) -> tuple[str, Period]:
-    """'2026-10' -> ('month', (2026-10-01, 2026-10-31)); '2026Q3' -> ('quarter', ...)."""
-    text = text.strip().upper()
-    try:
-        if "Q" in text:
-            year_text, quarter_text = text.split("Q")
-            year, quarter = int(year_text.rstrip("-")), int(quarter_text)
-            if not 1 <= quarter <= 4:
-                raise ValueError
-            start = date(year, 3 * quarter - 2, 1)
-            kind = "quarter"
-        else:
-            year_text, month_text = text.split("-")
-            start = date(int(year_text), int(month_text), 1)
-            kind = "month"
-    except ValueError:
-        raise ConfigError(
-            f"period {text!r} is not a month (2026-10) or a quarter (2026Q3)"
-        ) from None
-    return kind, period_starting(kind, start)
-
-
-def period_starting(kind: str, start: date) -> Period:
-    """The month or quarter that begins on `start`, inclusive."""
-    end_month = start.month + (3 if kind == "quarter" else 1)
-    end = date(start.year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
-    return start, end - timedelta(days=1)
-
-
-def add_months(start: date, months: int) -> date:
-    """The first of the month `months` after `start`'s month (before it when negative)."""
-    index = start.year * 12 + start.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def history_periods(kind: str, closed: Period, first: date | None, months: int) -> set[Period]:
-    """`closed` and the periods before it back to the one holding `first` (the
-    earliest record), none starting more than `months` months before `closed`."""
-    oldest = add_months(closed[0], -months)
-    step = 3 if kind == "quarter" else 1
-    periods = {closed}
-    period = closed
-    while first is not None:
-        period = period_starting(kind, add_months(period[0], -step))
-        if period[1] < first or period[0] < oldest:
-            break
-        periods.add(period)
-    return periods
-
-
-def period_label(kind: str, period: Period) -> str:
-    start = period[0]
-    if kind == "quarter":
-        return f"{start.year}Q{(start.month - 1) // 3 + 1}"
-    return f"{start.year}-{start.month:02d}"
 
 
 def cell_key(publication: str, period: Period, cell: Cell) -> bytes:
@@ -164,24 +107,15 @@ class VersionLog:
         self._reader.close()
 
 
-@dataclass
-class PublishedPeriod:
-    """What is on the trends topic for one publication and period."""
-
-    revision: int
-    published_at: datetime
-    cells: dict[tuple[str, str, str], tuple[int | None, bool]] = field(default_factory=dict)
-
-
 class TrendsLog:
-    """The trends topic read back: per (publication, period start), the latest revision."""
+    """The trends topic read back and folded (``hub.trends.Published``): per
+    (publication, period start), the latest revision, whole."""
 
     def __init__(self, settings: HubSettings) -> None:
         self.topic = settings.trends_topic
         self.codec = Codec("trend_snapshot")
-        self.periods: dict[tuple[str, date], PublishedPeriod] = {}
-        self.snapshots: dict[bytes, dict[str, Any]] = {}
-        #: Held while a snapshot is added; the metrics thread copies under it.
+        self.published = Published()
+        #: Held while a snapshot is added; the metrics thread copies under it (``copy``).
         self.lock = threading.Lock()
         self._reader = TopicReader(
             settings.bootstrap_servers,
@@ -191,25 +125,24 @@ class TrendsLog:
             isolation_level="read_committed",
         )
 
+    @property
+    def periods(self) -> dict[PeriodKey, PublishedPeriod]:
+        """(publication, period start) -> its latest revision (for the thread that adds)."""
+        return self.published.periods
+
     def catch_up(self) -> None:
         for message in self._reader.read_to_end():
             if message.value is not None:
-                self.add(message.key, self.codec.decode(message.value))
+                self.add(self.codec.decode(message.value))
 
-    def add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
+    def add(self, snapshot: Mapping[str, Any]) -> None:
         with self.lock:
-            self._add(key, snapshot)
+            self.published.add(snapshot)
 
-    def _add(self, key: bytes, snapshot: Mapping[str, Any]) -> None:
-        self.snapshots[key] = dict(snapshot)
-        period_key = (snapshot["publication"], snapshot["period_start"])
-        held = self.periods.get(period_key)
-        revision = int(snapshot["revision"])
-        if held is None or revision > held.revision:
-            held = self.periods[period_key] = PublishedPeriod(revision, snapshot["published_at"])
-        if revision == held.revision:
-            cell = (snapshot["measure"], snapshot["dimension"], snapshot["value"])
-            held.cells[cell] = (snapshot["count"], snapshot["suppressed"])
+    def copy(self) -> Published:
+        """What is published so far, copied under the lock: safe to read in any thread."""
+        with self.lock:
+            return self.published.copy()
 
     def close(self) -> None:
         self._reader.close()
@@ -229,14 +162,18 @@ class Release:
 
 
 def wait_for_workers(
-    settings: HubSettings, versions: VersionLog, timeout: float, poll: float = 0.5
+    settings: HubSettings,
+    topics: Iterable[str],
+    versions: VersionLog,
+    timeout: float,
+    poll: float = 0.5,
 ) -> None:
-    """Block until the changelog covers every event on the agency topics right now.
+    """Block until the changelog covers every event on the case topics `topics` (the
+    agreement's partners') right now.
 
     Each changelog batch says how far its partition's events are applied, so
     this does not depend on when the workers commit their offsets.
     """
-    topics = [settings.case_topic(agency) for agency in settings.agencies]
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
     try:
         partitions = [
@@ -280,8 +217,19 @@ class Publisher:
         self.agreement = agreement
         self.worker_timeout = worker_timeout
         self.now = now
-        self.rule = DisclosureRule(**agreement.disclosure.model_dump())
+        self.rule = agreement.disclosure
         self.partners = [partner.id for partner in agreement.partners]
+        self.case_topics = [settings.topic(topic) for topic in agreement.case_topics]
+        #: publication name -> the topic its cells are sent to (the agreement's `topic`).
+        self.topics = {s.name: settings.topic(s.topic) for s in agreement.publication}
+        elsewhere = [s for s in agreement.publication if s.topic != TRENDS_TOPIC]
+        if elsewhere:
+            named = ", ".join(f"{s.name!r} names {s.topic}" for s in elsewhere)
+            raise ConfigError(
+                f"in the agreement, publication {named}: every publication must name"
+                f" {TRENDS_TOPIC}, the topic the hub reads published trends from (the"
+                " publisher's revisions, `hub subscribe`, `hub report`)"
+            )
         self.codec = Codec("trend_snapshot")
         self.versions = VersionLog(settings)
         self.trends = TrendsLog(settings)
@@ -384,7 +332,7 @@ class Publisher:
         raise ConfigError(f"the agreement has no publication that closes a {kind}")
 
     def _catch_up(self) -> None:
-        wait_for_workers(self.settings, self.versions, self.worker_timeout)
+        wait_for_workers(self.settings, self.case_topics, self.versions, self.worker_timeout)
         self.trends.catch_up()
 
     def _first_record_day(self) -> date | None:
@@ -458,7 +406,7 @@ class Publisher:
         try:
             self._producer.begin_transaction()
             futures = [
-                self._producer.send(self.settings.trends_topic, key=key, value=value)
+                self._producer.send(self.topics[publication], key=key, value=value)
                 for key, value in messages
             ]
             self._producer.commit_transaction()

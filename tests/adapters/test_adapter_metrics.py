@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import get_args
 
 import pytest
@@ -27,7 +28,6 @@ from prometheus_client import CollectorRegistry
 from adapters.metrics import (
     FORWARDER_STATES,
     REJECT_FIELDS,
-    SOURCE_KINDS,
     AdapterMetrics,
     reject_field,
     serve,
@@ -36,9 +36,9 @@ from adapters.metrics import (
 from adapters.outbox import Outbox, OutboxItem, pending_count
 from adapters.pipeline import BATCH, Adapter, Forwarder
 from adapters.profile import Profile, SourceField, load_profile
-from adapters.publishers.kafka_python import KafkaUnavailable
+from adapters.publishers.base import KafkaUnavailable
 from adapters.runner import adapter_run, file_source, run_files
-from adapters.sources.base import SourceRecord
+from adapters.sources.base import SOURCE_KINDS, SourceRecord
 from adapters.sources.delimited import CsvSource
 from adapters.sources.http_push import RequestSource
 from adapters.sources.jsonl import JsonLinesSource
@@ -254,7 +254,8 @@ def test_source_kinds_are_the_kind_of_source_never_its_name(tmp_path: Path) -> N
     sql = SqlSource("postgresql+psycopg://u:pw@db/cases", "SELECT * FROM v", "updated_at", None)
     assert source_kind(sql) == "sql"
     assert source_kind(RequestSource("http-camhs-1", [])) == "http"
-    assert source_kind(_Records(CollectorRegistry(), 0)) == "other"
+    assert source_kind(_Records(CollectorRegistry(), 0)) == "other"  # declares no kind
+    assert source_kind(SimpleNamespace(name="x", kind="Jane Smith.csv")) == "other"
 
 
 def test_reject_field_labels_are_bounded() -> None:

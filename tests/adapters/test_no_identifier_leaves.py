@@ -41,7 +41,13 @@ from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.settings import HubSettings
 from tests.adapters.test_http_source import TOKEN, TOKENS, post
-from tests.conftest import example_areas, free_port, publish_file
+from tests.conftest import (
+    agreement_of,
+    example_areas,
+    free_port,
+    publish_file,
+    write_agreement,
+)
 
 
 def planted(child: Child) -> set[str]:
@@ -60,7 +66,7 @@ def planted(child: Child) -> set[str]:
 
 
 def all_bytes(settings: HubSettings) -> bytes:
-    topics = [spec.name for spec in declared_topics(settings)]
+    topics = [spec.name for spec in declared_topics(settings, agreement_of(settings))]
     consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -79,10 +85,10 @@ def all_bytes(settings: HubSettings) -> bytes:
 
 def test_no_planted_identifier_on_any_topic(hub_settings: HubSettings, tmp_path: Path) -> None:
     profiles = [load_profile(name) for name in shipped_profiles()]
-    settings = hub_settings.model_copy(
-        update={"agencies": tuple(sorted({p.agency for p in profiles}))}
-    )
-    apply_topics(settings, declared_topics(settings))
+    partners = sorted({p.agency for p in profiles})
+    agreement = write_agreement(tmp_path / "profiles-agreement.yaml", partners)
+    settings = hub_settings.model_copy(update={"agreement": agreement})
+    apply_topics(settings, declared_topics(settings, agreement_of(settings)))
     pool = child_pool(60, seed=9)
     children: dict[str, Child] = {}
     sent = 0
@@ -273,7 +279,7 @@ def test_free_text_in_any_field_never_reaches_an_event(name: str, data: st.DataO
 def consume_events(settings: HubSettings) -> list[CaseEvent]:
     codec = Codec("case_event")
     consumer = KafkaConsumer(
-        *(settings.case_topic(a) for a in settings.agencies),
+        *(settings.topic(topic) for topic in agreement_of(settings).case_topics),
         bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -311,10 +317,10 @@ def test_planted_free_text_in_every_field_leaves_no_trace(
     """Every shipped profile, every mapped field, through CSV/TSV, JSON lines and HTTP, to
     the real broker: the planted text reaches no topic, answer, log line or report."""
     profiles = [load_profile(name) for name in shipped_profiles()]
-    settings = hub_settings.model_copy(
-        update={"agencies": tuple(sorted({p.agency for p in profiles}))}
-    )
-    apply_topics(settings, declared_topics(settings))
+    partners = sorted({p.agency for p in profiles})
+    agreement = write_agreement(tmp_path / "profiles-agreement.yaml", partners)
+    settings = hub_settings.model_copy(update={"agreement": agreement})
+    apply_topics(settings, declared_topics(settings, agreement_of(settings)))
     quarantine = tmp_path / "quarantine"
     answers: list[str] = []
     printed: list[str] = []

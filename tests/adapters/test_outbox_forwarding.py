@@ -39,7 +39,14 @@ from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 from tests.adapters.test_http_source import good
-from tests.conftest import WorkerProcess, free_port, ground_truth, hub, settings_env
+from tests.conftest import (
+    WorkerProcess,
+    agreement_of,
+    free_port,
+    ground_truth,
+    hub,
+    settings_env,
+)
 
 
 def expected_event_ids(settings: HubSettings, path: Path, agency: str) -> set[str]:
@@ -128,7 +135,7 @@ def test_kafka_stopped_mid_run_loses_nothing(
         }
     )
     private_broker.start(quiet=True)
-    apply_topics(settings, declared_topics(settings))
+    apply_topics(settings, declared_topics(settings, agreement_of(settings)))
     drop = tmp_path / "drop"
     drop.mkdir()
     pool = child_pool(80)
@@ -374,6 +381,43 @@ def test_a_damaged_outbox_stops_the_forwarder_and_says_so(tmp_path: Path) -> Non
     assert len(lines) == 1 and lines[0].startswith("error: The outbox"), result.stderr
     assert "move it aside" in lines[0] and "lost" in lines[0]
 
+    alone = drain_module(settings, "--follow", "--metrics-port", "0")
+    assert alone.returncode == 1 and alone.stderr.strip() == result.stderr.strip()
+
+
+def drain_module(settings: HubSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m adapters.drain ARGS...``, the process a one-shot run starts beside itself."""
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.drain", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_the_drain_runs_without_the_hub_command(tmp_path: Path) -> None:
+    settings = HubSettings(outbox=tmp_path / "outbox.sqlite", bootstrap="127.0.0.1:1")
+    result = drain_module(settings, "--timeout", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"0 events sent; outbox {settings.outbox} is empty"
+    assert drain_module(settings, "--metrics-port", "-1").returncode == 2  # a usage error
+
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, adapters.drain, adapters.runner;"
+            " import adapters.sources.http_push, adapters.sources.sql;"
+            " print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'hub')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "'click'" not in imported.stdout and "hub.cli" not in imported.stdout
+
 
 #: How long Kafka stays away in the outage tests (from the broker's stop to its start).
 OUTAGE = 60.0
@@ -439,7 +483,7 @@ def test_serve_rides_out_a_kafka_outage_and_sends_every_event_once(
 ) -> None:
     settings = outage_settings(hub_settings, private_broker)
     private_broker.start(quiet=True)
-    apply_topics(settings, declared_topics(settings))
+    apply_topics(settings, declared_topics(settings, agreement_of(settings)))
     token = "t" * 40
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({token: "kooth"}))
@@ -509,7 +553,7 @@ def test_watch_rides_out_a_kafka_outage_and_sends_every_event_once(
 ) -> None:
     settings = outage_settings(hub_settings, private_broker)
     private_broker.start(quiet=True)
-    apply_topics(settings, declared_topics(settings))
+    apply_topics(settings, declared_topics(settings, agreement_of(settings)))
     metrics_url = f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics"
     drop = tmp_path / "drop"
     drop.mkdir()

@@ -20,7 +20,7 @@ from adapters.pipeline import Adapter
 from adapters.profile import load_profile
 from adapters.runner import AdapterRun, adapter_run
 from adapters.sources.base import SourceRecord
-from adapters.sources.sql import SourceError, SqlSource, run_sql
+from adapters.sources.sql import SourceError, SqlSource
 from hub.codec import Codec
 from hub.errors import HubError, RecordError
 from hub.minimise import Minimiser
@@ -94,7 +94,7 @@ def test_dry_run_maps_rows_and_rejects_the_bad_one_by_row_and_field(
         {"record_id": "CS-5", "updated_at": None},
     )
     with adapter_run(settings, "generic", AGENCY, dry_run=True) as dry:
-        summary = run_sql(dry, db.url, QUERY, WATERMARK)
+        summary = dry.ingest_query(db.url, QUERY, WATERMARK)
     assert (summary.read, summary.accepted, summary.stored) == (5, 3, 0)
     name = source_name(db.url)
     assert summary.source == name
@@ -111,7 +111,7 @@ def test_fields_map_into_pseudonymised_events(
     db: Database, run: AdapterRun, settings: HubSettings
 ) -> None:
     db.insert(GOOD)
-    summary = run_sql(run, db.url, QUERY, WATERMARK)
+    summary = run.ingest_query(db.url, QUERY, WATERMARK)
     assert (summary.read, summary.accepted, summary.stored, summary.rejected) == (1, 1, 1, [])
     (event,) = events(run)
     assert event.record_key == record_key(settings, "CS-1")
@@ -153,7 +153,7 @@ def test_a_second_run_reads_only_rows_added_or_updated_since_the_watermark(
         {"record_id": "CS-2", "updated_at": "2026-09-14 09:05:00+00"},
         {"record_id": "CS-3", "updated_at": "2026-09-14 09:10:00+00"},
     )
-    first = run_sql(run, db.url, QUERY, WATERMARK)
+    first = run.ingest_query(db.url, QUERY, WATERMARK)
     assert (first.read, first.stored) == (3, 3)
 
     db.insert({"record_id": "CS-4", "updated_at": "2026-09-15 08:00:00+00"})
@@ -161,7 +161,7 @@ def test_a_second_run_reads_only_rows_added_or_updated_since_the_watermark(
         "UPDATE cs_cases SET record_version = 2, outcome = 'early_help',"
         " updated_at = '2026-09-15 08:30:00+00' WHERE record_id = 'CS-1'"
     )
-    second = run_sql(run, db.url, QUERY, WATERMARK)
+    second = run.ingest_query(db.url, QUERY, WATERMARK)
     # CS-3 again (it holds the stored watermark, >=), then CS-4 and CS-1 version 2.
     assert (second.read, second.accepted, second.stored) == (3, 3, 2)
     assert second.changes == {"unchanged": 1, "new": 1, "corrected": 1}
@@ -171,7 +171,7 @@ def test_a_second_run_reads_only_rows_added_or_updated_since_the_watermark(
         (2, "EARLY_HELP"),
     ]
 
-    third = run_sql(run, db.url, QUERY, WATERMARK)
+    third = run.ingest_query(db.url, QUERY, WATERMARK)
     assert (third.read, third.stored) == (1, 0)
     assert len(events(run)) == 5
 
@@ -213,7 +213,7 @@ def test_rows_sharing_a_watermark_across_a_batch_boundary_are_not_lost(
     assert run.outbox.watermark(source.name) == "2026-09-14T09:05:00+00:00"
     assert len(events(run)) == 2
 
-    resumed = run_sql(run, db.url, QUERY, WATERMARK)
+    resumed = run.ingest_query(db.url, QUERY, WATERMARK)
     # CS-2 again (deduplicated), and CS-3 and CS-4 that share its watermark, and CS-5.
     assert (resumed.read, resumed.stored) == (4, 3)
     assert len(events(run)) == 5
@@ -223,10 +223,10 @@ def test_a_row_added_later_at_the_stored_watermark_is_read(
     db: Database, run: AdapterRun, settings: HubSettings
 ) -> None:
     db.insert({"record_id": "CS-1", "updated_at": "2026-09-14 09:00:00+00"})
-    assert run_sql(run, db.url, QUERY, WATERMARK).stored == 1
+    assert run.ingest_query(db.url, QUERY, WATERMARK).stored == 1
     # E.g. a transaction stamped before the first run committed after it.
     db.insert({"record_id": "CS-2", "updated_at": "2026-09-14 09:00:00+00"})
-    second = run_sql(run, db.url, QUERY, WATERMARK)
+    second = run.ingest_query(db.url, QUERY, WATERMARK)
     assert (second.read, second.stored) == (2, 1)
     assert {e.record_key for e in events(run)} == {
         record_key(settings, "CS-1"),
@@ -241,7 +241,7 @@ def test_an_integer_watermark_is_compared_as_a_number(db: Database, run: Adapter
     db.insert({"record_id": "CS-1"}, {"record_id": "CS-2"})
     db.execute("UPDATE cs_cases SET change_seq = 2 WHERE record_id = 'CS-1'")
     db.execute("UPDATE cs_cases SET change_seq = 9 WHERE record_id = 'CS-2'")
-    first = run_sql(run, db.url, query, "change_seq")
+    first = run.ingest_query(db.url, query, "change_seq")
     assert (first.read, first.stored) == (2, 2)
     assert run.outbox is not None
     assert run.outbox.watermark(first.source) == "9"
@@ -249,7 +249,7 @@ def test_an_integer_watermark_is_compared_as_a_number(db: Database, run: Adapter
     db.insert({"record_id": "CS-3"}, {"record_id": "CS-4"})
     db.execute("UPDATE cs_cases SET change_seq = 10 WHERE record_id = 'CS-3'")
     db.execute("UPDATE cs_cases SET change_seq = 11 WHERE record_id = 'CS-4'")
-    second = run_sql(run, db.url, query, "change_seq")
+    second = run.ingest_query(db.url, query, "change_seq")
     # 9, 10, 11: as text "10" < "9", so a text comparison would read nothing new.
     assert (second.read, second.stored) == (3, 2)
     assert run.outbox.watermark(first.source) == "11"
@@ -329,7 +329,7 @@ def test_planted_free_text_in_any_column_never_reaches_an_event_or_a_report(
             rows.append({"record_id": f"CS-{n}", column: cell, "updated_at": at})
     rows.append({"record_id": "CS-risk", "risk_codes": list(PLANTED)})
     db.insert(*rows)
-    summary = run_sql(run, db.url, QUERY, WATERMARK)
+    summary = run.ingest_query(db.url, QUERY, WATERMARK)
     assert summary.read == len(rows) and summary.accepted > 0 and summary.rejected
     sent = b"".join(item.value + item.key for item in run.outbox.pending()) if run.outbox else b""
     shown = "\n".join([summary.line(), *(str(e) for e in summary.rejected + summary.warnings)])

@@ -162,9 +162,7 @@ def lose_outbox(settings: HubSettings) -> None:
 def partnership(hub_settings: HubSettings, tmp_path: Path) -> Partnership:
     agreement = tmp_path / "agreement.yaml"
     agreement.write_text(agreement_yaml(), encoding="utf-8")
-    settings = hub_settings.model_copy(
-        update={"agencies": tuple(a.name for a in AGENCIES), "agreement": agreement}
-    )
+    settings = hub_settings.model_copy(update={"agreement": agreement})
     return Partnership(settings, tmp_path)
 
 

@@ -11,15 +11,25 @@ from adapters.profile import load_profile
 from hub.agreement.model import (
     Agreement,
     AgreementError,
-    Disclosure,
     check_agreement,
     format_loc,
     load_agreement,
 )
+from hub.disclosure import DisclosureRule
 from hub.errors import ConfigError
-from hub.settings import DEFAULT_AGENCIES
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "agreement" / "example.yaml"
+PARTNERS = (
+    "camhs",
+    "spa",
+    "police",
+    "school-nursing",
+    "counselling",
+    "youth-service",
+    "relationships",
+    "education",
+    "voluntary",
+)
 LONDON = ZoneInfo("Europe/London")
 
 
@@ -52,15 +62,15 @@ def test_the_shipped_example_passes_the_check() -> None:
     agreement = load_agreement(EXAMPLE)
     # Every partner has a shipped profile of the same agency type.
     assert {p.id: p.type for p in agreement.partners} == {
-        a: load_profile(a).agency_type for a in DEFAULT_AGENCIES
+        a: load_profile(a).agency_type for a in PARTNERS
     }
     assert agreement.partner("spa").topic == "cases.spa"
-    assert agreement.case_topics == tuple(f"cases.{p}" for p in DEFAULT_AGENCIES)
+    assert agreement.case_topics == tuple(f"cases.{p}" for p in PARTNERS)
     assert {s.name: s.closes for s in agreement.publication} == {
         "monthly": "month",
         "board-quarterly": "quarter",
     }
-    assert agreement.disclosure == Disclosure()
+    assert agreement.disclosure == DisclosureRule()
     assert (agreement.disclosure.suppress_at_or_below, agreement.disclosure.round_to) == (7, 5)
     assert agreement.readers[0].principal == "User:analysts"
     assert agreement.retention.trends_days is None
@@ -140,6 +150,7 @@ def test_a_broken_agreement_reports_every_problem_with_its_location(tmp_path: Pa
             "than or equal to 0",
         ),
         ({"disclosure": {"round_to": 0}}, "disclosure.round_to", "than or equal to 1"),
+        ({"disclosure": {"rounding": 5}}, "disclosure.rounding", "Extra inputs are not permitted"),
         (
             {"retention": {"case_events_days": 0}},
             "retention.case_events_days",
@@ -341,3 +352,15 @@ def test_agreement_check_command(tmp_path: Path) -> None:
     bad = hub(HubSettings(), "agreement", "check", str(broken))
     assert bad.returncode == 1
     assert f"{broken}: timezone: " in bad.stderr and "Mars/Base" in bad.stderr
+
+    # With HUB_AGREEMENT naming the broken file: a command that needs the agreement says
+    # what is wrong with it; one that does not, runs.
+    settings = HubSettings(agreement=broken)
+    refused = hub(settings, "security", "acls")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {broken}: timezone: ")
+    assert "Traceback" not in refused.stderr
+    checked = hub(settings, "agreement", "check", "deploy/agreement/example.yaml")
+    assert checked.returncode == 0, checked.stderr
+    listed = hub(HubSettings(), "security", "acls")
+    assert listed.returncode == 0 and "User:camhs-adapter WRITE topic cases.camhs" in listed.stdout

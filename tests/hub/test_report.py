@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from hub.agreement.model import Agreement, LocalRiskCode, ReportPolicy, load_agreement
+from hub.periods import add_months, period_starting
 from hub.report import build_pack
 from hub.report.charts import COLOURS
 from hub.report.context import agencies, breakdown, linkage, revisions
@@ -35,7 +36,6 @@ from hub.report.stats import (
     proportion_trend,
 )
 from hub.taxonomy import CELLS
-from streams.publish.publisher import add_months, period_starting
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = datetime(2026, 10, 16, 8, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from hub.ops.acls import Grant, derived_acls
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from tests.conftest import free_port, hub
+from tests.conftest import agreement_of, free_port, hub, write_agreement
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def secure(broker_settings: HubSettings, tmp_path: Path) -> Iterator[HubSettings
             "broker_port": free_port(),
             "controller_port": free_port(),
             "broker_sasl_port": free_port(),
-            "agencies": ("camhs", "police"),
+            "agreement": write_agreement(tmp_path / "agreement.yaml", ("camhs", "police")),
         }
     )
     broker = Broker(settings)
@@ -103,7 +103,7 @@ def test_agreement_implies_least_privilege() -> None:
 def test_analyst_reads_trends_with_its_own_credentials_and_nothing_else(
     secure: HubSettings,
 ) -> None:
-    apply_topics(secure, declared_topics(secure))
+    apply_topics(secure, declared_topics(secure, agreement_of(secure)))
     publish_cells(secure)
     password = secrets.token_urlsafe(18)
     stored = hub(secure, "security", "set-password", "analysts", input=password + "\n")

@@ -14,8 +14,11 @@ from datetime import UTC, date, datetime
 
 from kafka import KafkaProducer
 
+from hub.agreement.model import load_agreement
 from hub.codec import Codec
 from hub.models import TrendSnapshot
+from hub.periods import period_starting
+from hub.report.pack import Pack
 from hub.settings import HubSettings
 from hub.subscribe import published_rows
 from tests.conftest import hub, settings_env
@@ -24,12 +27,11 @@ from tests.conftest import hub, settings_env
 def snapshot(
     period: date, value: str, count: int | None, revision: int = 0, measure: str = "events"
 ) -> TrendSnapshot:
-    end = date(period.year + period.month // 12, period.month % 12 + 1, 1)
     return TrendSnapshot(
         partnership="example",
         publication="monthly",
         period_start=period,
-        period_end=date.fromordinal(end.toordinal() - 1),
+        period_end=period_starting("month", period)[1],
         measure=measure,
         dimension="risk_code",
         value=value,
@@ -62,7 +64,10 @@ def test_csv_shows_latest_revisions_and_suppression(topics: HubSettings) -> None
             snapshot(SEP, "GROOMING", 20),
             snapshot(OCT, "GROOMING", 35),
             snapshot(OCT, "CYBERBULLYING", None),
-            snapshot(OCT, "GROOMING", 40, revision=1),  # late data: a revision
+            snapshot(OCT, "SEXTORTION", 10),
+            # Late data: October released again, whole, and without SEXTORTION.
+            snapshot(OCT, "GROOMING", 40, revision=1),
+            snapshot(OCT, "CYBERBULLYING", None, revision=1),
         ],
     )
     done = hub(topics, "subscribe", "--format", "csv")
@@ -72,7 +77,7 @@ def test_csv_shows_latest_revisions_and_suppression(topics: HubSettings) -> None
         (r["period_start"], r["value"], r["count"], r["suppressed"], r["revision"]) for r in rows
     ] == [
         ("2026-09-01", "GROOMING", "20", "False", "0"),
-        ("2026-10-01", "CYBERBULLYING", "", "True", "0"),
+        ("2026-10-01", "CYBERBULLYING", "", "True", "1"),
         ("2026-10-01", "GROOMING", "40", "False", "1"),
     ]
     assert "3 published cells" in done.stderr
@@ -84,8 +89,15 @@ def test_csv_shows_latest_revisions_and_suppression(topics: HubSettings) -> None
 
     api = published_rows(topics, since="2026Q4")
     assert [(r["value"], r["count"], r["revision"]) for r in api] == [
-        ("CYBERBULLYING", None, 0),
+        ("CYBERBULLYING", None, 1),
         ("GROOMING", 40, 1),
+    ]
+    # The board pack, handed the same rows, shows October's revision 1 and only its cells.
+    pack = Pack(published_rows(topics), load_agreement(topics.agreement), "2026-10")
+    assert pack.revision() == 1
+    assert sorted((r["value"], r["count"]) for r in pack.period_rows()) == [
+        ("CYBERBULLYING", None),
+        ("GROOMING", 40),
     ]
 
 

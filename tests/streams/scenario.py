@@ -30,10 +30,10 @@ from hub.models import (
     Sex,
     Vulnerability,
 )
+from hub.periods import Period
 from hub.settings import HubSettings
 from hub.taxonomy import STARTER_CODES, Taxonomy
 from streams.aggregate import Cell, period_cells
-from streams.publish.publisher import Period
 from streams.records import RecordVersion
 
 AGENCY_TYPES = {

@@ -9,7 +9,7 @@ import time
 from datetime import date
 
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, partner_ids
 from tests.streams.messages import total, wait_for
 from tests.streams.scenario import Scenario, send
 
@@ -17,7 +17,7 @@ from tests.streams.scenario import Scenario, send
 def test_lag_and_counts_right_after_a_restart(topics: HubSettings, worker: WorkerProcess) -> None:
     settings = topics
     rnd = random.Random(9)
-    scenario = Scenario.create(settings.agencies, children=40, seed=9)
+    scenario = Scenario.create(partner_ids(settings), children=40, seed=9)
     first = scenario.new_records(150, date(2026, 6, 1), date(2026, 9, 30))
     before = send(settings, first, rnd, replay=0.1)
 

@@ -14,7 +14,7 @@ from hub.codec import CONFLUENT_MAGIC, HEADER_SIZE, MAGIC, Codec
 from hub.errors import CodecError, UnknownSchemaError
 from hub.settings import HubSettings
 from streams.deferred import ORIGIN_KEY, ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, partner_ids
 from tests.streams.messages import at, produce, raw_body, read_all, total, wait_for
 from tests.streams.scenario import Scenario, send
 from tests.streams.test_worker_crash import by_code
@@ -26,7 +26,7 @@ def test_poison_is_counted_by_reason_and_the_rest_counted_exactly(
     settings = topics
     rnd = random.Random(7)
     codec = Codec("case_event")
-    scenario = Scenario.create(settings.agencies, children=40, seed=7)
+    scenario = Scenario.create(partner_ids(settings), children=40, seed=7)
     first = scenario.new_records(60, date(2026, 6, 1), date(2026, 9, 30))
     camhs = next(e for e in first if e.agency_id == "camhs")
     police = next(e for e in first if e.agency_id == "police")

@@ -14,11 +14,10 @@ import pytest
 
 from hub.agreement.model import Agreement, load_agreement
 from hub.codec import Codec
-from hub.disclosure import DisclosureRule
 from hub.errors import PublishError
 from hub.settings import HubSettings
 from streams.publish.publisher import Publisher, Release, cell_key
-from tests.conftest import WorkerProcess, free_port, hub
+from tests.conftest import WorkerProcess, free_port, hub, partner_ids
 from tests.streams.scenario import Scenario, read_trends, send
 
 LONDON = ZoneInfo("Europe/London")
@@ -67,7 +66,7 @@ def assert_period(
         period,
         agreement.taxonomy,
         [p.id for p in agreement.partners],
-        DisclosureRule(**agreement.disclosure.model_dump()),
+        agreement.disclosure,
     )
     cells = published.period(publication, period)
     assert len(cells) == len(expected)
@@ -125,7 +124,7 @@ def test_published_cells_and_revisions_match_ground_truth(
     topics: HubSettings, worker: WorkerProcess, agreement: Agreement, tmp_path: Path
 ) -> None:
     settings = topics
-    scenario = Scenario.create(settings.agencies, children=300, seed=5)
+    scenario = Scenario.create(partner_ids(settings), children=300, seed=5)
     first = scenario.new_records(3000, date(2026, 7, 1), date(2026, 10, 31))
     scenario.corrections(300, first)
     scenario.withdrawals(150, first)
@@ -257,7 +256,7 @@ def test_two_workers_sigkilled_publish_the_same_cells(
         ),
         tmp_path / "two.log",
     )
-    scenario = Scenario.create(settings.agencies, children=300, seed=5)
+    scenario = Scenario.create(partner_ids(settings), children=300, seed=5)
     first = scenario.new_records(12000, date(2026, 7, 1), date(2026, 10, 31))
     scenario.corrections(1200, first)
     scenario.withdrawals(600, first)

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from hub.codec import Codec
 from hub.models import CaseEvent
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, hub
+from tests.conftest import WorkerProcess, hub, partner_ids
 from tests.streams.messages import EXTRA_FIELD, next_schemas, total, wait_for
 from tests.streams.scenario import Scenario, send
 from tests.streams.test_worker_crash import by_code
@@ -72,7 +72,7 @@ def test_agencies_upgraded_before_the_hub_lose_nothing(topics: HubSettings, tmp_
     codec = Codec("case_event", new.schemas_dir)
     assert codec.current.version == Codec("case_event").current.version + 1
     rnd = random.Random(3)
-    scenario = Scenario.create(old.agencies, children=40, seed=3)
+    scenario = Scenario.create(partner_ids(old), children=40, seed=3)
     first = scenario.new_records(80, date(2026, 6, 1), date(2026, 9, 30))
     sent = send(old, first, rnd, replay=0.1)
     newer = sent_next = send_next(old, later_changes(scenario, first), codec)
@@ -116,7 +116,7 @@ def test_hub_upgraded_before_the_agencies_counts_every_version(
     new = old.model_copy(update={"schemas_dir": next_schemas(tmp_path)})
     codec = Codec("case_event", new.schemas_dir)
     rnd = random.Random(4)
-    scenario = Scenario.create(old.agencies, children=40, seed=4)
+    scenario = Scenario.create(partner_ids(old), children=40, seed=4)
     first = scenario.new_records(80, date(2026, 6, 1), date(2026, 9, 30))
     sent = send(old, first, rnd, replay=0.1)
 

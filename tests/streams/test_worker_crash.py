@@ -11,12 +11,12 @@ from kafka import KafkaConsumer, KafkaProducer
 from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, ground_truth, publish_file
+from tests.conftest import WorkerProcess, agreement_of, ground_truth, partner_ids, publish_file
 
 
 def replay_topics(settings: HubSettings) -> int:
-    """Send every message on the agency topics again, byte for byte; the count now on them."""
-    topics = [settings.case_topic(a) for a in settings.agencies]
+    """Send every message on the case topics again, byte for byte; the count now on them."""
+    topics = [settings.topic(topic) for topic in agreement_of(settings).case_topics]
     consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -68,7 +68,7 @@ def test_counts_exact_after_replays_and_sigkill(
     pseudonymiser = Pseudonymiser.from_settings(settings)
     pool = child_pool(400)
     files = {}
-    for agency in settings.agencies:
+    for agency in partner_ids(settings):
         path = tmp_path / f"{agency}.csv"
         write_csv(path, synth_rows(agency, 4000, seed=11, pool=pool))
         files[agency] = path

@@ -10,7 +10,7 @@ from pathlib import Path
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, agreement_of
 
 
 def test_sigterm_stops_a_worker_whose_broker_is_gone(
@@ -26,7 +26,7 @@ def test_sigterm_stops_a_worker_whose_broker_is_gone(
         }
     )
     private_broker.start(quiet=True)
-    apply_topics(settings, declared_topics(settings))
+    apply_topics(settings, declared_topics(settings, agreement_of(settings)))
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     worker.start()
     try:

@@ -1,0 +1,244 @@
+"""The trends exporter (``TrendsCollector``) on a fixed clock, without Kafka.
+
+The collector reads a real ``TrendsLog`` whose topic reader is replaced by one that
+hands back encoded trend snapshots, so the log decodes and folds them as it does
+the trends topic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hub.agreement.model import Agreement, load_agreement
+from hub.codec import Codec
+from hub.models import TrendSnapshot
+from hub.periods import period_starting
+from hub.resources import deploy
+from hub.settings import HubSettings
+from streams.publish import publisher
+from streams.publish.exporter import TrendsCollector
+from streams.publish.publisher import TrendsLog
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+SEP, OCT = date(2026, 9, 1), date(2026, 10, 1)
+RELEASED = datetime(2026, 10, 10, 8, 0, tzinfo=UTC)  # 09:00 in London (BST)
+REVISED = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)  # 09:00 in London (GMT)
+
+
+@dataclass(frozen=True)
+class Message:
+    key: bytes
+    value: bytes | None
+
+
+class OfflineReader:
+    """Stands in for ``hub.kafka.client.TopicReader``: `pending`, then nothing new."""
+
+    def __init__(self, pending: list[Message]) -> None:
+        self.pending = pending
+
+    def read_to_end(self) -> Iterator[Message]:
+        messages, self.pending = self.pending, []
+        return iter(messages)
+
+    def close(self) -> None:
+        pass
+
+
+def snapshot(
+    start: date,
+    value: str,
+    count: int | None,
+    revision: int = 0,
+    published_at: datetime = RELEASED,
+    measure: str = "events",
+    dimension: str = "risk_code",
+    publication: str = "monthly",
+) -> TrendSnapshot:
+    kind = "quarter" if publication == "board-quarterly" else "month"
+    return TrendSnapshot(
+        partnership="example",
+        publication=publication,
+        period_start=start,
+        period_end=period_starting(kind, start)[1],
+        measure=measure,
+        dimension=dimension,
+        value=value,
+        count=count,
+        suppressed=count is None,
+        revision=revision,
+        published_at=published_at,
+    )
+
+
+def message(s: TrendSnapshot) -> Message:
+    key = f"{s.publication}|{s.period_start}|{s.measure}|{s.dimension}|{s.value}".encode()
+    return Message(key, Codec("trend_snapshot").encode(s.to_avro()))
+
+
+def offline_trends_log(
+    monkeypatch: pytest.MonkeyPatch, snapshots: list[TrendSnapshot]
+) -> TrendsLog:
+    """A real TrendsLog that has read `snapshots` (in this order) from its topic."""
+    pending = [message(s) for s in snapshots]
+
+    def reader(*args: Any, **config: Any) -> OfflineReader:
+        return OfflineReader(pending)
+
+    monkeypatch.setattr(publisher, "TopicReader", reader)
+    trends = TrendsLog(HubSettings())
+    trends.catch_up()
+    return trends
+
+
+#: September once; October twice: revision 1 changes two counts and drops SEXTORTION.
+RELEASES = [
+    snapshot(SEP, "all", 90, measure="events", dimension="total"),
+    snapshot(SEP, "GROOMING", 30),
+    snapshot(SEP, "CYBERBULLYING", None),
+    snapshot(OCT, "all", 100, dimension="total"),
+    snapshot(OCT, "GROOMING", 40),
+    snapshot(OCT, "SEXTORTION", 10),
+    snapshot(OCT, "CYBERBULLYING", None),
+    snapshot(OCT, "all", 105, revision=1, published_at=REVISED, dimension="total"),
+    snapshot(OCT, "GROOMING", 45, revision=1, published_at=REVISED),
+    snapshot(OCT, "CYBERBULLYING", None, revision=1, published_at=REVISED),
+]
+
+
+@pytest.fixture(scope="module")
+def agreement() -> Agreement:
+    return load_agreement(deploy("agreement", "example.yaml"))
+
+
+def collect(trends: TrendsLog, agreement: Agreement, history_months: int = 24) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(TrendsCollector(trends, agreement, lambda: NOW, history_months))
+    return registry
+
+
+def samples(registry: CollectorRegistry, name: str) -> dict[tuple[str, ...], float]:
+    """The samples of one gauge: label values (in label order) -> value."""
+    return {
+        tuple(sample.labels.values()): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_the_latest_period_at_its_latest_revision(
+    monkeypatch: pytest.MonkeyPatch, agreement: Agreement
+) -> None:
+    registry = collect(offline_trends_log(monkeypatch, RELEASES), agreement)
+    assert samples(registry, "hub_trend_count") == {
+        ("monthly", "events", "total", "all"): 105,
+        ("monthly", "events", "risk_code", "GROOMING"): 45,
+    }  # CYBERBULLYING is suppressed (absent, not 0); SEXTORTION left with revision 0
+    assert samples(registry, "hub_trend_suppressed") == {
+        ("monthly", "events", "total", "all"): 0,
+        ("monthly", "events", "risk_code", "GROOMING"): 0,
+        ("monthly", "events", "risk_code", "CYBERBULLYING"): 1,
+    }
+    assert samples(registry, "hub_trend_revision") == {("monthly",): 1}
+    assert samples(registry, "hub_trend_period_start_timestamp_seconds") == {
+        ("monthly",): datetime(2026, 10, 1, tzinfo=UTC).timestamp()
+    }
+    assert samples(registry, "hub_last_publication_timestamp_seconds") == {
+        ("monthly",): REVISED.timestamp()
+    }
+
+
+def test_the_history_is_labelled_by_period(
+    monkeypatch: pytest.MonkeyPatch, agreement: Agreement
+) -> None:
+    registry = collect(offline_trends_log(monkeypatch, RELEASES), agreement)
+    assert samples(registry, "hub_trend_history_count") == {
+        ("monthly", "2026-09", "events", "total", "all"): 90,
+        ("monthly", "2026-09", "events", "risk_code", "GROOMING"): 30,
+        ("monthly", "2026-10", "events", "total", "all"): 105,
+        ("monthly", "2026-10", "events", "risk_code", "GROOMING"): 45,
+    }
+    assert samples(registry, "hub_trend_history_suppressed") == {
+        ("monthly", "2026-09", "events", "total", "all"): 0,
+        ("monthly", "2026-09", "events", "risk_code", "GROOMING"): 0,
+        ("monthly", "2026-09", "events", "risk_code", "CYBERBULLYING"): 1,
+        ("monthly", "2026-10", "events", "total", "all"): 0,
+        ("monthly", "2026-10", "events", "risk_code", "GROOMING"): 0,
+        ("monthly", "2026-10", "events", "risk_code", "CYBERBULLYING"): 1,
+    }
+
+
+def test_the_history_window_counts_back_from_the_latest_period(
+    monkeypatch: pytest.MonkeyPatch, agreement: Agreement
+) -> None:
+    august = snapshot(date(2026, 8, 1), "all", 80, dimension="total")
+    trends = offline_trends_log(monkeypatch, [august, *RELEASES])
+    periods = {
+        labels[1] for labels in samples(collect(trends, agreement, 1), "hub_trend_history_count")
+    }
+    assert periods == {"2026-09", "2026-10"}
+    periods = {
+        labels[1] for labels in samples(collect(trends, agreement, 2), "hub_trend_history_count")
+    }
+    assert periods == {"2026-08", "2026-09", "2026-10"}
+
+
+def test_quarters_are_labelled_and_every_publication_has_its_next_time(
+    monkeypatch: pytest.MonkeyPatch, agreement: Agreement
+) -> None:
+    q3 = snapshot(date(2026, 7, 1), "all", 300, dimension="total", publication="board-quarterly")
+    registry = collect(offline_trends_log(monkeypatch, [q3]), agreement)
+    assert samples(registry, "hub_trend_history_count") == {
+        ("board-quarterly", "2026Q3", "events", "total", "all"): 300
+    }
+    assert samples(registry, "hub_trend_revision") == {("board-quarterly",): 0}
+    # At NOW (20 November 2026): 10 December and 15 January, 09:00 in London (GMT).
+    assert samples(registry, "hub_next_publication_timestamp_seconds") == {
+        ("monthly",): datetime(2026, 12, 10, 9, tzinfo=UTC).timestamp(),
+        ("board-quarterly",): datetime(2027, 1, 15, 9, tzinfo=UTC).timestamp(),
+    }
+
+
+def test_nothing_published_yet_gives_only_the_timetable(
+    monkeypatch: pytest.MonkeyPatch, agreement: Agreement
+) -> None:
+    registry = collect(offline_trends_log(monkeypatch, []), agreement)
+    assert samples(registry, "hub_trend_count") == {}
+    assert samples(registry, "hub_trend_revision") == {}
+    assert set(samples(registry, "hub_next_publication_timestamp_seconds")) == {
+        ("monthly",),
+        ("board-quarterly",),
+    }
+
+
+def test_a_scrape_while_snapshots_are_added_sees_whole_periods(
+    monkeypatch: pytest.MonkeyPatch, agreement: Agreement
+) -> None:
+    trends = offline_trends_log(monkeypatch, RELEASES)
+    registry = collect(trends, agreement)
+    done = threading.Event()
+
+    def add() -> None:
+        try:
+            for i in range(3000):
+                trends.add(snapshot(OCT, f"CODE_{i}", 10, revision=1).to_avro())
+        finally:
+            done.set()
+
+    adder = threading.Thread(target=add)
+    adder.start()
+    try:
+        while not done.is_set():
+            cells = samples(registry, "hub_trend_suppressed")
+            assert ("monthly", "events", "risk_code", "SEXTORTION") not in cells
+    finally:
+        adder.join()
+    assert len(samples(registry, "hub_trend_suppressed")) == 3 + 3000
