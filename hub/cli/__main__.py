@@ -1,5 +1,5 @@
 """`python -m hub.cli`: the same as the `hub` command."""
 
-from hub.cli.commands import main
+from hub.cli.main import main
 
 main()

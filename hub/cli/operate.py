@@ -1,0 +1,262 @@
+"""Operating the hub: the local broker, schemas, the agreement, topics, keys, ACLs, the demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from hub.cli.common import current_agreement, friendly
+from hub.errors import ConfigError
+from hub.settings import HubSettings
+
+if TYPE_CHECKING:
+    from hub.pseudonymise import KeyRing
+
+
+# --- broker -------------------------------------------------------------------
+@click.group()
+def broker() -> None:
+    """The local single-node Kafka broker (development and tests only)."""
+
+
+@broker.command("fetch")
+@click.pass_obj
+@friendly
+def broker_fetch(settings: HubSettings) -> None:
+    """Fetch Kafka's jars from Maven Central into the cache (once)."""
+    from hub.ops.broker import ensure_artifacts
+
+    artifacts = ensure_artifacts(settings)
+    click.echo(f"Kafka {artifacts.version} ready in {artifacts.libs}")
+
+
+@broker.command("start")
+@click.pass_obj
+@friendly
+def broker_start(settings: HubSettings) -> None:
+    """Start the broker and wait until it answers; a no-op when it already runs."""
+    from hub.ops.broker import Broker
+
+    b = Broker(settings)
+    already = b.pid() is not None
+    status = b.start()
+    click.echo(("already " if already else "") + status.describe())
+
+
+@broker.command("stop")
+@click.pass_obj
+@friendly
+def broker_stop(settings: HubSettings) -> None:
+    """Stop the broker cleanly and free its ports."""
+    from hub.ops.broker import Broker
+
+    stopped = Broker(settings).stop()
+    click.echo("broker stopped" if stopped else "broker was not running")
+
+
+@broker.command("status")
+@click.pass_obj
+@friendly
+def broker_status(settings: HubSettings) -> None:
+    """Say whether the broker runs; exit status 0 when it does, 3 when not."""
+    from hub.ops.broker import Broker
+
+    status = Broker(settings).status()
+    click.echo(status.describe())
+    if not status.running:
+        sys.exit(3)
+
+
+# --- schema -------------------------------------------------------------------
+@click.group()
+def schema() -> None:
+    """The Avro schemas in schemas/."""
+
+
+@schema.command("check")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A schemas directory; defaults to the shipped one.",
+)
+def schema_check(root: Path | None) -> None:
+    """Check every version of every schema against every earlier one, both directions."""
+    from hub.codec import SCHEMAS_DIR
+    from hub.schema_check import check, schema_names
+
+    base = root or SCHEMAS_DIR
+    pairs, problems = check(base)
+    for problem in problems:
+        click.secho(f"incompatible: {problem}", fg="red", err=True)
+    names = ", ".join(schema_names(base))
+    click.echo(f"{names}: {pairs} version pairs checked, {len(problems)} incompatible")
+    if problems:
+        sys.exit(1)
+
+
+# --- agreement ----------------------------------------------------------------
+@click.group()
+def agreement() -> None:
+    """The data-sharing agreement (one YAML file)."""
+
+
+@agreement.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def agreement_check(file: Path) -> None:
+    """Report every problem in FILE with its location; exit 1 when there is any."""
+    from hub.agreement.model import check_agreement
+
+    problems = check_agreement(file)
+    for problem in problems:
+        click.secho(problem, fg="red", err=True)
+    if problems:
+        click.echo(f"{file}: {len(problems)} problem(s)")
+        sys.exit(1)
+    click.echo(f"{file}: the agreement is valid")
+
+
+# --- topics -------------------------------------------------------------------
+@click.group()
+def topics() -> None:
+    """The hub's Kafka topics."""
+
+
+@topics.command("apply")
+@click.pass_obj
+@friendly
+def topics_apply(settings: HubSettings) -> None:
+    """Create missing topics and reset declared configs; safe to run again."""
+    from hub.ops.topics import apply_topics, declared_topics
+
+    report = apply_topics(settings, declared_topics(settings, current_agreement()))
+    for name in report.created:
+        click.echo(f"created {name}")
+    for name in report.updated:
+        click.echo(f"updated {name}")
+    click.echo(f"topics: {report.summary()}")
+
+
+# --- keys -----------------------------------------------------------------------
+@click.group()
+def keys() -> None:
+    """Partnership pseudonymisation keys (held by agencies, never by the hub)."""
+
+
+@keys.command("new")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@click.option("--key-id", default=None, help="Defaults to a random k-xxxxxxxx.")
+@click.option(
+    "--encrypt", is_flag=True, help="Seal with a passphrase (HUB_KEY_PASSPHRASE, else asked)."
+)
+@click.pass_obj
+@friendly
+def keys_new(settings: HubSettings, out: Path, key_id: str | None, encrypt: bool) -> None:
+    """Write a new key file, readable by its owner only (0600); never overwrites."""
+    from hub.pseudonymise import KeyRing
+
+    ring = KeyRing.generate(key_id)
+    _write_keys(settings, out, ring, encrypt)
+    click.echo(f"wrote key {ring.current.key_id} to {out}; set HUB_KEY_FILE={out}")
+
+
+@keys.command("rotate")
+@click.option("--key-file", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--key-id", default=None)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="How many previous keys stay for linkage across the change.",
+)
+@click.option("--encrypt", is_flag=True)
+@click.pass_obj
+@friendly
+def keys_rotate(
+    settings: HubSettings, key_file: Path, out: Path, key_id: str | None, keep: int, encrypt: bool
+) -> None:
+    """Write a key file with a new current key, keeping previous keys and the record secret."""
+    from hub.pseudonymise import read_key_file
+
+    ring = read_key_file(key_file, settings.passphrase).rotated(key_id, keep)
+    _write_keys(settings, out, ring, encrypt)
+    kept = ", ".join(k.key_id for k in ring.keys[1:]) or "none"
+    click.echo(f"wrote {out}: current key {ring.current.key_id}, previous kept: {kept}")
+
+
+def _write_keys(settings: HubSettings, out: Path, ring: KeyRing, encrypt: bool) -> None:
+    from hub.pseudonymise import write_key_file
+
+    if out.exists():
+        raise ConfigError(f"{out} exists; a key file is never overwritten")
+    passphrase = None
+    if encrypt:
+        passphrase = settings.passphrase or click.prompt(
+            "Passphrase", hide_input=True, confirmation_prompt=True
+        )
+    write_key_file(out, ring, passphrase)
+
+
+# --- security -------------------------------------------------------------------
+@click.group()
+def security() -> None:
+    """Kafka principals: ACLs from the agreement, SCRAM credentials (run as a super user)."""
+
+
+@security.command("acls")
+@click.option("--apply", "apply_", is_flag=True, help="Create them on the cluster.")
+@click.pass_obj
+@friendly
+def security_acls(settings: HubSettings, apply_: bool) -> None:
+    """List (and with --apply create) the ACLs the agreement implies."""
+    from hub.ops.acls import apply_acls, derived_acls
+
+    grants = derived_acls(current_agreement(), settings)
+    for grant in grants:
+        click.echo(f"{grant.principal} {grant.operation} topic {grant.topic}")
+    if apply_:
+        applied = apply_acls(settings, grants)
+        click.echo(f"{applied} ACLs in place on {settings.bootstrap_servers}", err=True)
+
+
+@security.command("set-password")
+@click.argument("user")
+@click.pass_obj
+@friendly
+def security_set_password(settings: HubSettings, user: str) -> None:
+    """Store USER's SCRAM credential; the password is read from standard input."""
+    from hub.ops.acls import set_password
+
+    if sys.stdin.isatty():
+        password = click.prompt(f"password for {user}", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    set_password(settings, user, password)
+    click.echo(f"credential of User:{user} stored ({settings.sasl_mechanism})", err=True)
+
+
+@click.command()
+@click.pass_obj
+@friendly
+def demo(settings: HubSettings) -> None:
+    """Broker, topics, worker and simulated agencies, until Ctrl-C."""
+    from hub.cli.demo import run_demo
+
+    run_demo(settings, current_agreement())
+
+
+#: The commands `hub` gets from this module.
+COMMANDS: tuple[click.Command, ...] = (
+    broker,
+    schema,
+    agreement,
+    topics,
+    keys,
+    security,
+    demo,
+)

@@ -1,0 +1,154 @@
+"""The hub side: the stream worker, the publisher, forced releases, reading the trends."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from hub.cli.common import current_agreement, friendly
+from hub.errors import HubError
+from hub.settings import HubSettings
+
+
+# --- streams --------------------------------------------------------------------
+@click.group()
+def streams() -> None:
+    """Stream processing."""
+
+
+@streams.command("worker")
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_obj
+@friendly
+def streams_worker(settings: HubSettings, loglevel: str) -> None:
+    """Run the Faust worker: dedup, count, serve /metrics (HUB_METRICS_PORT)."""
+    from streams.worker import run_worker
+
+    run_worker(settings, current_agreement(), loglevel)
+
+
+@streams.command("publisher")
+@click.pass_obj
+@friendly
+def streams_publisher(settings: HubSettings) -> None:
+    """Publish closed periods on the agreement's timetable; serve the published trends as
+    metrics (HUB_PUBLISHER_METRICS_PORT)."""
+    from streams.publish.run import run_publisher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_publisher(settings, current_agreement())
+
+
+@streams.command("replay-deferred")
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to read for."
+)
+@click.pass_obj
+@friendly
+def streams_replay_deferred(settings: HubSettings, timeout: float) -> None:
+    """Send deferred events (written with a schema newer than the workers had) back to their
+    topics, once the hub ships that schema; those it still cannot read stay deferred."""
+    from streams.deferred import replay_deferred
+
+    click.echo(replay_deferred(settings, timeout).summary())
+
+
+@click.command()
+@click.option("--now", "now", is_flag=True, required=True, help="Release now, off the timetable.")
+@click.option("--period", required=True, help="A month (2026-10) or a quarter (2026Q3).")
+@click.option(
+    "--publication",
+    default=None,
+    help="The agreement's publication; by default the one that closes this kind of period.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the stream workers to catch up.",
+)
+@click.pass_obj
+@friendly
+def publish(
+    settings: HubSettings, now: bool, period: str, publication: str | None, wait: float
+) -> None:
+    """Force the release of one ended PERIOD now (logged); a revision if it changed."""
+    from hub.periods import period_label
+    from streams.publish.publisher import Publisher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    publisher = Publisher(settings, current_agreement(), worker_timeout=wait, role="forced")
+    try:
+        release = publisher.publish_now(period, publication)
+    finally:
+        publisher.close()
+    kind = publisher.agreement.schedule(release.publication).closes
+    label = period_label(kind, release.period)
+    if release.changed:
+        click.echo(
+            f"released {release.publication} {label} revision {release.revision}:"
+            f" {release.cells} cells, {release.suppressed} suppressed"
+        )
+    else:
+        click.echo(
+            f"{release.publication} {label} unchanged since revision {release.revision};"
+            " nothing sent"
+        )
+
+
+@click.command()
+@click.argument("topic", required=False)
+@click.option("--from", "since", default=None, help="First period: 2026-01 or 2026Q1.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option("--follow", is_flag=True, help="Keep printing new publications until Ctrl-C.")
+@click.pass_obj
+@friendly
+def subscribe(
+    settings: HubSettings, topic: str | None, since: str | None, fmt: str, follow: bool
+) -> None:
+    """Print the published trend cells (each period at its latest revision; TOPIC
+    defaults to partnership.trends.v1). Suppressed cells have an empty count and suppressed=True."""
+    from hub.subscribe import subscribe as run_subscribe
+
+    printed = run_subscribe(settings, topic, since, fmt, follow)
+    click.echo(f"{printed} published cells", err=True)
+
+
+@click.command()
+@click.option("--period", required=True, help="A quarter (2026Q3) or a month (2026-09).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HTML file."
+)
+@click.pass_obj
+@friendly
+def report(settings: HubSettings, period: str, out: Path) -> None:
+    """Write the board pack for a published period: one self-contained HTML file."""
+    try:
+        from hub.report import write_pack
+    except ImportError as exc:
+        raise HubError(
+            f"`hub report` needs the report extra ({exc.name} is missing):"
+            " pip install 'online-risk-hub[report]' (make setup installs it)"
+        ) from exc
+    from hub.subscribe import published_rows
+
+    agreement = current_agreement()
+    written = write_pack(published_rows(settings), agreement, period, out)
+    click.echo(
+        f"wrote {written.path}: {written.publication} {written.period} revision"
+        f" {written.revision}, {written.cells} cells, {written.suppressed} suppressed"
+    )
+
+
+#: The commands `hub` gets from this module.
+COMMANDS: tuple[click.Command, ...] = (
+    streams,
+    publish,
+    subscribe,
+    report,
+)
