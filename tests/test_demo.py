@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hub.cli.demo import scrape
 from hub.ops.broker.launcher import port_is_free
 from hub.ops.prometheus import Prometheus
 from hub.settings import HubSettings
-from tests.conftest import free_port, settings_env
-from tests.test_grafana import panel_queries
+from tests.support.grafana import panel_queries
+from tests.support.processes import free_port, scrape, settings_env
 
 
 def processes_with(marker: str) -> list[int]:

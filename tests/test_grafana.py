@@ -3,28 +3,11 @@ panel has a title and a query (the queries run against Prometheus in test_promet
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
-from typing import Any
 
 import yaml
 
-GRAFANA = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
-
-
-def dashboards() -> dict[str, dict[str, Any]]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(GRAFANA.glob("dashboards/*.json"))}
-
-
-def panel_queries() -> list[tuple[str, str, str]]:
-    """(dashboard, panel title, PromQL) for every target of every panel."""
-    return [
-        (name, panel["title"], target["expr"])
-        for name, board in dashboards().items()
-        for panel in board["panels"]
-        for target in panel["targets"]
-    ]
+from tests.support.grafana import GRAFANA, dashboards
 
 
 def test_datasource_and_dashboard_provisioning() -> None:

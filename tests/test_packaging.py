@@ -30,7 +30,7 @@ from hub.codec import versions
 from hub.ops.broker import kafka_version
 from hub.resources import DATA_PACKAGE
 from hub.schema_check import schema_names
-from tests.hub.test_codec import sample_event
+from tests.support.events import sample_event
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"

@@ -22,10 +22,11 @@ from hub.periods import period_starting
 from hub.settings import HubSettings
 from hub.subscribe import published_rows
 from hub.trends import SUBJECT_BASES
-from tests.adapters.test_adapter_metrics import label, planted_export, quarantined
-from tests.conftest import WorkerProcess, free_port, partner_ids, settings_env
-from tests.streams.scenario import Scenario, send
-from tests.test_grafana import panel_queries
+from tests.support.adapter_metrics import label, planted_export, quarantined
+from tests.support.agreements import partner_ids
+from tests.support.grafana import panel_queries
+from tests.support.processes import WorkerProcess, free_port, settings_env
+from tests.support.scenario import Scenario, send
 
 
 def panel_expression(title: str) -> str:

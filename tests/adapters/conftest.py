@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from tests.adapters.case_db import SCHEMA, Database
-from tests.adapters.postgres import PostgresCluster, PostgresUnavailable
+from tests.support.case_db import SCHEMA, Database
+from tests.support.postgres import PostgresCluster, PostgresUnavailable
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ broker takes the events.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import signal
@@ -20,7 +19,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import get_args
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -35,7 +33,7 @@ from adapters.metrics import (
 )
 from adapters.outbox import Outbox, OutboxItem, pending_count
 from adapters.pipeline import BATCH, Adapter, Forwarder
-from adapters.profile import Profile, SourceField, load_profile
+from adapters.profile import Profile, load_profile
 from adapters.publishers.base import KafkaUnavailable
 from adapters.runner import adapter_run, file_source, run_files
 from adapters.sources.base import SOURCE_KINDS, SourceRecord
@@ -43,48 +41,21 @@ from adapters.sources.delimited import CsvSource
 from adapters.sources.http_push import RequestSource
 from adapters.sources.jsonl import JsonLinesSource
 from adapters.sources.sql import SqlSource
-from adapters.synth.cases import child_pool
-from adapters.synth.exports import ExpectedRow, export_encoding, write_export
+from adapters.synth.exports import ExpectedRow
 from adapters.versions import CHANGES
-from hub.cli.demo import scrape
 from hub.errors import HubError, RecordError
 from hub.minimise import Minimiser
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.settings import HubSettings
-from tests.adapters.test_outbox_forwarding import event_ids_on, outbox_counts, wait_for
-from tests.conftest import example_areas, free_port, hub, settings_env
+from tests.support.adapter_metrics import label, planted_export, quarantined
+from tests.support.agreements import example_areas
+from tests.support.outbox import event_ids_on, outbox_counts, wait_for
+from tests.support.processes import free_port, hub, scrape, settings_env
 
-POOL = child_pool(40, seed=11)
 SUFFIX = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl"}
-#: Planted rows the mapper never sees: the source rejects them whole, or on a key of their own.
-BAD_CSV_LINE = "Jane Brokenrow,9990000000"
-BAD_JSON_LINES = ('{"Jane Nestedkey": {"nhs": "9990000000"}}', "Jane Notjson 9990000000")
 
 
 # --- helpers ------------------------------------------------------------------------
-def planted_export(profile: Profile, path: Path, rows: int = 150) -> list[ExpectedRow]:
-    """A synthetic export in `profile`'s shape with two more bad rows appended."""
-    expected = write_export(profile, rows, 9, POOL, path)
-    newline = "\n" if profile.format == "jsonl" else "\r\n"
-    extra = BAD_JSON_LINES if profile.format == "jsonl" else (BAD_CSV_LINE,) * 2
-    with path.open("ab") as out:
-        for line in extra:
-            out.write((line + newline).encode(export_encoding(profile)))
-    return expected
-
-
-def quarantined(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def label(field: str) -> str:
-    """The quarantine report's field as the metric labels it (spelled out, not via the code)."""
-    if field == "*":
-        return "record"
-    return field if field in get_args(SourceField) else "other"
-
-
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Every sample of `name`, keyed by its sorted labels."""
     found = {}

@@ -29,8 +29,9 @@ from hub.errors import ConfigError, RecordError
 from hub.models import OnlineComponent, PlatformType
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
-from tests.adapters.test_http_source import TOKENS, post
-from tests.conftest import example_areas, free_port, hub
+from tests.support.agreements import example_areas
+from tests.support.http_push import TOKENS, post
+from tests.support.processes import free_port, hub
 
 DEEP = 100_000
 #: Deeply nested JSON, with and without its closing brackets, at the top and in a value.

@@ -9,7 +9,7 @@ import pytest
 from adapters.profile import shipped_profiles
 from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.settings import HubSettings
-from tests.conftest import hub
+from tests.support.processes import hub
 
 
 def test_check_reports_accepted_and_rejected_by_reason(

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from hub.settings import HubSettings
-from tests.adapters.case_db import GOOD, Database
-from tests.adapters.test_outbox_forwarding import event_ids_on, outbox_counts, wait_for
-from tests.conftest import free_port, settings_env
+from tests.support.case_db import GOOD, Database
+from tests.support.outbox import event_ids_on, outbox_counts, wait_for
+from tests.support.processes import free_port, settings_env
 
 
 def test_sql_source_from_the_command_line(topics: HubSettings, db: Database) -> None:

@@ -12,7 +12,7 @@ from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.codec import Codec
 from hub.models import CaseEvent, LinkageBasis
 from hub.settings import HubSettings
-from tests.conftest import publish_file
+from tests.support.publishing import publish_file
 
 GOOD = {
     "record_id": "CAMHS-1",

@@ -9,11 +9,10 @@ import csv
 import http.client
 import json
 import logging
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +25,11 @@ from hub.errors import ConfigError
 from hub.models import CaseEvent
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
-from tests.conftest import free_port
+from tests.support.http_push import OTHER, TOKEN, TOKENS, WRONG, good, post, request
+from tests.support.processes import free_port
 
-TOKEN = secrets.token_urlsafe(32)
-OTHER = secrets.token_urlsafe(32)
-WRONG = secrets.token_urlsafe(32)
-TOKENS = {TOKEN: "kooth", OTHER: "chatline"}
-
-GOOD = {
-    "record_id": "KOOTH-1",
-    "record_version": 1,
-    "event_type": "referral",
-    "occurred_on": "2026-09-14",
-    "nhs_number": "943 476 5919",
-    "family_name": "Nowak",
-    "given_name": "Zara",
-    "date_of_birth": "2013-05-02",
-    "sex": "F",
-    "postcode": "DY1 4RT",
-    "online_component": "yes",
-    "risk_codes": "grooming;SEXTORTION",
-    "outcome": "police referral",
-}
 #: Values that must never come back in an answer or a log line.
 PLANTED = ("Nowak", "Zara", "2013-05-02", "DY1 4RT", "943 476 5919", "9434765918", "banana")
-
-
-def good(record_id: str) -> dict[str, Any]:
-    return {**GOOD, "record_id": record_id}
 
 
 @pytest.fixture
@@ -75,36 +51,6 @@ def run(settings: HubSettings, tmp_path: Path) -> Iterator[AdapterRun]:
 def endpoint(run: AdapterRun) -> Iterator[PushEndpoint]:
     with serve(run, "127.0.0.1", free_port(), TOKENS) as started:
         yield started
-
-
-def request(
-    endpoint: PushEndpoint,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> tuple[int, dict[str, Any], str]:
-    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=dict(headers or {}))
-        response = conn.getresponse()
-        text = response.read().decode("utf-8")
-        return response.status, json.loads(text), text
-    finally:
-        conn.close()
-
-
-def post(
-    endpoint: PushEndpoint,
-    payload: Any,
-    token: str | None = TOKEN,
-    content_type: str = "application/json",
-) -> tuple[int, dict[str, Any], str]:
-    headers = {"Content-Type": content_type}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return request(endpoint, "POST", "/events", body, headers)
 
 
 def outbox_rows(path: Path) -> list[tuple[str, str, bytes]]:

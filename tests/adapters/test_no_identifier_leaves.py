@@ -40,14 +40,10 @@ from hub.models import CaseEvent, EventType, OnlineComponent, Outcome, Pseudonym
 from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.settings import HubSettings
-from tests.adapters.test_http_source import TOKEN, TOKENS, post
-from tests.conftest import (
-    agreement_of,
-    example_areas,
-    free_port,
-    publish_file,
-    write_agreement,
-)
+from tests.support.agreements import agreement_of, example_areas, write_agreement
+from tests.support.http_push import TOKEN, TOKENS, post
+from tests.support.processes import free_port
+from tests.support.publishing import publish_file
 
 
 def planted(child: Child) -> set[str]:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from adapters.mapping import RowMapper
@@ -31,22 +30,16 @@ from adapters.runner import adapter_run
 from adapters.sources.delimited import CsvSource
 from adapters.sources.http_push import serve
 from adapters.synth.cases import child_pool, synth_rows, write_csv
-from hub.cli.demo import scrape
-from hub.codec import Codec
 from hub.errors import OutboxError, RecordError
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
-from tests.adapters.test_http_source import good
-from tests.conftest import (
-    WorkerProcess,
-    agreement_of,
-    free_port,
-    ground_truth,
-    hub,
-    settings_env,
-)
+from tests.support.agreements import agreement_of
+from tests.support.http_push import good
+from tests.support.outbox import event_ids_on, outbox_counts, wait_for
+from tests.support.processes import WorkerProcess, free_port, hub, scrape, settings_env
+from tests.support.publishing import ground_truth
 
 
 def expected_event_ids(settings: HubSettings, path: Path, agency: str) -> set[str]:
@@ -61,47 +54,6 @@ def expected_event_ids(settings: HubSettings, path: Path, agency: str) -> set[st
         except RecordError:
             continue
     return ids
-
-
-def event_ids_on(settings: HubSettings, topic: str) -> list[str]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    codec = Codec("case_event")
-    try:
-        return [codec.decode(m.value)["event_id"] for m in consumer]
-    finally:
-        consumer.close()
-
-
-def outbox_counts(path: Path) -> tuple[int, int]:
-    """(pending, sent), read from a connection of the test's own, as another process would."""
-    if not path.exists():
-        return 0, 0
-    db = sqlite3.connect(path, timeout=30)
-    try:
-        row = db.execute(
-            "SELECT COALESCE(SUM(sent_at IS NULL), 0), COALESCE(SUM(sent_at IS NOT NULL), 0)"
-            " FROM outbox"
-        ).fetchone()
-    except sqlite3.OperationalError:  # the adapter has not created its tables yet
-        return 0, 0
-    finally:
-        db.close()
-    return int(row[0]), int(row[1])
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def db(outbox: Outbox) -> sqlite3.Connection:

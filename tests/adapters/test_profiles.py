@@ -23,7 +23,7 @@ from hub.errors import RecordError
 from hub.models import CaseEvent, LinkageBasis, Outcome, Role, Sex
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.taxonomy import STARTER_CODES
-from tests.conftest import example_areas
+from tests.support.agreements import example_areas
 
 PROFILES = shipped_profiles()
 POOL = child_pool(40, seed=3)

@@ -27,7 +27,7 @@ from hub.minimise import Minimiser
 from hub.models import EventType
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
-from tests.conftest import hub
+from tests.support.processes import hub
 
 Row = Sequence[object]
 

@@ -28,8 +28,8 @@ from hub.models import CaseEvent, LinkageBasis
 from hub.pseudonymise import KeyRing, Pseudonymiser, write_key_file
 from hub.settings import HubSettings
 from hub.taxonomy import Taxonomy
-from tests.adapters.case_db import GOOD, Database
-from tests.conftest import free_port
+from tests.support.case_db import GOOD, Database
+from tests.support.processes import free_port
 
 AGENCY = "camhs"
 QUERY = "SELECT * FROM cs_case_events"

@@ -27,7 +27,6 @@ import pytest
 from openpyxl import load_workbook
 
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, hub
 from tests.e2e.agencies import AGENCIES, YOUTH, Agency
 from tests.e2e.exports import LAST as LAST_MONTH
 from tests.e2e.exports import MONTHS, Export, Scenario, build, fold, nhs_check_digit
@@ -41,6 +40,7 @@ from tests.e2e.truth import (
     published_value,
     true_counts,
 )
+from tests.support.processes import WorkerProcess, hub
 
 PARTNER_TYPES = {
     "camhs": "CAMHS",

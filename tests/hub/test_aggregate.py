@@ -30,7 +30,7 @@ from streams.aggregate import (
     true_breakdowns,
 )
 from streams.records import RecordVersion
-from tests.hub.test_codec import sample_event
+from tests.support.events import sample_event
 
 TAXONOMY = Taxonomy()
 PARTNERS = ("camhs", "police", "nursing", "youth")

@@ -341,7 +341,7 @@ def test_closed_period(schedule: str, at: datetime, period: tuple[date, date]) -
 
 def test_agreement_check_command(tmp_path: Path) -> None:
     from hub.settings import HubSettings
-    from tests.conftest import hub
+    from tests.support.processes import hub
 
     good = hub(HubSettings(), "agreement", "check", "deploy/agreement/example.yaml")
     assert good.returncode == 0 and "the agreement is valid" in good.stdout

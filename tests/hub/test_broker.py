@@ -14,7 +14,7 @@ from hub.errors import BrokerError
 from hub.ops.broker import Broker, ensure_artifacts, kafka_version
 from hub.ops.broker.launcher import port_is_free
 from hub.settings import HubSettings
-from tests.conftest import hub
+from tests.support.processes import hub
 
 
 def java_processes(config: Path) -> int:

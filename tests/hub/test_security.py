@@ -23,7 +23,8 @@ from hub.ops.acls import Grant, derived_acls
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from tests.conftest import agreement_of, free_port, hub, write_agreement
+from tests.support.agreements import agreement_of, write_agreement
+from tests.support.processes import free_port, hub
 
 
 @pytest.fixture

@@ -10,36 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 
 from kafka import KafkaProducer
 
 from hub.agreement.model import load_agreement
 from hub.codec import Codec
 from hub.models import TrendSnapshot
-from hub.periods import period_starting
 from hub.report.pack import Pack
 from hub.settings import HubSettings
 from hub.subscribe import published_rows
-from tests.conftest import hub, settings_env
-
-
-def snapshot(
-    period: date, value: str, count: int | None, revision: int = 0, measure: str = "events"
-) -> TrendSnapshot:
-    return TrendSnapshot(
-        partnership="example",
-        publication="monthly",
-        period_start=period,
-        period_end=period_starting("month", period)[1],
-        measure=measure,
-        dimension="risk_code",
-        value=value,
-        count=count,
-        suppressed=count is None,
-        revision=revision,
-        published_at=datetime(2026, 11, 10, 9, tzinfo=UTC),
-    )
+from tests.support.processes import hub, settings_env
+from tests.support.trends import monthly_snapshot
 
 
 def publish(settings: HubSettings, snapshots: list[TrendSnapshot]) -> None:
@@ -61,13 +43,13 @@ def test_csv_shows_latest_revisions_and_suppression(topics: HubSettings) -> None
     publish(
         topics,
         [
-            snapshot(SEP, "GROOMING", 20),
-            snapshot(OCT, "GROOMING", 35),
-            snapshot(OCT, "CYBERBULLYING", None),
-            snapshot(OCT, "SEXTORTION", 10),
+            monthly_snapshot(SEP, "GROOMING", 20),
+            monthly_snapshot(OCT, "GROOMING", 35),
+            monthly_snapshot(OCT, "CYBERBULLYING", None),
+            monthly_snapshot(OCT, "SEXTORTION", 10),
             # Late data: October released again, whole, and without SEXTORTION.
-            snapshot(OCT, "GROOMING", 40, revision=1),
-            snapshot(OCT, "CYBERBULLYING", None, revision=1),
+            monthly_snapshot(OCT, "GROOMING", 40, revision=1),
+            monthly_snapshot(OCT, "CYBERBULLYING", None, revision=1),
         ],
     )
     done = hub(topics, "subscribe", "--format", "csv")
@@ -102,7 +84,7 @@ def test_csv_shows_latest_revisions_and_suppression(topics: HubSettings) -> None
 
 
 def test_follow_prints_new_publications(topics: HubSettings) -> None:
-    publish(topics, [snapshot(SEP, "GROOMING", 20)])
+    publish(topics, [monthly_snapshot(SEP, "GROOMING", 20)])
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "subscribe", "--format", "jsonl", "--follow"],
         env=settings_env(topics),
@@ -116,7 +98,7 @@ def test_follow_prints_new_publications(topics: HubSettings) -> None:
         first = json.loads(proc.stdout.readline())
         assert (first["value"], first["count"]) == ("GROOMING", 20)
         time.sleep(1)
-        publish(topics, [snapshot(OCT, "SEXTORTION", 15)])
+        publish(topics, [monthly_snapshot(OCT, "SEXTORTION", 15)])
         second = json.loads(proc.stdout.readline())
         assert (second["period_start"], second["value"], second["count"]) == (
             "2026-10-01",
@@ -142,14 +124,14 @@ import sys, time
 from datetime import date
 from kafka import KafkaProducer
 from hub.codec import Codec
-from tests.hub.test_subscribe import snapshot
+from tests.support.trends import monthly_snapshot
 bootstrap, topic, transactional_id = sys.argv[1:4]
 producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id)
 producer.init_transactions()
 producer.begin_transaction()
 codec = Codec("trend_snapshot")
 for value, count in (("GROOMING", 55), ("SEXTORTION", 30)):
-    s = snapshot(date(2026, 10, 1), value, count, revision=1)
+    s = monthly_snapshot(date(2026, 10, 1), value, count, revision=1)
     key = f"monthly|{s.period_start}|{s.measure}|{s.dimension}|{s.value}".encode()
     producer.send(topic, key=key, value=codec.encode(s.to_avro()))
 producer.flush()
@@ -160,7 +142,7 @@ time.sleep(120)
 
 def test_a_release_is_seen_whole_or_not_at_all(topics: HubSettings) -> None:
     october = [("GROOMING", 40), ("SEXTORTION", 20), ("CYBERBULLYING", 10)]
-    publish(topics, [snapshot(OCT, value, count) for value, count in october])
+    publish(topics, [monthly_snapshot(OCT, value, count) for value, count in october])
     transactional_id = f"{topics.topic_namespace}publisher"
     dying = subprocess.Popen(
         [sys.executable, "-c", DIES_MID_RELEASE]

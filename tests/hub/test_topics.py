@@ -6,7 +6,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from hub.agreement.model import Agreement, Retention, load_agreement
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from tests.conftest import TEST_PARTNERS, agreement_of
+from tests.support.agreements import TEST_PARTNERS, agreement_of
 
 _DAY_MS = 24 * 60 * 60 * 1000
 

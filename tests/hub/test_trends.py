@@ -22,7 +22,7 @@ from hub.resources import deploy
 from hub.subscribe import rows_from
 from hub.trends import Published, latest
 from streams.publish.exporter import TrendsCollector
-from tests.streams.test_exporter import OCT, RELEASES, REVISED, SEP, offline_trends_log, snapshot
+from tests.support.trends import OCT, RELEASES, REVISED, SEP, offline_trends_log, snapshot
 
 #: A cell as every reader can say it: (publication, period start, measure, dimension,
 #: value, count, suppressed, revision).

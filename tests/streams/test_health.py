@@ -9,9 +9,10 @@ import time
 from datetime import date
 
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, partner_ids
-from tests.streams.messages import total, wait_for
-from tests.streams.scenario import Scenario, send
+from tests.support.agreements import partner_ids
+from tests.support.messages import total, wait_for
+from tests.support.processes import WorkerProcess
+from tests.support.scenario import Scenario, send
 
 
 def test_lag_and_counts_right_after_a_restart(topics: HubSettings, worker: WorkerProcess) -> None:

@@ -23,7 +23,7 @@ from streams.metrics import WorkerMetrics
 from streams.publish import publisher as publisher_module
 from streams.publish.publisher import Publisher
 from streams.state import WorkerState
-from tests.conftest import write_agreement
+from tests.support.agreements import write_agreement
 
 PARTNERS = ("police", "camhs", "youth-service")
 

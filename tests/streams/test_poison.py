@@ -14,10 +14,10 @@ from hub.codec import CONFLUENT_MAGIC, HEADER_SIZE, MAGIC, Codec
 from hub.errors import CodecError, UnknownSchemaError
 from hub.settings import HubSettings
 from streams.deferred import ORIGIN_KEY, ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC
-from tests.conftest import WorkerProcess, partner_ids
-from tests.streams.messages import at, produce, raw_body, read_all, total, wait_for
-from tests.streams.scenario import Scenario, send
-from tests.streams.test_worker_crash import by_code
+from tests.support.agreements import partner_ids
+from tests.support.messages import at, by_code, produce, raw_body, read_all, total, wait_for
+from tests.support.processes import WorkerProcess
+from tests.support.scenario import Scenario, send
 
 
 def test_poison_is_counted_by_reason_and_the_rest_counted_exactly(

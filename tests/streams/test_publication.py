@@ -17,8 +17,9 @@ from hub.codec import Codec
 from hub.errors import PublishError
 from hub.settings import HubSettings
 from streams.publish.publisher import Publisher, Release, cell_key
-from tests.conftest import WorkerProcess, free_port, hub, partner_ids
-from tests.streams.scenario import Scenario, read_trends, send
+from tests.support.agreements import partner_ids
+from tests.support.processes import WorkerProcess, free_port, hub
+from tests.support.scenario import Scenario, read_trends, send
 
 LONDON = ZoneInfo("Europe/London")
 JUL = (date(2026, 7, 1), date(2026, 7, 31))

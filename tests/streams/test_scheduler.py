@@ -17,7 +17,7 @@ from hub.resources import deploy
 from hub.settings import HubSettings
 from streams.publish.publisher import Release, TrendsLog
 from streams.publish.scheduler import Scheduler
-from tests.streams.test_exporter import offline_trends_log
+from tests.support.trends import offline_trends_log
 
 
 @dataclass

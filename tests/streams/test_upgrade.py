@@ -17,10 +17,10 @@ from kafka import KafkaProducer
 from hub.codec import Codec
 from hub.models import CaseEvent
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, hub, partner_ids
-from tests.streams.messages import EXTRA_FIELD, next_schemas, total, wait_for
-from tests.streams.scenario import Scenario, send
-from tests.streams.test_worker_crash import by_code
+from tests.support.agreements import partner_ids
+from tests.support.messages import EXTRA_FIELD, by_code, next_schemas, total, wait_for
+from tests.support.processes import WorkerProcess, hub
+from tests.support.scenario import Scenario, send
 
 
 def send_next(settings: HubSettings, events: list[CaseEvent], codec: Codec) -> int:

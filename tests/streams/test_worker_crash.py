@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -11,7 +10,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, agreement_of, ground_truth, partner_ids, publish_file
+from tests.support.agreements import agreement_of, partner_ids
+from tests.support.messages import by_code
+from tests.support.processes import WorkerProcess
+from tests.support.publishing import ground_truth, publish_file
 
 
 def replay_topics(settings: HubSettings) -> int:
@@ -34,16 +36,6 @@ def replay_topics(settings: HubSettings) -> int:
         consumer.close()
         producer.close()
     return len(messages)
-
-
-def by_code(samples: dict[str, float]) -> Counter[str]:
-    return Counter(
-        {
-            k.split('"')[1]: int(v)
-            for k, v in samples.items()
-            if k.startswith("hub_events_by_risk_code{")
-        }
-    )
 
 
 def wait_until(worker: WorkerProcess, predicate: str, limit: float, timeout: float) -> float:

@@ -10,7 +10,8 @@ from pathlib import Path
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess, agreement_of
+from tests.support.agreements import agreement_of
+from tests.support.processes import WorkerProcess
 
 
 def test_sigterm_stops_a_worker_whose_broker_is_gone(

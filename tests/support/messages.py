@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from hub import resources
 from hub.codec import Codec
 from hub.settings import HubSettings
-from tests.conftest import WorkerProcess
+from tests.support.processes import WorkerProcess
 
 EPOCH_DAY = date(1970, 1, 1)
 EXTRA_FIELD = "platform_detail"
@@ -93,6 +94,16 @@ def read_all(settings: HubSettings, topic: str) -> list[Any]:
 def total(samples: dict[str, float], name: str) -> float:
     """The sum of every sample of `name`, whatever its labels."""
     return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def by_code(samples: dict[str, float]) -> Counter[str]:
+    return Counter(
+        {
+            k.split('"')[1]: int(v)
+            for k, v in samples.items()
+            if k.startswith("hub_events_by_risk_code{")
+        }
+    )
 
 
 def wait_for(

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 INSTALL_HINT = "install it with `apt-get install -y postgresql` (Debian 12: PostgreSQL 15)"

@@ -1,0 +1,66 @@
+"""The HTTP push endpoint as a provider calls it: bearer tokens, a good item, requests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.sources.http_push import PushEndpoint
+
+TOKEN = secrets.token_urlsafe(32)
+OTHER = secrets.token_urlsafe(32)
+WRONG = secrets.token_urlsafe(32)
+TOKENS = {TOKEN: "kooth", OTHER: "chatline"}
+
+GOOD = {
+    "record_id": "KOOTH-1",
+    "record_version": 1,
+    "event_type": "referral",
+    "occurred_on": "2026-09-14",
+    "nhs_number": "943 476 5919",
+    "family_name": "Nowak",
+    "given_name": "Zara",
+    "date_of_birth": "2013-05-02",
+    "sex": "F",
+    "postcode": "DY1 4RT",
+    "online_component": "yes",
+    "risk_codes": "grooming;SEXTORTION",
+    "outcome": "police referral",
+}
+
+
+def good(record_id: str) -> dict[str, Any]:
+    return {**GOOD, "record_id": record_id}
+
+
+def request(
+    endpoint: PushEndpoint,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, dict[str, Any], str]:
+    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        response = conn.getresponse()
+        text = response.read().decode("utf-8")
+        return response.status, json.loads(text), text
+    finally:
+        conn.close()
+
+
+def post(
+    endpoint: PushEndpoint,
+    payload: Any,
+    token: str | None = TOKEN,
+    content_type: str = "application/json",
+) -> tuple[int, dict[str, Any], str]:
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return request(endpoint, "POST", "/events", body, headers)

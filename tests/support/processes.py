@@ -1,0 +1,109 @@
+"""Processes the tests drive: free ports, the `hub` command, a worker to SIGKILL, and
+a reader of a Prometheus endpoint."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hub.settings import HubSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
+    """Samples from a Prometheus text endpoint (http://host:port/path) as
+    {"name{labels}": value}, labels sorted by name; OSError when nothing answers."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port, timeout=timeout
+    )
+    try:
+        connection.request("GET", parts.path or "/metrics")
+        body = connection.getresponse().read().decode("utf-8")
+    finally:
+        connection.close()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def settings_env(settings: HubSettings) -> dict[str, str]:
+    """The environment that makes a `hub` subprocess build the same settings."""
+    return settings.to_env()
+
+
+def hub(
+    settings: HubSettings, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `hub ARGS...` as a user would, with `settings` as its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args],
+        env=settings_env(settings),
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+
+
+class WorkerProcess:
+    """`hub streams worker` as a child process that a test can SIGKILL."""
+
+    def __init__(self, settings: HubSettings, log: Path) -> None:
+        self.settings = settings
+        self.log = log
+        self.url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "streams", "worker"],
+                env=settings_env(self.settings),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited: {self.log.read_text()[-3000:]}")
+            try:
+                scrape(self.url)
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("worker did not serve metrics within 60 s")
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(self.url)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
