@@ -334,7 +334,9 @@ def run_query(run: AdapterRun, url: str, query: str, watermark: str, drain_timeo
 
 
 def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> None:
-    """The HTTP push endpoint until Ctrl-C (adapters.sources.http_push)."""
+    """The HTTP push endpoint until SIGTERM or Ctrl-C (adapters.sources.http_push), with
+    the limits and TLS of the run's HUB_PUSH_* settings; then the forwarder stops."""
+    from adapters.sources.http_push import Limits, tls_context
     from adapters.sources.http_push import serve as open_endpoint
 
     if tokens_file is None:
@@ -347,8 +349,15 @@ def serve(run: AdapterRun, host: str, port: int, tokens_file: Path | None) -> No
         isinstance(k, str) and isinstance(v, str) for k, v in tokens.items()
     ):
         raise HubError(f'{tokens_file} must be a JSON object {{"<bearer token>": "<provider>"}}')
-    endpoint = open_endpoint(run, host, port, tokens)
-    say(f"accepting events at {endpoint.url}/events (Ctrl-C stops)")
+    settings = run.settings
+    tls = tls_context(settings.push_tls_certfile, settings.push_tls_keyfile)
+    limits = Limits(
+        max_body=settings.push_max_body,
+        max_connections=settings.push_max_connections,
+        read_timeout=settings.push_read_timeout,
+    )
+    endpoint = open_endpoint(run, host, port, tokens, limits=limits, tls=tls)
+    say(f"accepting events at {endpoint.url}/events (SIGTERM or Ctrl-C stops)")
     with run.forwarding_in_background(on_failure=endpoint.stop):
         endpoint.serve_forever()
 

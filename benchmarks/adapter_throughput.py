@@ -47,6 +47,7 @@ from adapters.outbox import OutboxItem
 from adapters.runner import AdapterRun, adapter_run
 from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.agreement.model import load_agreement
+from hub.kafka.security import client_config
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, write_key_file
@@ -159,6 +160,7 @@ def raw_kafka_python(settings: HubSettings, topic: str, events: Sequence[OutboxI
         linger_ms=5,
         batch_size=256 * 1024,
         max_block_ms=10_000,
+        **client_config(settings).kafka_python(),
     )
     try:
         # Connect and fetch the topic's metadata before the clock starts.
@@ -185,6 +187,7 @@ def raw_confluent(settings: HubSettings, topic: str, events: Sequence[OutboxItem
             "linger.ms": 5,
             "message.timeout.ms": 30_000,
             "queue.buffering.max.messages": 500_000,
+            **client_config(settings).librdkafka(),
         }
     )
     delivered: list[int] = []
@@ -342,7 +345,9 @@ class Bench:
 def end_offsets(settings: HubSettings, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, **client_config(settings).kafka_python()
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         return int(sum(consumer.end_offsets(partitions).values()))

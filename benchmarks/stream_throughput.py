@@ -70,6 +70,7 @@ from adapters.synth.cases import DISTRICTS, EVENT_TYPES, OUTCOMES, RISK_WEIGHTS
 from hub.agreement.model import Agreement, load_agreement
 from hub.codec import Codec
 from hub.kafka.client import broker_answers
+from hub.kafka.security import client_config
 from hub.models import CaseEvent, LinkageBasis, Pseudonym
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
@@ -268,6 +269,7 @@ def produce(settings: HubSettings, messages: Sequence[tuple[str, bytes, bytes]])
             # The Java client's and kafka-python's partitioner, so a subject's events
             # land on the same partition number on every agency topic.
             "partitioner": "murmur2_random",
+            **client_config(settings).librdkafka(),
         }
     )
     failed: list[KafkaError] = []
@@ -298,7 +300,9 @@ def produce(settings: HubSettings, messages: Sequence[tuple[str, bytes, bytes]])
 def end_offsets(settings: HubSettings) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, **client_config(settings).kafka_python()
+    )
     try:
         partitions = [
             TopicPartition(topic, p)
@@ -672,7 +676,11 @@ def wait_committed(settings: HubSettings, group: str, count: int, timeout: float
     from kafka import KafkaAdminClient
 
     topics = set(case_topics(settings))
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="bench-lag")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="bench-lag",
+        **client_config(settings).kafka_python(),
+    )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

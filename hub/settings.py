@@ -36,6 +36,13 @@ class HubSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HUB_", frozen=True, extra="ignore")
 
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="HUB_LOG_LEVEL: the level of what every `hub` command logs to stderr"
+        " (DEBUG, INFO, WARNING, ERROR, CRITICAL; any case).",
+    )
+
     # --- the local development broker (hub broker ...) -----------------------
     broker_cache: Path = Field(
         default_factory=_default_cache,
@@ -59,6 +66,29 @@ class HubSettings(BaseSettings):
     )
     broker_start_timeout: float = 90.0
     kafka_pom: Path = resources.deploy("kafka", "pom.xml")
+    # The local broker's own security (hub/ops/broker/launcher.py, hub/ops/tls.py).
+    broker_security: Literal["plaintext", "sasl_ssl"] = Field(
+        default="plaintext",
+        description="HUB_BROKER_SECURITY: plaintext (development), or sasl_ssl: the broker's"
+        " only client listener, on HUB_BROKER_PORT, is SASL_SSL (SCRAM-SHA-512 over TLS) with"
+        " ACLs enforced, and HUB_BROKER_OPERATOR is its only super user.",
+    )
+    broker_tls_dir: Path | None = Field(
+        default=None,
+        description="HUB_BROKER_TLS_DIR: with sasl_ssl, the CA (ca.pem) and the broker's key"
+        " and certificate chain (broker.pem), as `hub security ca` and `hub security cert`"
+        " write them; made there when absent. Defaults to <broker state>/tls.",
+    )
+    broker_operator: str = Field(
+        default="hub-operator",
+        description="HUB_BROKER_OPERATOR: with sasl_ssl, the super user (User:<name>) the"
+        " broker talks to itself as and the operator logs in as.",
+    )
+    broker_operator_password: SecretStr | None = Field(
+        default=None,
+        description="HUB_BROKER_OPERATOR_PASSWORD: the operator's SCRAM password; required"
+        " with sasl_ssl, stored in the broker's metadata when its storage is first formatted.",
+    )
 
     # --- clients ---------------------------------------------------------------
     bootstrap: str | None = Field(
@@ -97,7 +127,19 @@ class HubSettings(BaseSettings):
         default=None, description="HUB_SASL_PASSWORD: that principal's password."
     )
     ssl_cafile: Path | None = Field(
-        default=None, description="HUB_SSL_CAFILE: the cluster's CA bundle (SSL, SASL_SSL)."
+        default=None,
+        description="HUB_SSL_CAFILE: the cluster's CA bundle (SSL, SASL_SSL); without it, the"
+        " system's trusted CAs.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None,
+        description="HUB_SSL_CERTFILE: this client's certificate (PEM), for brokers that ask"
+        " for one (SSL, SASL_SSL); may hold the private key too.",
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None,
+        description="HUB_SSL_KEYFILE: the private key (PEM, unencrypted) of HUB_SSL_CERTFILE,"
+        " when it is not in that file.",
     )
 
     publisher: Literal["kafka-python", "confluent"] = Field(
@@ -140,6 +182,39 @@ class HubSettings(BaseSettings):
         description="HUB_WITHDRAWAL_LIMIT: the largest share of an agency's live records one"
         " full export may withdraw by no longer listing them; above it the withdrawals wait"
         " for `hub adapter run --accept-withdrawals`.",
+    )
+
+    # --- the adapter's HTTP push endpoint (hub adapter run --serve) ------------
+    push_tls_certfile: Path | None = Field(
+        default=None,
+        description="HUB_PUSH_TLS_CERTFILE: the push endpoint's certificate chain (PEM); with"
+        " HUB_PUSH_TLS_KEYFILE it serves HTTPS only (TLS 1.2 or later), without both plain"
+        " HTTP (with a warning at start). One without the other is an error.",
+    )
+    push_tls_keyfile: Path | None = Field(
+        default=None,
+        description="HUB_PUSH_TLS_KEYFILE: the private key (PEM, unencrypted) of"
+        " HUB_PUSH_TLS_CERTFILE.",
+    )
+    push_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="HUB_PUSH_MAX_CONNECTIONS: connections the push endpoint keeps open at"
+        " once; further clients wait in the listen backlog, and when it is full the"
+        " connection that has waited longest for its request is closed to make room.",
+    )
+    push_read_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="HUB_PUSH_READ_TIMEOUT: seconds a push client has to send a request's"
+        " headers (from connecting, or from the previous answer), and then its body;"
+        " a slower one is disconnected (408).",
+    )
+    push_max_body: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1,
+        description="HUB_PUSH_MAX_BODY: the largest request body the push endpoint accepts,"
+        " in bytes (a larger one is answered 413, unread).",
     )
 
     # --- pseudonymisation (agency side) --------------------------------------

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from hub.codec import Codec
 from hub.errors import ConfigError, HubError
 from hub.kafka.client import TopicReader
-from hub.kafka.security import client_security, principal
+from hub.kafka.security import principal
 from hub.periods import parse_period
 from hub.settings import HubSettings
 from hub.trends import Published, latest
@@ -104,7 +104,7 @@ class TrendReader:
         self.codec = Codec("trend_snapshot")
         self.published = Published()
         self._reader = TopicReader(
-            settings.bootstrap_servers,
+            settings,
             self.topic,
             "hub-subscribe",
             HubError(
@@ -117,7 +117,6 @@ class TrendReader:
                 " `hub security acls --apply`"
             ),
             isolation_level="read_committed",  # a release is seen whole or not at all
-            **client_security(settings),
         )
 
     def _decoded(self, messages: Iterable[Any]) -> Iterator[dict[str, Any]]:

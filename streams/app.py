@@ -41,11 +41,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.auth import SASLCredentials, SSLCredentials
 from faust.types import TP, AppT, EventT, StreamT
+from faust.types.auth import CredentialsT
 
 from hub.agreement.model import Agreement
 from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
+from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
 from streams.checks import Reason, implausible
 from streams.deferred import deferred_headers
@@ -69,10 +72,27 @@ def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(","))
 
 
+def broker_credentials(config: ClientConfig) -> CredentialsT | None:
+    """Faust's credentials for the hub's client configuration (None: PLAINTEXT)."""
+    context = config.ssl_context()  # None without TLS
+    if config.sasl:
+        return SASLCredentials(
+            username=config.username,
+            password=None if config.password is None else config.password.get_secret_value(),
+            mechanism=config.mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return SSLCredentials(context)
+    return None
+
+
 def faust_app(settings: HubSettings) -> faust.App:
+    """The worker's Faust app, connecting with the hub's client configuration."""
     return faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
+        broker_credentials=broker_credentials(client_config(settings)),
         store=settings.store,
         datadir=str(settings.worker_data),
         autodiscover=False,

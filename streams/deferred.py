@@ -27,7 +27,7 @@ from kafka.structs import OffsetAndMetadata
 
 from hub.codec import Codec
 from hub.errors import BrokerError, UnknownSchemaError
-from hub.kafka.security import client_security
+from hub.kafka.security import client_config
 from hub.settings import HubSettings
 
 ORIGIN_TOPIC = "hub-origin-topic"
@@ -88,14 +88,16 @@ def replay_deferred(settings: HubSettings, timeout: float = 120.0) -> ReplayRepo
     """Send the deferred events this hub can now read back to their original topics."""
     codec = Codec("case_event", settings.schemas_dir)
     topic = settings.deferred_topic
-    config = {"bootstrap_servers": settings.bootstrap_servers, **client_security(settings)}
+    config = client_config(settings)
+    bootstrap = settings.bootstrap_servers
     consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
         group_id=replay_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **config,
+        **config.kafka_python(),
     )
-    producer = KafkaProducer(acks="all", **config)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **config.kafka_python())
     try:
         numbers = consumer.partitions_for_topic(topic)
         if not numbers:

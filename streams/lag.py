@@ -24,7 +24,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from hub.kafka.security import client_security
+from hub.kafka.security import client_config
 from hub.settings import HubSettings
 from streams.metrics import LagReport
 
@@ -46,6 +46,7 @@ class LagProbe:
         interval: float = 1.0,
     ) -> None:
         self.settings = settings
+        self.config = client_config(settings)
         self.group = group
         self.replay_group = replay_group
         self.assigned = assigned
@@ -100,16 +101,16 @@ class LagProbe:
         self._admin = self._consumer = None
 
     def _clients(self) -> tuple[KafkaAdminClient, KafkaConsumer]:
-        config: dict[str, Any] = {
+        options: dict[str, Any] = {
             "bootstrap_servers": self.settings.bootstrap_servers,
+            "client_id": "hub-worker-lag",
             "request_timeout_ms": 5000,
-            **client_security(self.settings),
         }
         if self._admin is None:
-            self._admin = KafkaAdminClient(client_id="hub-worker-lag", **config)
+            self._admin = KafkaAdminClient(**options, **self.config.kafka_python())
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                client_id="hub-worker-lag", enable_auto_commit=False, **config
+                enable_auto_commit=False, **options, **self.config.kafka_python()
             )
         return self._admin, self._consumer
 

@@ -26,7 +26,7 @@ from streams.timeliness import Timeliness, TimelinessCollector
 
 def check_topics(settings: HubSettings, topics: Iterable[str]) -> None:
     """Fail with a clear message when the case topics or the deferred topic are missing."""
-    admin = admin_client(settings.bootstrap_servers, "hub-worker")
+    admin = admin_client(settings, "hub-worker")
     try:
         existing = set(admin.list_topics())
     finally:

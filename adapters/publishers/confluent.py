@@ -12,6 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from adapters.outbox import OutboxItem
 from adapters.publishers.base import KafkaUnavailable
+from hub.kafka.security import client_config
 from hub.settings import HubSettings
 
 
@@ -31,6 +32,7 @@ class ConfluentPublisher:
                 "partitioner": "murmur2_random",
                 "message.timeout.ms": max(1000, int(settings.publish_timeout * 1000)),
                 "queue.buffering.max.messages": 500_000,
+                **client_config(settings).librdkafka(),
             }
         )
 

@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 
 from adapters.outbox import OutboxItem
 from adapters.publishers.base import KafkaUnavailable
+from hub.kafka.security import client_config
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 class KafkaPythonPublisher:
     def __init__(self, settings: HubSettings, client_id: str = "hub-adapter") -> None:
         self.settings = settings
+        self.config = client_config(settings)
         self.client_id = client_id
         self._producer: Any = None
         #: Seconds to wait for delivery reports before treating Kafka as unavailable.
@@ -49,6 +51,7 @@ class KafkaPythonPublisher:
                     # kafka-python wants delivery > linger + request timeouts
                     request_timeout_ms=min(10_000, timeout_ms // 2),
                     delivery_timeout_ms=timeout_ms,
+                    **self.config.kafka_python(),
                 )
             except KafkaError as exc:
                 raise KafkaUnavailable(

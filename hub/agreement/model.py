@@ -3,8 +3,9 @@
 It names the partners (agency id, type, topic, Kafka principal, submission
 deadline), the publication timetable (cron + timezone + the period each
 publication closes), the disclosure rule (docs/architecture.md, invariant 5), who may read
-which topic (invariant 7), retention, the partnership's local risk codes and
-its areas (the closed vocabulary of area values an agency may send: `hub.areas`).
+which topic (invariant 7), the principals of the hub's own services (workers,
+publisher), retention, the partnership's local risk codes and its areas (the
+closed vocabulary of area values an agency may send: `hub.areas`).
 ACLs, topic configs, the publisher's schedule and lateness metrics are derived
 from it. `check_agreement` (behind ``hub agreement check FILE``) lists every
 problem with its location; `load_agreement` raises them all at once.
@@ -110,6 +111,28 @@ class Reader(_Frozen):
     topics: tuple[str, ...] = Field(min_length=1)
 
 
+#: The principals of the hub's own services when the agreement names none.
+DEFAULT_WORKERS_PRINCIPAL = "User:hub-workers"
+DEFAULT_PUBLISHER_PRINCIPAL = "User:hub-publisher"
+
+
+class Service(_Frozen):
+    """One of the hub's own services, by the principal it logs in to Kafka as."""
+
+    principal: str = Field(pattern=_PRINCIPAL)
+
+
+class Services(_Frozen):
+    """The principals the hub's own services log in as; the ACLs grant each exactly what
+    it needs (`hub.ops.acls`). The section and each entry are optional; the defaults are
+    ``workers: {principal: User:hub-workers}`` (``hub streams worker``) and
+    ``publisher: {principal: User:hub-publisher}`` (``hub streams publisher``,
+    ``hub publish --now``)."""
+
+    workers: Service = Service(principal=DEFAULT_WORKERS_PRINCIPAL)
+    publisher: Service = Service(principal=DEFAULT_PUBLISHER_PRINCIPAL)
+
+
 class Retention(_Frozen):
     """How long the hub's topics keep what they hold (`hub topics apply` sets it)."""
 
@@ -179,6 +202,8 @@ class Agreement(_Frozen):
     #: Statistical disclosure control (docs/architecture.md, invariant 5).
     disclosure: DisclosureRule = Field(default_factory=DisclosureRule)
     readers: tuple[Reader, ...] = ()
+    #: The hub's own principals (defaults: User:hub-workers, User:hub-publisher).
+    services: Services = Field(default_factory=Services)
     retention: Retention
     local_risk_codes: tuple[LocalRiskCode, ...] = ()
     #: The closed vocabulary of area cells (none listed: no area cell is accepted).
@@ -386,6 +411,47 @@ def _reader_topics(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
                 yield _problem(("readers", i, "topics", j), message)
 
 
+_SERVICE_DEFAULTS = {
+    "workers": DEFAULT_WORKERS_PRINCIPAL,
+    "publisher": DEFAULT_PUBLISHER_PRINCIPAL,
+}
+
+
+def _principals(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    """Each partner, reader and service logs in as a principal of its own: one shared by
+    two of them would get the ACLs of both."""
+    # (location, principal, how it is named there), a service's default first: a clash
+    # with one is reported where the agreement names the principal.
+    uses: list[tuple[Loc, Any, str]] = []
+    named: list[tuple[Loc, Any, str]] = []
+    services = data.get("services", {})
+    if isinstance(services, Mapping):
+        for name, default in _SERVICE_DEFAULTS.items():
+            loc: Loc = ("services", name, "principal")
+            if name not in services:
+                uses.append((loc, default, " (the default)"))
+            elif isinstance(entry := services[name], Mapping):
+                named.append((loc, entry.get("principal"), ""))
+    for section in ("partners", "readers"):
+        uses.extend(
+            ((section, i, "principal"), e.get("principal"), "") for i, e in _items(data, section)
+        )
+    uses.extend(named)
+    first: dict[str, str] = {}
+    for loc, principal, how in uses:
+        if not isinstance(principal, str):
+            continue
+        where = format_loc(loc) + how
+        if principal in first:
+            message = (
+                f"principal {principal!r} is already used at {first[principal]}; each partner,"
+                " reader and service needs a principal of its own"
+            )
+            yield _problem(loc, message)
+        else:
+            first[principal] = where
+
+
 def _local_codes(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
     accepted: list[LocalCode] = []
     for i, entry in _items(data, "local_risk_codes"):
@@ -428,6 +494,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]
     yield from _unique(data, "publication", "name", "publication name")
     yield from _publication_topics(data)
     yield from _reader_topics(data)
+    yield from _principals(data)
     yield from _local_codes(data)
     yield from _area_terms(data)
 

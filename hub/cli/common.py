@@ -1,7 +1,9 @@
-"""What every `hub` command shares: one error style, and the agreement loaded once."""
+"""What every `hub` command shares: one error style, one logging setup, and the agreement
+loaded once."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -32,6 +34,32 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
             sys.exit(1)
 
     return wrapper
+
+
+#: How every `hub` command writes its log lines to stderr.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Libraries whose INFO lines are their own bookkeeping (a Kafka client's every
+#: connection): they log warnings and errors only, unless the level is DEBUG.
+CHATTY = ("kafka", "aiokafka")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level` (HUB_LOG_LEVEL), with the time and the logger's name.
+
+    Once per process, before any command runs: when the root logger already has a
+    handler (a host application, a test runner, an earlier call) nothing changes.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    numeric = logging.getLevelName(level.upper())
+    root.setLevel(numeric)
+    if numeric > logging.DEBUG:
+        for name in CHATTY:
+            logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 
 class AgreementHolder:

@@ -205,23 +205,32 @@ def _write_keys(settings: HubSettings, out: Path, ring: KeyRing, encrypt: bool) 
 # --- security -------------------------------------------------------------------
 @click.group()
 def security() -> None:
-    """Kafka principals: ACLs from the agreement, SCRAM credentials (run as a super user)."""
+    """Kafka principals: ACLs from the agreement, SCRAM credentials (run as a super user);
+    the partnership's TLS CA and certificates."""
 
 
 @security.command("acls")
-@click.option("--apply", "apply_", is_flag=True, help="Create them on the cluster.")
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="Make them the cluster's: create the missing ones, remove the hub's others.",
+)
 @click.pass_obj
 @friendly
 def security_acls(settings: HubSettings, apply_: bool) -> None:
-    """List (and with --apply create) the ACLs the agreement implies."""
-    from hub.ops.acls import apply_acls, derived_acls
+    """List the ACLs the agreement implies; with --apply, reconcile the cluster with them
+    (allow rules on other resources than the hub's are left alone)."""
+    from hub.ops.acls import apply_acls, derived_acls, rule_text
 
-    grants = derived_acls(current_agreement(), settings)
-    for grant in grants:
-        click.echo(f"{grant.principal} {grant.operation} topic {grant.topic}")
+    agreement = current_agreement()
+    for grant in derived_acls(agreement, settings):
+        click.echo(str(grant))
     if apply_:
-        applied = apply_acls(settings, grants)
-        click.echo(f"{applied} ACLs in place on {settings.bootstrap_servers}", err=True)
+        changes = apply_acls(settings, agreement)
+        for rule in changes.removed:
+            click.echo(f"removed: {rule_text(rule)}", err=True)
+        click.echo(f"{changes.summary()} on {settings.bootstrap_servers}", err=True)
 
 
 @security.command("set-password")
@@ -238,6 +247,43 @@ def security_set_password(settings: HubSettings, user: str) -> None:
         password = sys.stdin.readline().rstrip("\n")
     set_password(settings, user, password)
     click.echo(f"credential of User:{user} stored ({settings.sasl_mechanism})", err=True)
+
+
+@security.command("ca")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Its directory.")
+@friendly
+def security_ca(out: Path) -> None:
+    """Write a new partnership CA: OUT/ca.pem (every client's and broker's truststore) and
+    OUT/ca.key (unencrypted, 0600: keep the directory private). Never overwrites."""
+    from hub.ops.tls import create_ca
+
+    cert = create_ca(out)
+    click.echo(f"wrote the CA certificate {cert} and its key {out / 'ca.key'}")
+
+
+@security.command("cert")
+@click.option(
+    "--ca", "ca_dir", type=click.Path(path_type=Path), required=True, help="The CA's directory."
+)
+@click.option("--name", required=True, help="The CN: a broker's name or a client's principal.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Its directory.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="A host name or IP address the broker serves (repeatable); makes a broker certificate.",
+)
+@click.option("--broker", is_flag=True, help="A broker certificate for 127.0.0.1 and localhost.")
+@friendly
+def security_cert(ca_dir: Path, name: str, out: Path, hosts: tuple[str, ...], broker: bool) -> None:
+    """Write OUT/NAME.pem (0600): a new unencrypted key, its certificate signed by the CA,
+    and the CA certificate; a broker's PEM keystore or a client's certificate file."""
+    from hub.ops.tls import hosts_of, issue_certificate, read_certificates
+
+    written = issue_certificate(ca_dir, name, out, hosts, server=broker or bool(hosts))
+    served = ", ".join(hosts_of(read_certificates(written)[0]))
+    what = f"a broker certificate for {served}" if served else f"a client certificate, CN={name}"
+    click.echo(f"wrote {written}: {what}")
 
 
 @click.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -37,7 +36,6 @@ def streams_publisher(settings: HubSettings) -> None:
     metrics (HUB_PUBLISHER_METRICS_PORT)."""
     from streams.publish.run import run_publisher
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     run_publisher(settings, current_agreement())
 
 
@@ -79,7 +77,6 @@ def publish(
     from hub.periods import period_label
     from streams.publish.publisher import Publisher
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     publisher = Publisher(settings, current_agreement(), worker_timeout=wait, role="forced")
     try:
         release = publisher.publish_now(period, publication)

@@ -11,6 +11,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, RetriableError, SaslAuthenticationFailedError
 
 from hub.errors import BrokerError, HubError
+from hub.kafka.security import PLAINTEXT, ClientConfig, client_config
+from hub.settings import HubSettings
 
 _UNREACHABLE = (RetriableError, OSError)
 
@@ -26,8 +28,9 @@ def _accepts_connections(bootstrap: str, timeout: float) -> bool:
     return False
 
 
-def broker_answers(bootstrap: str, timeout: float) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request within `timeout`."""
+def broker_answers(bootstrap: str, timeout: float, config: ClientConfig = PLAINTEXT) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request within `timeout`, to
+    a client connecting with `config` (default: a plain listener)."""
     # A plain TCP check first: kafka-python leaks a socket per refused connection.
     if not _accepts_connections(bootstrap, timeout):
         return False
@@ -41,6 +44,7 @@ def broker_answers(bootstrap: str, timeout: float) -> bool:
             request_timeout_ms=int(timeout * 1000),
             bootstrap_timeout_ms=int(timeout * 1000),
             client_id="hub-probe",
+            **config.kafka_python(),
         )
     except _UNREACHABLE:
         return False
@@ -55,10 +59,15 @@ def broker_answers(bootstrap: str, timeout: float) -> bool:
         admin.close()
 
 
-def admin_client(bootstrap: str, client_id: str) -> KafkaAdminClient:
-    """An admin client, or a BrokerError that says how to start the local broker."""
+def admin_client(settings: HubSettings, client_id: str) -> KafkaAdminClient:
+    """An admin client with the hub's client configuration, or a BrokerError that says
+    how to start the local broker."""
+    bootstrap = settings.bootstrap_servers
+    config = client_config(settings)
     try:
-        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id=client_id, **config.kafka_python()
+        )
     except KafkaError as exc:
         raise BrokerError(
             f"cannot reach Kafka at {bootstrap} ({exc}); is it running?"
@@ -84,10 +93,11 @@ class _AuthFailures(logging.Handler):
 _NOT_AUTHORISED = 29  # TOPIC_AUTHORIZATION_FAILED
 
 
-def _topic_error(bootstrap: str, topic: str, config: dict[str, Any]) -> int:
+def _topic_error(bootstrap: str, topic: str, config: ClientConfig) -> int:
     """The broker's error code for `topic` as this client sees it (0: none)."""
-    security = {k: v for k, v in config.items() if k.startswith(("security", "sasl", "ssl"))}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="hub-probe", **security)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="hub-probe", **config.kafka_python()
+    )
     try:
         (described,) = admin.describe_topics([topic])
         return int(described.get("error_code", 0))
@@ -96,28 +106,32 @@ def _topic_error(bootstrap: str, topic: str, config: dict[str, Any]) -> int:
 
 
 class TopicReader:
-    """Every partition of one topic, read from its beginning, without a consumer group.
+    """Every partition of one topic, read from its beginning, without a consumer group,
+    with the hub's client configuration; `options` are further KafkaConsumer options.
 
-    Raises `missing` (an error naming what to do) when the topic does not exist.
+    Raises `missing` (an error naming what to do) when the topic does not exist, and
+    `refused` (if given) when the broker does not let this principal describe it.
     """
 
     def __init__(
         self,
-        bootstrap: str,
+        settings: HubSettings,
         topic: str,
         client_id: str,
         missing: HubError,
         refused: HubError | None = None,
-        **config: Any,
+        **options: Any,
     ) -> None:
         self.topic = topic
+        bootstrap = settings.bootstrap_servers
+        config = client_config(settings)
         watch = _AuthFailures()
         kafka_log = logging.getLogger("kafka")
         kafka_log.addHandler(watch)
         # With credentials, a bootstrap that timed out before the broker's answer to them
         # (a loaded broker is slow to check a SCRAM password) is tried once more, so a
         # wrong password is reported as such rather than as an unreachable broker.
-        attempts = 2 if config.get("sasl_plain_username") else 1
+        attempts = 2 if config.sasl else 1
         try:
             for attempt in range(attempts):
                 try:
@@ -125,7 +139,8 @@ class TopicReader:
                         bootstrap_servers=bootstrap,
                         client_id=client_id,
                         enable_auto_commit=False,
-                        **config,
+                        **options,
+                        **config.kafka_python(),
                     )
                     break
                 except KafkaError:
@@ -133,9 +148,8 @@ class TopicReader:
                         raise
         except KafkaError as exc:
             if watch.failure is not None:
-                user = config.get("sasl_plain_username")
                 raise BrokerError(
-                    f"Kafka at {bootstrap} refused the credentials of User:{user}"
+                    f"Kafka at {bootstrap} refused the credentials of User:{config.username}"
                     f" ({watch.failure}); check HUB_SASL_USERNAME, HUB_SASL_PASSWORD and"
                     " HUB_SASL_MECHANISM"
                 ) from exc

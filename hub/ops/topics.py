@@ -85,7 +85,7 @@ def publication_topic_config(retention: Retention) -> dict[str, str]:
 def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:
     """Create missing topics and set declared configs on existing ones."""
     report = ApplyReport()
-    admin = admin_client(settings.bootstrap_servers, "hub-topics")
+    admin = admin_client(settings, "hub-topics")
     try:
         existing = set(admin.list_topics())
         for spec in specs:

@@ -46,6 +46,7 @@ from hub.agreement.model import Agreement, Schedule
 from hub.codec import Codec
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka.client import TopicReader
+from hub.kafka.security import client_config
 from hub.models import TrendSnapshot
 from hub.periods import Period, history_periods, parse_period, period_label, period_starting
 from hub.settings import TRENDS_TOPIC, HubSettings
@@ -79,7 +80,7 @@ class VersionLog:
         #: (agency topic, partition) -> the last offset the workers have applied.
         self.read: dict[tuple[str, int], int] = {}
         self._reader = TopicReader(
-            settings.bootstrap_servers,
+            settings,
             self.topic,
             "hub-publisher",
             PublishError(
@@ -118,7 +119,7 @@ class TrendsLog:
         #: Held while a snapshot is added; the metrics thread copies under it (``copy``).
         self.lock = threading.Lock()
         self._reader = TopicReader(
-            settings.bootstrap_servers,
+            settings,
             self.topic,
             "hub-publisher-trends",
             PublishError(f"topic {self.topic} does not exist: run `hub topics apply`"),
@@ -174,7 +175,9 @@ def wait_for_workers(
     Each changelog batch says how far its partition's events are applied, so
     this does not depend on when the workers commit their offsets.
     """
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, **client_config(settings).kafka_python()
+    )
     try:
         partitions = [
             TopicPartition(topic, p)
@@ -245,6 +248,7 @@ class Publisher:
                 enable_idempotence=True,
                 transactional_id=f"{settings.worker_app_id}-publisher-{role}",
                 linger_ms=20,
+                **client_config(settings).kafka_python(),
             )
             self._producer.init_transactions()
         except KafkaError as exc:

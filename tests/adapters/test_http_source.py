@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from adapters.runner import AdapterRun, adapter_run
-from adapters.sources.http_push import PushEndpoint, provider_scope, serve
+from adapters.sources.http_push import Limits, PushEndpoint, provider_scope, serve
 from hub.codec import Codec
 from hub.errors import ConfigError
 from hub.models import CaseEvent
@@ -162,7 +162,7 @@ def test_a_body_over_the_limit_is_413_without_being_read(endpoint: PushEndpoint)
 
 
 def test_a_small_limit_applies_to_a_real_body(run: AdapterRun) -> None:
-    with serve(run, "127.0.0.1", free_port(), TOKENS, max_body=100) as small:
+    with serve(run, "127.0.0.1", free_port(), TOKENS, limits=Limits(max_body=100)) as small:
         status, _, _ = post(small, good("K-1"))
         assert status == 413
         status, _, _ = post(small, {"record_id": "K-2", "occurred_on": "2026-01-02"})

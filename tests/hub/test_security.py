@@ -2,7 +2,8 @@
 
 The analyst principal reads the published trends with its own credentials and
 nothing else; a wrong password and an agency topic are refused with errors that
-say what to do.
+say what to do. The partners and the publisher do their work with the ACLs the
+agreement implies alone, and the ACLs follow the agreement when a partner leaves.
 """
 
 from __future__ import annotations
@@ -11,20 +12,33 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import TopicAuthorizationFailedError, TransactionalIdAuthorizationFailedError
 from pydantic import SecretStr
 
-from hub.agreement.model import load_agreement
 from hub.codec import Codec
 from hub.models import TrendSnapshot
-from hub.ops.acls import Grant, derived_acls
+from hub.ops.acls import apply_acls, derived_acls, set_password
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
 from tests.support.agreements import agreement_of, write_agreement
-from tests.support.processes import free_port, hub
+from tests.support.events import sample_event
+from tests.support.messages import wait_for
+from tests.support.processes import WorkerProcess, free_port, hub
 
 
 @pytest.fixture
@@ -82,25 +96,6 @@ def publish_cells(settings: HubSettings) -> None:
     producer.close()
 
 
-def test_agreement_implies_least_privilege() -> None:
-    settings = HubSettings(topic_namespace="ns.")
-    grants = derived_acls(load_agreement(settings.agreement), settings)
-    by_principal: dict[str, set[tuple[str, str]]] = {}
-    for grant in grants:
-        by_principal.setdefault(grant.principal, set()).add((grant.operation, grant.topic))
-    assert by_principal["User:analysts"] == {
-        ("READ", "ns.partnership.trends.v1"),
-        ("DESCRIBE", "ns.partnership.trends.v1"),
-    }
-    assert by_principal["User:camhs-adapter"] == {
-        ("WRITE", "ns.cases.camhs"),
-        ("DESCRIBE", "ns.cases.camhs"),
-    }
-    # No agency reads anything; nobody but the analysts reads the trends.
-    assert not any(g.operation == "READ" and g.principal != "User:analysts" for g in grants)
-    assert Grant("User:analysts", "READ", "ns.cases.camhs") not in grants
-
-
 def test_analyst_reads_trends_with_its_own_credentials_and_nothing_else(
     secure: HubSettings,
 ) -> None:
@@ -137,3 +132,176 @@ def test_analyst_reads_trends_with_its_own_credentials_and_nothing_else(
     assert "refused the credentials of User:analysts" in wrong.stderr
     assert "not-the-password" not in wrong.stderr + wrong.stdout
     assert password not in refused.stderr + listed.stderr + cases.stderr
+
+
+def sasl(settings: HubSettings, user: str, password: str) -> dict[str, Any]:
+    """kafka-python options for `user` on the broker's SCRAM listener."""
+    return {
+        "bootstrap_servers": f"{settings.broker_host}:{settings.broker_sasl_port}",
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+    }
+
+
+def allow_rules(settings: HubSettings) -> set[ACL]:
+    """Every allow rule on the cluster, as its super user sees them."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="test")
+    try:
+        rules, _ = admin.describe_acls(
+            ACLFilter(
+                None,
+                None,
+                ACLOperation.ANY,
+                ACLPermissionType.ALLOW,
+                ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+            )
+        )
+        return set(rules)
+    finally:
+        admin.close()
+
+
+def create_rule(settings: HubSettings, rule: ACL) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="test")
+    try:
+        assert not admin.create_acls([rule])["failed"]
+    finally:
+        admin.close()
+
+
+def write_case(
+    settings: HubSettings, user: str, password: str, agency: str, value: bytes = b"v"
+) -> None:
+    """One message as the agency's adapter sends it: idempotent, acks=all."""
+    producer = KafkaProducer(
+        **sasl(settings, user, password), acks="all", enable_idempotence=True, max_block_ms=30000
+    )
+    try:
+        producer.send(settings.case_topic(agency), key=b"k", value=value).get(timeout=60)
+    finally:
+        producer.close(timeout=10)
+
+
+def test_each_principal_works_with_its_acls_alone_and_they_follow_the_agreement(
+    secure: HubSettings,
+) -> None:
+    apply_topics(secure, declared_topics(secure, agreement_of(secure)))
+    users = ("camhs-adapter", "police-adapter", "hub-publisher")
+    passwords = {user: secrets.token_urlsafe(18) for user in users}
+    for user, password in passwords.items():
+        set_password(secure, user, password)
+    # A rule on a resource the hub does not manage: no apply may touch it.
+    foreign = ACL(
+        "User:monitoring",
+        "*",
+        ACLOperation.DESCRIBE,
+        ACLPermissionType.ALLOW,
+        ResourcePattern(ResourceType.TOPIC, "monitoring.heartbeat", ACLResourcePatternType.LITERAL),
+    )
+    create_rule(secure, foreign)
+
+    first = apply_acls(secure, agreement_of(secure))
+    derived = {grant.acl() for grant in derived_acls(agreement_of(secure), secure)}
+    assert set(first.created) == derived and first.removed == []
+    before = allow_rules(secure)
+    assert before == derived | {foreign}
+
+    # A partner writes its own topic as its adapter does (idempotent: no cluster ACL).
+    write_case(secure, "camhs-adapter", passwords["camhs-adapter"], "camhs")
+    write_case(secure, "police-adapter", passwords["police-adapter"], "police")
+    with pytest.raises(TopicAuthorizationFailedError):
+        write_case(secure, "camhs-adapter", passwords["camhs-adapter"], "police")
+
+    # The publisher: a release in a transaction of its own id, the case topics' end
+    # offsets, but never a case event.
+    publisher = sasl(secure, "hub-publisher", passwords["hub-publisher"])
+    producer = KafkaProducer(
+        **publisher, transactional_id=f"{secure.worker_app_id}-publisher-scheduled"
+    )
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(secure.trends_topic, key=b"cell", value=b"snapshot")
+        producer.commit_transaction()
+    finally:
+        producer.close(timeout=10)
+    with pytest.raises(TransactionalIdAuthorizationFailedError):
+        stranger = KafkaProducer(**publisher, transactional_id="someone-else")
+        try:
+            stranger.init_transactions()
+        finally:
+            stranger.close(timeout=10)
+    consumer = KafkaConsumer(**publisher, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(secure.case_topic("camhs"), p)
+            for p in sorted(consumer.partitions_for_topic(secure.case_topic("camhs")) or ())
+        ]
+        assert partitions and sum(consumer.end_offsets(partitions).values()) == 1
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        with pytest.raises(TopicAuthorizationFailedError):
+            for _ in range(20):
+                consumer.poll(timeout_ms=500)
+    finally:
+        consumer.close()
+
+    # The police leave the partnership.
+    write_agreement(secure.agreement, ("camhs",))
+    second = hub(secure, "security", "acls", "--apply")
+    assert second.returncode == 0, second.stderr
+    police_topic = secure.case_topic("police")
+    gone = {rule for rule in before if rule.resource_pattern.resource_name == police_topic}
+    # Its adapter's WRITE and DESCRIBE, the workers' READ and DESCRIBE, the publisher's DESCRIBE.
+    assert len(gone) == 5
+    assert f"0 created, {len(gone)} removed" in second.stderr
+    assert second.stderr.count("removed: ") == len(gone)
+    assert "police" not in second.stdout
+    assert allow_rules(secure) == before - gone
+    with pytest.raises(TopicAuthorizationFailedError):
+        write_case(secure, "police-adapter", passwords["police-adapter"], "police")
+
+    third = apply_acls(secure, agreement_of(secure))
+    assert (third.created, third.removed) == ([], [])
+    assert allow_rules(secure) == before - gone
+
+
+def test_the_workers_and_the_publisher_run_as_their_own_principals(
+    secure: HubSettings, tmp_path: Path
+) -> None:
+    """With the derived ACLs alone: the worker creates its Faust topics, joins its
+    group, counts an event and reports its lag; the publisher releases a period."""
+    apply_topics(secure, declared_topics(secure, agreement_of(secure)))
+    users = ("camhs-adapter", "hub-workers", "hub-publisher")
+    passwords = {user: secrets.token_urlsafe(18) for user in users}
+    for user, password in passwords.items():
+        set_password(secure, user, password)
+    apply_acls(secure, agreement_of(secure))
+    event = sample_event()
+    value = Codec("case_event").encode(event.to_avro())
+    write_case(secure, "camhs-adapter", passwords["camhs-adapter"], "camhs", value)
+
+    workers = as_user(secure, "hub-workers", passwords["hub-workers"]).model_copy(
+        update={"worker_data": tmp_path / "worker", "metrics_port": free_port()}
+    )
+    worker = WorkerProcess(workers, tmp_path / "worker.log")
+    worker.start()
+    try:
+        samples = wait_for(
+            worker,
+            lambda s: (
+                s.get("hub_events_counted") == 1
+                and f'hub_consumer_group_lag{{topic="{secure.case_topic("camhs")}"}}' in s
+            ),
+            "the event counted and the group's lag reported",
+        )
+        assert samples["hub_events_deferred_waiting"] == 0  # the replay group described
+        publisher = as_user(secure, "hub-publisher", passwords["hub-publisher"])
+        released = hub(publisher, "publish", "--now", "--period", "2026-10", "--wait", "60")
+        assert released.returncode == 0, released.stderr[-3000:]
+        assert "released monthly 2026-10 revision 0" in released.stdout
+    finally:
+        worker.stop()
+    assert "uthoriz" not in (tmp_path / "worker.log").read_text()

@@ -5,10 +5,29 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import ssl
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from adapters.sources.http_push import PushEndpoint
+
+class Reachable(Protocol):
+    """Where an endpoint listens: a `PushEndpoint`, or a `Remote` one in another process."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Remote:
+    """An endpoint served by another process (``hub adapter run --serve``)."""
+
+    host: str
+    port: int
+
 
 TOKEN = secrets.token_urlsafe(32)
 OTHER = secrets.token_urlsafe(32)
@@ -37,13 +56,19 @@ def good(record_id: str) -> dict[str, Any]:
 
 
 def request(
-    endpoint: PushEndpoint,
+    endpoint: Reachable,
     method: str,
     path: str,
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, Any], str]:
-    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=30)
+    """One request on a connection of its own (HTTPS with `tls`, the client's context)."""
+    conn: http.client.HTTPConnection
+    if tls is None:
+        conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=30)
+    else:
+        conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, timeout=30, context=tls)
     try:
         conn.request(method, path, body=body, headers=dict(headers or {}))
         response = conn.getresponse()
@@ -54,13 +79,14 @@ def request(
 
 
 def post(
-    endpoint: PushEndpoint,
+    endpoint: Reachable,
     payload: Any,
     token: str | None = TOKEN,
     content_type: str = "application/json",
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, Any], str]:
     headers = {"Content-Type": content_type}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return request(endpoint, "POST", "/events", body, headers)
+    return request(endpoint, "POST", "/events", body, headers, tls)
