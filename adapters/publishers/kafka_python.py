@@ -17,11 +17,12 @@ from contextlib import suppress
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import AuthorizationError, KafkaError
 
 from adapters.outbox import OutboxItem
 from adapters.publishers.base import KafkaUnavailable
-from hub.kafka.security import client_config
+from hub.kafka.client import bootstrap_watch, connection_problem
+from hub.kafka.security import client_config, principal
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -39,24 +40,27 @@ class KafkaPythonPublisher:
     def _connect(self) -> Any:
         if self._producer is None:
             timeout_ms = max(1000, int(self.flush_timeout * 1000))
-            try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.settings.bootstrap_servers,
-                    client_id=self.client_id,
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=5,
-                    batch_size=256 * 1024,
-                    max_block_ms=min(10_000, timeout_ms),
-                    # kafka-python wants delivery > linger + request timeouts
-                    request_timeout_ms=min(10_000, timeout_ms // 2),
-                    delivery_timeout_ms=timeout_ms,
-                    **self.config.kafka_python(),
-                )
-            except KafkaError as exc:
-                raise KafkaUnavailable(
-                    f"cannot reach Kafka at {self.settings.bootstrap_servers} ({exc})"
-                ) from exc
+            bootstrap = self.settings.bootstrap_servers
+            with bootstrap_watch() as watch:
+                try:
+                    self._producer = KafkaProducer(
+                        bootstrap_servers=bootstrap,
+                        client_id=self.client_id,
+                        acks="all",
+                        enable_idempotence=True,
+                        linger_ms=5,
+                        batch_size=256 * 1024,
+                        max_block_ms=min(10_000, timeout_ms),
+                        # kafka-python wants delivery > linger + request timeouts
+                        request_timeout_ms=min(10_000, timeout_ms // 2),
+                        delivery_timeout_ms=timeout_ms,
+                        **self.config.kafka_python(),
+                    )
+                except KafkaError as exc:
+                    problem = connection_problem(bootstrap, self.config, watch)
+                    raise KafkaUnavailable(
+                        problem or f"cannot reach Kafka at {bootstrap} ({exc})"
+                    ) from exc
         return self._producer
 
     def send(self, items: Sequence[OutboxItem]) -> list[str]:
@@ -70,19 +74,29 @@ class KafkaPythonPublisher:
             producer.flush(timeout=self.flush_timeout)
         except KafkaError as exc:
             self._reset(timeout=0)
-            topics = ", ".join(sorted({item.topic for item in items}))
+            topics = {item.topic for item in items}
+            if isinstance(exc, AuthorizationError):
+                raise self._refused(topics, exc) from exc
             raise KafkaUnavailable(
-                f"Kafka did not take the events for {topics} ({exc}); is Kafka reachable at"
-                f" {self.settings.bootstrap_servers}, and does the topic exist"
-                " (`hub topics apply`)?"
+                f"Kafka did not take the events for {', '.join(sorted(topics))} ({exc}); is"
+                f" Kafka reachable at {self.settings.bootstrap_servers}, and does the topic"
+                " exist (`hub topics apply`)?"
             ) from exc
-        acknowledged, failures = [], []
-        for event_id, future in futures:
+        acknowledged, failures, refused = [], [], set()
+        for (event_id, future), item in zip(futures, items, strict=True):
             try:
                 future.get(timeout=0)
                 acknowledged.append(event_id)
             except KafkaError as exc:
                 failures.append(exc)
+                if isinstance(exc, AuthorizationError):
+                    refused.add(item.topic)
+        if refused and not acknowledged:
+            # Nothing got through because the broker refused this principal: said as such.
+            # A refused produce request leaves kafka-python's idempotent producer failing
+            # every later send, so it is dropped.
+            self._reset(timeout=0)
+            raise self._refused(refused, failures[0])
         if failures:
             log.warning(
                 "%d of %d events not acknowledged (first: %s); they stay in the outbox",
@@ -91,6 +105,14 @@ class KafkaPythonPublisher:
                 failures[0],
             )
         return acknowledged
+
+    def _refused(self, topics: set[str], exc: KafkaError) -> KafkaUnavailable:
+        return KafkaUnavailable(
+            f"{principal(self.settings)} may not write {', '.join(sorted(topics))}"
+            f" ({type(exc).__name__}): each partner's principal may write its own case"
+            " topic only; check HUB_SASL_USERNAME and the topic of the events, or ask the"
+            " operator to run `hub security acls --apply`"
+        )
 
     def _reset(self, timeout: float = 5.0) -> None:
         """Drop the producer; a fresh one connects at the next send.

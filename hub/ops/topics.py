@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
+from kafka.errors import AuthorizationError, InvalidPartitionsError, TopicAlreadyExistsError
 
 from hub.agreement.model import Agreement, Retention
 from hub.errors import BrokerError
 from hub.kafka.client import admin_client
+from hub.kafka.security import principal
 from hub.settings import HubSettings
 
 _DAY_MS = 24 * 60 * 60 * 1000
@@ -89,12 +90,19 @@ def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:
     try:
         existing = set(admin.list_topics())
         for spec in specs:
-            if spec.name not in existing and _create(admin, spec, settings.replication_factor):
-                report.created.append(spec.name)
-            elif _reconcile(admin, spec):
-                report.updated.append(spec.name)
-            else:
-                report.unchanged.append(spec.name)
+            try:
+                if spec.name not in existing and _create(admin, spec, settings.replication_factor):
+                    report.created.append(spec.name)
+                elif _reconcile(admin, spec):
+                    report.updated.append(spec.name)
+                else:
+                    report.unchanged.append(spec.name)
+            except (AuthorizationError, ValueError) as exc:
+                # kafka-python reports a refused DescribeConfigs as a ValueError.
+                raise BrokerError(
+                    f"{principal(settings)} may not create or configure topic {spec.name} ({exc});"
+                    " `hub topics apply` runs as the operator, a super user of the cluster"
+                ) from exc
     finally:
         admin.close()
     return report

@@ -1,0 +1,143 @@
+"""The whole path secured, through the public CLI: a broker whose only client listener is
+SASL_SSL, the agreement's ACLs, and every step as its own principal with only the CA file.
+
+The operator (the broker's super user) applies the topics, stores each principal's
+password and applies the ACLs the agreement implies. Then each partner's adapter sends
+its own export (written by `hub synth` in the agency's own format), two stream workers
+count, the publisher releases every month the exports cover and the analysts read the
+cells back. Nothing on the way is refused: the broker's authorizer logs no denial but
+the one the test provokes (the analysts asking for a case topic), the workers commit
+everything they count and their lag probes report.
+
+The same exports, under the same partnership key, then go through the same steps on a
+plain broker: both runs must publish exactly the same cells.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from hub.ops.broker import Broker
+from hub.settings import HubSettings
+from tests.support.agreements import agreement_of
+from tests.support.processes import free_port, hub
+from tests.support.secured_path import Roles, counted, run_path
+
+OPERATOR_PASSWORD = secrets.token_urlsafe(18)
+#: The partners of the `hub_settings` agreement, each with the rows of its export.
+EXPORT_ROWS = {"camhs": 150, "police": 150, "spa": 150}
+#: `hub synth` dates events in the 300 days from 1 January 2026: January to October,
+#: all closed months.
+MONTHS = tuple(f"2026-{month:02d}" for month in range(1, 11))
+#: At least this many published cells carry a count (not suppressed, not zero).
+COUNTED_AT_LEAST = 100
+
+
+@pytest.fixture
+def secured(hub_settings: HubSettings, tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own, SASL_SSL only (its CA made as it starts), started."""
+    settings = hub_settings.model_copy(
+        update={
+            "broker_data": tmp_path / "secured-broker",
+            "broker_port": free_port(),
+            "controller_port": free_port(),
+            "broker_security": "sasl_ssl",
+            "broker_operator_password": SecretStr(OPERATOR_PASSWORD),
+        }
+    )
+    broker = Broker(settings)
+    try:
+        broker.start(quiet=True)
+        yield broker
+    finally:
+        broker.stop()
+
+
+def write_exports(settings: HubSettings, folder: Path) -> dict[str, Path]:
+    """Each partner's export in its own format, by `hub synth`."""
+    folder.mkdir()
+    exports = {}
+    for seed, (agency, rows) in enumerate(EXPORT_ROWS.items(), start=11):
+        path = folder / f"{agency}-export.txt"
+        made = hub(
+            settings, "synth", "--agency", agency, "--rows", str(rows), "--seed", str(seed),
+            "--out", str(path),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        exports[agency] = path
+    return exports
+
+
+def lag_reported(samples: list[dict[str, float]], topics: list[str]) -> bool:
+    """Whether every worker reports its group's lag on every case topic and the deferred
+    topic's backlog (the lag probe's offsets and group descriptions are allowed)."""
+    return all(
+        f'hub_consumer_group_lag{{topic="{topic}"}}' in sample
+        and sample.get("hub_events_deferred_waiting") == 0
+        for sample in samples
+        for topic in topics
+    )
+
+
+def test_the_secured_path_publishes_the_same_cells_as_the_plain_one(
+    hub_settings: HubSettings, secured: Broker, tmp_path: Path
+) -> None:
+    agreement = agreement_of(hub_settings)
+    assert [partner.id for partner in agreement.partners] == list(EXPORT_ROWS)
+    exports = write_exports(hub_settings, tmp_path / "exports")
+
+    roles = Roles.secured(
+        secured.settings, agreement, OPERATOR_PASSWORD, secured.tls_dir / "ca.pem"
+    )
+    assert set(roles.passwords) == {
+        "camhs-adapter",
+        "police-adapter",
+        "spa-adapter",
+        "hub-workers",
+        "hub-publisher",
+        "analysts",
+    }
+    secure = run_path(roles, exports, MONTHS, tmp_path / "secured")
+    # The analysts are refused a case topic: the only denials in the broker's log, so no
+    # step of the path was refused anything on the way.
+    refused = hub(roles.reader, "subscribe", roles.reader.case_topic("camhs"))
+    assert refused.returncode == 1 and "may not read" in refused.stderr, refused.stderr
+    secured.stop()  # its CPU to the plain run
+    denied = [
+        line
+        for line in (secured.logs / "server.log").read_text(errors="replace").splitlines()
+        if " is Denied " in line
+    ]
+    case_topic = f"Topic:LITERAL:{roles.reader.case_topic('camhs')} "
+    assert denied, "the broker logs no denial: its authorizer log is off"
+    assert all("Principal = User:analysts " in d and case_topic in d for d in denied), denied
+    for log in secure.worker_logs:  # no authorization error, nothing that crashed
+        text = log.read_text(errors="replace")
+        assert "uthoriz" not in text and "Traceback" not in text, f"{log.name}:\n{text[-4000:]}"
+
+    # The same exports and key on the session's plain broker, in a namespace of its own.
+    plain = run_path(Roles.plain(hub_settings, agreement), exports, MONTHS, tmp_path / "plain")
+
+    assert all(any("rows read" in line for line in said) for said in secure.summaries.values())
+    assert secure.summaries == plain.summaries
+    assert secure.releases == plain.releases
+    for month, released in zip(MONTHS, secure.releases, strict=True):
+        assert released.startswith(f"released monthly {month} revision 0:"), released
+    for run, settings in ((secure, roles.workers), (plain, hub_settings)):
+        assert lag_reported(run.worker_metrics, [settings.case_topic(a) for a in EXPORT_ROWS])
+    assert counted(secure.worker_metrics) == counted(plain.worker_metrics) > 0
+
+    cells = secure.cell_set()
+    assert len(cells) == len(secure.cells) and len(plain.cell_set()) == len(plain.cells)
+    assert cells == plain.cell_set(), (
+        f"only secured: {sorted(cells - plain.cell_set())[:10]};"
+        f" only plain: {sorted(plain.cell_set() - cells)[:10]}"
+    )
+    assert {cell["period_start"][:7] for cell in secure.cells} == set(MONTHS)
+    with_count = [cell for cell in secure.cells if cell["count"]]
+    assert len(with_count) >= COUNTED_AT_LEAST, len(with_count)
