@@ -92,8 +92,8 @@ def test_push_endpoint_from_the_command_line(topics: HubSettings, tmp_path: Path
     try:
         deadline = time.monotonic() + 60
         while True:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 connection.request(
                     "POST",
                     "/events",
@@ -104,11 +104,14 @@ def test_push_endpoint_from_the_command_line(topics: HubSettings, tmp_path: Path
                     },
                 )
                 response = connection.getresponse()
+                status, answer = response.status, response.read()
                 break
             except ConnectionRefusedError:
                 assert time.monotonic() < deadline and server.poll() is None
                 time.sleep(0.3)
-        assert response.status == 202, response.read()
+            finally:
+                connection.close()  # the endpoint keeps connections alive
+        assert status == 202, answer
         wait_for(lambda: outbox_counts(topics.outbox) == (0, 5), 60, "the push to reach Kafka")
     finally:
         os.killpg(server.pid, signal.SIGINT)
