@@ -41,6 +41,35 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Libraries whose INFO lines are their own bookkeeping (a Kafka client's every
 #: connection): they log warnings and errors only, unless the level is DEBUG.
 CHATTY = ("kafka", "aiokafka")
+#: The project's own packages: their tracebacks mean a fault in the hub and are kept.
+OWN = ("hub", "adapters", "streams")
+
+
+class LibraryTracebacksAsOneLine(logging.Formatter):
+    """A library's traceback (a Kafka client losing its connection while the broker
+    restarts) is one line naming the exception, unless the level is DEBUG: the library
+    recovers on its own, and the operator needs what happened, not where in its code."""
+
+    def __init__(self, fmt: str, *, keep_all: bool) -> None:
+        super().__init__(fmt)
+        self.keep_all = keep_all
+
+    def format(self, record: logging.LogRecord) -> str:
+        own = record.name.split(".", 1)[0] in OWN
+        if self.keep_all or own or not record.exc_info or record.exc_info[1] is None:
+            return super().format(record)
+        exc = record.exc_info[1]
+        summary = logging.LogRecord(
+            record.name,
+            record.levelno,
+            record.pathname,
+            record.lineno,
+            f"{record.getMessage()} ({type(exc).__name__}: {exc})",
+            None,
+            None,
+        )
+        summary.created, summary.msecs = record.created, record.msecs
+        return super().format(summary)
 
 
 def configure_logging(level: str) -> None:
@@ -53,9 +82,9 @@ def configure_logging(level: str) -> None:
     if root.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
     numeric = logging.getLevelName(level.upper())
+    handler.setFormatter(LibraryTracebacksAsOneLine(LOG_FORMAT, keep_all=numeric <= logging.DEBUG))
+    root.addHandler(handler)
     root.setLevel(numeric)
     if numeric > logging.DEBUG:
         for name in CHATTY:

@@ -1,0 +1,48 @@
+"""How `hub` commands log: a library's traceback is one line unless the level is DEBUG,
+the hub's own tracebacks are kept (they mean a fault to report)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PROGRAM = """
+import logging, sys
+from hub.cli.common import configure_logging
+configure_logging(sys.argv[1])
+def fail():
+    raise ConnectionResetError(104, "Connection reset by peer")
+for name in ("kafka.net.transport", "adapters.pipeline"):
+    try:
+        fail()
+    except OSError:
+        logging.getLogger(name).exception("receiving from %s", "broker")
+"""
+
+
+def run(level: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, level], capture_output=True, text=True, check=True
+    )
+    return done.stderr
+
+
+def test_a_library_traceback_is_one_line_naming_the_exception() -> None:
+    lines = run("INFO").splitlines()
+    kafka = [line for line in lines if "kafka.net.transport" in line]
+    assert len(kafka) == 1
+    assert kafka[0].endswith(
+        "receiving from broker (ConnectionResetError: [Errno 104] Connection reset by peer)"
+    )
+    assert " ERROR kafka.net.transport: " in kafka[0]
+    assert sum("Traceback" in line for line in lines) == 1  # the hub's own, below
+
+
+def test_the_hubs_own_traceback_is_kept() -> None:
+    output = run("WARNING")
+    own = output[output.index("adapters.pipeline") :]
+    assert "Traceback (most recent call last)" in own and "in fail" in own
+
+
+def test_at_debug_every_traceback_is_kept() -> None:
+    assert run("debug").count("Traceback (most recent call last)") == 2
