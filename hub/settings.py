@@ -261,6 +261,13 @@ class HubSettings(BaseSettings):
         description="HUB_SESSION_TIMEOUT: seconds before the group gives a dead worker's"
         " partitions to another.",
     )
+    worker_stall_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="HUB_WORKER_STALL_AFTER: seconds a stream worker may read nothing while"
+        " its partitions have events waiting before its watchdog resumes them; after as"
+        " long again it asks its group to rebalance, then exits (status 4) to be restarted.",
+    )
     shutdown_timeout: float = Field(
         default=30.0,
         gt=0,

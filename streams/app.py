@@ -128,6 +128,7 @@ class Worker:
         self.batch_size = batch_size
         self.on_submission = on_submission
         self.positions: dict[TP, int] = {}  # last offset read per agency-topic partition
+        self.read_count = 0  # events read since start (the watchdog's sign of life)
         self.codec = Codec("case_event", settings.schemas_dir)
         self.pending: dict[int, Pending] = {}
         self.writer = uuid.uuid4().hex[:12]
@@ -233,6 +234,7 @@ class Worker:
         async for event in stream.events():
             message = event.message
             self.metrics.consumed.inc()
+            self.read_count += 1
             self.positions[message.tp] = message.offset
             partition = message.partition
             batch = self.pending.get(partition)

@@ -22,6 +22,7 @@ from streams.lag import LagProbe
 from streams.metrics import WorkerMetrics
 from streams.state import WorkerState
 from streams.timeliness import Timeliness, TimelinessCollector
+from streams.watchdog import Watchdog
 
 
 def check_topics(settings: HubSettings, topics: Iterable[str]) -> None:
@@ -108,6 +109,8 @@ def run_worker(settings: HubSettings, agreement: Agreement, loglevel: str = "inf
     probe = LagProbe(settings, worker.topics, worker.app.conf.id, replay_group(settings), assigned)
     probe.start()  # asked once before /metrics is served, then every second
     metrics.watch_lag(probe)
+    watchdog = Watchdog(worker, probe, registry, after=settings.worker_stall_after)
+    worker.app.timer(max(1.0, settings.worker_stall_after / 6))(watchdog.check)
     metrics.watch_recovery(lambda: worker.recovering)
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)

@@ -88,7 +88,19 @@ def publish(
         click.echo(
             f"released {release.publication} {label} revision {release.revision}:"
             f" {release.cells} cells, {release.suppressed} suppressed"
+            + (
+                f" ({release.linked} of them for what the trends topic already holds)"
+                if release.linked
+                else ""
+            )
         )
+        if release.withheld:
+            shown = ", ".join(f"{m} by {d}" for m, d in release.withheld)
+            click.echo(
+                f"withheld whole: {shown}; published, they would let a reader of the trends"
+                " topic narrow a hidden cell into the suppressed band (earlier revisions'"
+                " cells stay on the topic)"
+            )
     else:
         click.echo(
             f"{release.publication} {label} unchanged since revision {release.revision};"

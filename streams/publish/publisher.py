@@ -11,7 +11,9 @@ the publisher
    topic) and keeps the highest version per record (``streams.records``), which is
    exactly the state the workers hold, however often they crashed;
 3. computes the closed period's cells (``streams.aggregate``) with the agreement's
-   disclosure rule, and publishes them to the publication's topic in the agreement
+   disclosure rule, protects them against everything already on the topic that a
+   reader can put beside them (``hub.linked``: the months of a quarter, the
+   period's earlier revisions), and publishes them to the publication's topic in the agreement
    (``partnership.trends.v1``) as trend snapshots, key = publication | period |
    measure | dimension | value;
 4. re-checks every period this publication released before: when late or
@@ -35,7 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -47,10 +49,12 @@ from hub.codec import Codec
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka.client import TopicReader
 from hub.kafka.security import client_config
+from hub.linked import Release as LinkedRelease
+from hub.linked import secure_release
 from hub.models import TrendSnapshot
 from hub.periods import Period, history_periods, parse_period, period_label, period_starting
 from hub.settings import TRENDS_TOPIC, HubSettings
-from hub.trends import PeriodKey, Published, PublishedPeriod
+from hub.trends import CellKey, PeriodKey, Published, PublishedPeriod
 from streams.aggregate import Cell, period_cells
 from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, merge
 
@@ -116,6 +120,9 @@ class TrendsLog:
         self.topic = settings.trends_topic
         self.codec = Codec("trend_snapshot")
         self.published = Published()
+        #: (publication, period start, revision) -> (period end, cell -> count): every
+        #: revision ever released, as a reader of the topic can combine them.
+        self.history: dict[tuple[str, date, int], tuple[date, dict[CellKey, int | None]]] = {}
         #: Held while a snapshot is added; the metrics thread copies under it (``copy``).
         self.lock = threading.Lock()
         self._reader = TopicReader(
@@ -139,6 +146,16 @@ class TrendsLog:
     def add(self, snapshot: Mapping[str, Any]) -> None:
         with self.lock:
             self.published.add(snapshot)
+        key = (snapshot["publication"], snapshot["period_start"], int(snapshot["revision"]))
+        held = self.history.setdefault(key, (snapshot["period_end"], {}))
+        held[1][snapshot["measure"], snapshot["dimension"], snapshot["value"]] = snapshot["count"]
+
+    def releases(self) -> list[LinkedRelease]:
+        """Every revision of every period released so far."""
+        return [
+            LinkedRelease(publication, start, end, revision, cells)
+            for (publication, start, revision), (end, cells) in self.history.items()
+        ]
 
     def copy(self) -> Published:
         """What is published so far, copied under the lock: safe to read in any thread."""
@@ -160,6 +177,14 @@ class Release:
     suppressed: int
     changed: bool
     forced: bool = False
+    #: Cells hidden only because of what the topic already holds (``hub.linked``).
+    linked: int = 0
+    #: (measure, dimension) breakdowns withheld whole for the same reason.
+    withheld: tuple[tuple[str, str], ...] = ()
+
+
+def _as_published(cells: Iterable[Cell]) -> dict[CellKey, tuple[int | None, bool]]:
+    return {(c.measure, c.dimension, c.value): (c.count, c.suppressed) for c in cells}
 
 
 def wait_for_workers(
@@ -367,24 +392,65 @@ class Publisher:
     ) -> Release:
         cells = self.cells(period)
         held = self.trends.periods.get((publication, period[0]))
-        current = {(c.measure, c.dimension, c.value): (c.count, c.suppressed) for c in cells}
+        revision = 0 if held is None else held.revision + 1
+        linked: list[CellKey] = []
+        withheld: tuple[tuple[str, str], ...] = ()
+        if held is None or held.cells != _as_published(cells):
+            candidate = LinkedRelease(
+                publication,
+                period[0],
+                period[1],
+                revision,
+                {(c.measure, c.dimension, c.value): c.count for c in cells},
+            )
+            secured = secure_release(candidate, self.trends.releases(), self.rule)
+            shown = secured.release.cells
+            cells = [
+                replace(c, count=n, suppressed=n is None)
+                for c in cells
+                for n in (shown[c.measure, c.dimension, c.value],)
+            ]
+            linked, withheld = secured.linked_suppressions, tuple(secured.withheld)
         suppressed = sum(1 for c in cells if c.suppressed)
-        if held is not None and held.cells == current:
+        if held is not None and held.cells == _as_published(cells):
             return Release(
                 publication, period, held.revision, len(cells), suppressed, False, forced
             )
-        revision = 0 if held is None else held.revision + 1
         self._send(publication, period, revision, cells, at)
         log.info(
-            "published %s %s..%s revision %d: %d cells, %d suppressed",
+            "published %s %s..%s revision %d: %d cells, %d suppressed (%d of them for what"
+            " the topic already holds)",
             publication,
             period[0],
             period[1],
             revision,
             len(cells),
             suppressed,
+            len(linked),
         )
-        return Release(publication, period, revision, len(cells), suppressed, True, forced)
+        if withheld:
+            log.warning(
+                "%s %s..%s revision %d withholds %s whole: published, it would let a reader"
+                " of the topic confine a hidden cell to 1..%d; earlier revisions' cells"
+                " stay on the topic",
+                publication,
+                period[0],
+                period[1],
+                revision,
+                ", ".join(f"{m} by {d}" for m, d in withheld),
+                self.rule.suppress_at_or_below,
+            )
+        return Release(
+            publication,
+            period,
+            revision,
+            len(cells),
+            suppressed,
+            True,
+            forced,
+            linked=len(linked),
+            withheld=withheld,
+        )
 
     def _send(
         self, publication: str, period: Period, revision: int, cells: Iterable[Cell], at: datetime

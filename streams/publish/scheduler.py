@@ -45,6 +45,21 @@ class Scheduler:
             ["publication", "outcome"],
             registry=registry,
         )
+        self.linked = Counter(
+            "hub_publication_linked_suppressions",
+            "Cells hidden only because, beside what the trends topic already holds (the"
+            " months of a quarter, a period's earlier revisions), they would let a reader"
+            " confine a hidden cell to the suppressed band.",
+            ["publication"],
+            registry=registry,
+        )
+        self.withheld = Counter(
+            "hub_publication_withheld_breakdowns",
+            "Breakdowns a release withheld whole for the same reason; the earlier"
+            " revision's cells stay on the topic.",
+            ["publication"],
+            registry=registry,
+        )
 
     def next_time(self) -> datetime:
         now = self.now()
@@ -61,6 +76,8 @@ class Scheduler:
         for release in releases:
             outcome = "released" if release.changed else "unchanged"
             self.runs.labels(release.publication, outcome).inc()
+            self.linked.labels(release.publication).inc(release.linked)
+            self.withheld.labels(release.publication).inc(len(release.withheld))
             print(
                 f"{release.publication} {release.period[0]}..{release.period[1]}:"
                 f" revision {release.revision}, {release.cells} cells"

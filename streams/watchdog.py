@@ -1,0 +1,145 @@
+"""Liveness: a worker that owns partitions with events waiting, yet reads nothing.
+
+faust-streaming can come out of a rebalance with its partitions assigned and
+"Worker ready" logged, and never fetch from them again (faust-streaming issue
+629; seen here after a worker of a pair is killed and restarted). Nothing fails,
+so nothing restarts it, and the publisher waits for events no one applies.
+
+Every few seconds (a Faust timer) the watchdog looks at what the worker has read
+and at the lag probe's view of its partitions. When the worker is not
+recovering, its partitions have events waiting, and it has read nothing for
+``after`` seconds, it acts, one step per further ``after`` seconds of nothing:
+
+1. logs what Faust's consumer holds (flow, active, paused and buffered
+   partitions), resumes its partitions and its flow, and seeks them to their
+   committed offsets: events already applied come again and are dropped as
+   duplicates, so counts stay exact;
+2. asks the consumer group to rebalance (a rejoin);
+3. exits with status 4 and says so: a supervisor (Kubernetes, systemd,
+   `docker compose`) starts it again, and the next owner of its partitions
+   reads them from the committed offsets.
+
+Each step is counted (``hub_worker_stall_actions_total``) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from streams.app import Worker
+from streams.metrics import LagReport
+
+log = logging.getLogger(__name__)
+
+#: The process's exit status when it gives up on a stall.
+STALLED = 4
+ACTIONS = ("resume", "rejoin", "exit")
+
+
+class Watchdog:
+    def __init__(
+        self,
+        worker: Worker,
+        lag: Callable[[], LagReport | None],
+        registry: CollectorRegistry,
+        after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.worker = worker
+        self.lag = lag
+        self.after = after
+        self.clock = clock
+        self.seen = -1
+        self.since = clock()
+        self.step = 0
+        self.actions = Counter(
+            "hub_worker_stall_actions",
+            "What the worker did about owning partitions with events waiting while reading"
+            " nothing: resume (its partitions and flow, sought to committed offsets),"
+            " rejoin (asked the group to rebalance), exit (status 4, for a supervisor).",
+            ["action"],
+            registry=registry,
+        )
+        for action in ACTIONS:
+            self.actions.labels(action)
+
+    def waiting(self) -> int:
+        """Events on this worker's partitions it has not read (0 when unknown)."""
+        report = self.lag()
+        mine = report[0] if report is not None else None
+        return sum(mine.values()) if mine else 0
+
+    async def check(self) -> None:
+        now = self.clock()
+        read = self.worker.read_count
+        if self.worker.recovering or read != self.seen or not self.waiting():
+            self.seen, self.since, self.step = read, now, 0
+            return
+        if now - self.since < self.after * (self.step + 1):
+            return
+        action = ACTIONS[min(self.step, len(ACTIONS) - 1)]
+        self.step += 1
+        self.actions.labels(action).inc()
+        stalled = now - self.since
+        if action == "resume":
+            await self._resume(stalled)
+        elif action == "rejoin":
+            await self._rejoin(stalled)
+        else:
+            self._exit(stalled)
+
+    async def _resume(self, stalled: float) -> None:
+        app = self.worker.app
+        consumer: Any = app.consumer
+        assigned = {tp for tp in consumer.assignment() if tp.topic in self.worker.topics}
+        log.warning(
+            "read nothing for %.0f s with %d events waiting on its partitions: resuming"
+            " them and seeking to the committed offsets (flow %s; active %s; paused %s;"
+            " buffered %s)",
+            stalled,
+            self.waiting(),
+            "on" if consumer.flow_active else "off",
+            _partitions(consumer._active_partitions),  # noqa: SLF001
+            _partitions(consumer._paused_partitions),  # noqa: SLF001
+            _partitions(consumer._buffered_partitions),  # noqa: SLF001
+        )
+        consumer.resume_partitions(assigned)
+        consumer.resume_flow()
+        app.flow_control.resume()
+        await consumer.perform_seek()
+
+    async def _rejoin(self, stalled: float) -> None:
+        log.warning(
+            "still read nothing after %.0f s with events waiting: asking the group to rebalance",
+            stalled,
+        )
+        consumer: Any = self.worker.app.consumer
+        thread: Any = consumer._thread  # noqa: SLF001
+        await thread.call_thread(_request_rejoin, thread._ensure_consumer())  # noqa: SLF001
+
+    def _exit(self, stalled: float) -> None:
+        message = (
+            f"the worker has read nothing for {stalled:.0f} s while its partitions have"
+            " events waiting, after resuming them and rejoining its group; exiting"
+            f" (status {STALLED}) to be started again: the next owner of its partitions"
+            " reads them from the committed offsets"
+        )
+        log.error(message)
+        print(message, file=sys.stderr, flush=True)
+        os._exit(STALLED)
+
+
+async def _request_rejoin(consumer: Any) -> None:
+    """Runs in the consumer's own thread: aiokafka's coordinator belongs to its loop."""
+    consumer._coordinator.request_rejoin()  # noqa: SLF001
+
+
+def _partitions(tps: Any) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps or ())) or "none"
