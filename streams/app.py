@@ -50,6 +50,7 @@ from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
+from streams import commits
 from streams.checks import Reason, implausible
 from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
@@ -88,8 +89,9 @@ def broker_credentials(config: ClientConfig) -> CredentialsT | None:
 
 
 def faust_app(settings: HubSettings) -> faust.App:
-    """The worker's Faust app, connecting with the hub's client configuration."""
-    return faust.App(
+    """The worker's Faust app, connecting with the hub's client configuration, committing
+    only runs of offsets that start at the committed one (``streams.commits``)."""
+    return commits.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
         broker_credentials=broker_credentials(client_config(settings)),

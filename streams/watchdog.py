@@ -1,25 +1,30 @@
-"""Liveness: a worker that owns partitions with events waiting, yet reads nothing.
+"""Liveness: a worker that owns partitions with events waiting, yet reads nothing,
+or has read events it cannot commit.
 
 faust-streaming can come out of a rebalance with its partitions assigned and
 "Worker ready" logged, and never fetch from them again (faust-streaming issue
 629; seen here after a worker of a pair is killed and restarted). Nothing fails,
-so nothing restarts it, and the publisher waits for events no one applies.
+so nothing restarts it, and the publisher waits for events no one applies. And
+Faust's stream can drop an event silently (``streams.commits``), which the
+strict commits then refuse to pass: its partition stops committing.
 
 Every few seconds (a Faust timer) the watchdog looks at what the worker has read
-and at the lag probe's view of its partitions. When the worker is not
-recovering, its partitions have events waiting, and it has read nothing for
-``after`` seconds, it acts, one step per further ``after`` seconds of nothing:
+and committed, and at the lag probe's view of its partitions. When the worker
+is not recovering and has read nothing for ``after`` seconds:
 
-1. logs what Faust's consumer holds (flow, active, paused and buffered
-   partitions), resumes its partitions and its flow, and seeks them to their
-   committed offsets: events already applied come again and are dropped as
-   duplicates, so counts stay exact;
-2. asks the consumer group to rebalance (a rejoin);
-3. exits with status 4 and says so: a supervisor (Kubernetes, systemd,
-   `docker compose`) starts it again, and the next owner of its partitions
-   reads them from the committed offsets.
+* if its partitions have events waiting, it logs what Faust's consumer holds
+  (flow, active, paused and buffered partitions), resumes its partitions and
+  flow, seeks them to their committed offsets and asks the consumer group to
+  rebalance (a rejoin); if it still reads nothing after as long again, it exits
+  with status 4 and says so: a supervisor (Kubernetes, systemd, `docker
+  compose`) starts it again, and the next owner of its partitions reads them
+  from the committed offsets;
+* if it has read events it has not committed, it seeks its partitions back to
+  the committed offsets, so the event the commits wait for is read again.
 
-Each step is counted (``hub_worker_stall_actions_total``) and logged.
+Seeking back is always safe: events read again are dropped as duplicates, so
+counts stay exact. Each action is counted (``hub_worker_stall_actions_total``)
+and logged.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ log = logging.getLogger(__name__)
 
 #: The process's exit status when it gives up on a stall.
 STALLED = 4
-ACTIONS = ("resume", "rejoin", "exit")
+ACTIONS = ("rejoin", "exit", "reseek")
 
 
 class Watchdog:
@@ -61,9 +66,10 @@ class Watchdog:
         self.step = 0
         self.actions = Counter(
             "hub_worker_stall_actions",
-            "What the worker did about owning partitions with events waiting while reading"
-            " nothing: resume (its partitions and flow, sought to committed offsets),"
-            " rejoin (asked the group to rebalance), exit (status 4, for a supervisor).",
+            "What the worker did about reading nothing: rejoin (its partitions resumed,"
+            " sought to committed offsets, the group asked to rebalance) and exit (status"
+            " 4, for a supervisor) when events are waiting; reseek (sought back to the"
+            " committed offsets) when events it read are not committed.",
             ["action"],
             registry=registry,
         )
@@ -76,24 +82,51 @@ class Watchdog:
         mine = report[0] if report is not None else None
         return sum(mine.values()) if mine else 0
 
+    def uncommitted(self) -> int:
+        """This worker's partitions where it has read past the committed offset."""
+        consumer: Any = self.worker.app._consumer  # noqa: SLF001
+        if consumer is None:
+            return 0
+        committed: dict[Any, int | None] = dict(consumer._committed_offset)  # noqa: SLF001
+        behind = 0
+        for tp, last in list(self.worker.positions.items()):
+            offset = committed.get(tp)
+            behind += offset is None or offset < last + 1
+        return behind
+
     async def check(self) -> None:
         now = self.clock()
         read = self.worker.read_count
-        if self.worker.recovering or read != self.seen or not self.waiting():
+        waiting = 0 if self.worker.recovering else self.waiting()
+        behind = 0 if self.worker.recovering or waiting else self.uncommitted()
+        if read != self.seen or not (waiting or behind):
             self.seen, self.since, self.step = read, now, 0
             return
         if now - self.since < self.after * (self.step + 1):
             return
-        action = ACTIONS[min(self.step, len(ACTIONS) - 1)]
         self.step += 1
-        self.actions.labels(action).inc()
         stalled = now - self.since
-        if action == "resume":
+        if behind:
+            self.actions.labels("reseek").inc()
+            await self._reseek(stalled, behind)
+        elif self.step == 1:
+            self.actions.labels("rejoin").inc()
             await self._resume(stalled)
-        elif action == "rejoin":
             await self._rejoin(stalled)
         else:
+            self.actions.labels("exit").inc()
             self._exit(stalled)
+
+    async def _reseek(self, stalled: float, behind: int) -> None:
+        log.warning(
+            "read nothing for %.0f s and %d of its partitions are read past their committed"
+            " offset: seeking them back to it (events read again are dropped as"
+            " duplicates)",
+            stalled,
+            behind,
+        )
+        consumer: Any = self.worker.app.consumer
+        await consumer.perform_seek()
 
     async def _resume(self, stalled: float) -> None:
         app = self.worker.app
@@ -101,7 +134,7 @@ class Watchdog:
         assigned = {tp for tp in consumer.assignment() if tp.topic in self.worker.topics}
         log.warning(
             "read nothing for %.0f s with %d events waiting on its partitions: resuming"
-            " them and seeking to the committed offsets (flow %s; active %s; paused %s;"
+            " them, seeking to the committed offsets (flow %s; active %s; paused %s;"
             " buffered %s)",
             stalled,
             self.waiting(),
@@ -127,7 +160,7 @@ class Watchdog:
     def _exit(self, stalled: float) -> None:
         message = (
             f"the worker has read nothing for {stalled:.0f} s while its partitions have"
-            " events waiting, after resuming them and rejoining its group; exiting"
+            " events waiting, after seeking them back and rejoining its group; exiting"
             f" (status {STALLED}) to be started again: the next owner of its partitions"
             " reads them from the committed offsets"
         )

@@ -19,14 +19,21 @@ from streams.watchdog import Watchdog
 class Reading:
     recovering: bool = False
     read_count: int = 0
+    behind: int = 0  # partitions read past their committed offset
 
 
 class Recorded(Watchdog):
     taken: list[str]
     registry: CollectorRegistry
 
+    def uncommitted(self) -> int:
+        return self.worker.behind  # type: ignore[attr-defined,no-any-return]
+
     async def _resume(self, stalled: float) -> None:
         self.taken.append(f"resume after {stalled:.0f}")
+
+    async def _reseek(self, stalled: float, behind: int) -> None:
+        self.taken.append(f"reseek {behind} after {stalled:.0f}")
 
     async def _rejoin(self, stalled: float) -> None:
         self.taken.append(f"rejoin after {stalled:.0f}")
@@ -52,15 +59,15 @@ def tick(dog: Watchdog, now: list[float], to: float) -> None:
         asyncio.run(dog.check())
 
 
-def test_a_worker_reading_nothing_with_events_waiting_is_resumed_then_rejoined_then_exits() -> None:
+def test_a_worker_reading_nothing_with_events_waiting_rejoins_then_exits() -> None:
     worker, waiting, now = Reading(), [120], [0.0]
     dog = watchdog(worker, waiting, now)
     tick(dog, now, 25)
     assert dog.taken == []
-    tick(dog, now, 100)
-    assert dog.taken == ["resume after 30", "rejoin after 60", "exit after 90"]
+    tick(dog, now, 70)
+    assert dog.taken == ["resume after 30", "rejoin after 30", "exit after 60"]
     assert (
-        dog.registry.get_sample_value("hub_worker_stall_actions_total", {"action": "resume"}) == 1
+        dog.registry.get_sample_value("hub_worker_stall_actions_total", {"action": "rejoin"}) == 1
     )
 
 
@@ -68,12 +75,22 @@ def test_reading_again_resets_it() -> None:
     worker, waiting, now = Reading(), [120], [0.0]
     dog = watchdog(worker, waiting, now)
     tick(dog, now, 35)
-    assert dog.taken == ["resume after 30"]
-    worker.read_count += 10  # the resume worked
+    assert dog.taken == ["resume after 30", "rejoin after 30"]
+    worker.read_count += 10  # the rejoin worked
     tick(dog, now, 60)
-    assert dog.taken == ["resume after 30"]
+    assert len(dog.taken) == 2
     tick(dog, now, 100)  # stalled again later: starts over from the first step
-    assert dog.taken == ["resume after 30", "resume after 30", "rejoin after 60"]
+    assert dog.taken[2:] == ["resume after 30", "rejoin after 30", "exit after 60"]
+
+
+def test_events_read_but_not_committed_are_read_again() -> None:
+    worker, waiting, now = Reading(behind=2), [0], [0.0]
+    dog = watchdog(worker, waiting, now)
+    tick(dog, now, 65)
+    assert dog.taken == ["reseek 2 after 30", "reseek 2 after 60"]
+    worker.behind = 0  # the commit went through
+    tick(dog, now, 200)
+    assert len(dog.taken) == 2
 
 
 def test_nothing_waiting_or_recovering_is_not_a_stall() -> None:
