@@ -2,12 +2,13 @@
 
 Pure functions: no Kafka, no I/O. The publisher hands in the true counts of one
 breakdown (e.g. events per risk code for one period) and gets back what may be
-published: each cell rounded or suppressed, and a total recomputed from the
-published cells only.
+published: each cell rounded or suppressed.
 
-The rule (``DisclosureRule``, from the agreement's ``disclosure`` section):
+The rule (``DisclosureRule``, from the agreement's ``disclosure`` section; the
+threshold is ``suppress_at_or_below``; n is the number of cells, zeros
+included):
 
-* **Primary suppression.** A count in ``1..suppress_at_or_below`` is withheld.
+* **Primary suppression.** A count in ``1..threshold`` is withheld.
 * **Rounding.** Every other count is rounded to the nearest ``round_to``,
   halves up (12 -> 10, 13 -> 15 with the default 5); one that would round
   into ``1..threshold`` goes up to the first multiple above it instead.
@@ -15,40 +16,99 @@ The rule (``DisclosureRule``, from the agreement's ``disclosure`` section):
   hiding it would also hide "no cases", which the board needs to see. So a
   suppressed cell is known to be non-zero, and the audit below assumes so
   (except in a withheld breakdown, where zeros are hidden too).
-* **Totals.** The published total is the sum of the published (rounded,
-  unsuppressed) cells, never the true total, so it adds nothing an analyst could
-  subtract from. ``total_incomplete`` says when suppressed cells are left out.
+* **Totals.** The total the hub publishes is not computed from the cells: it is
+  the measure's ``total`` breakdown (``events`` / ``total`` / ``all``,
+  ``children`` / ``total`` / ``all``), a one-cell breakdown protected on its
+  own by this same function (``streams.aggregate.protect_cells``), so it is the
+  true total rounded, or withheld when it is in ``1..threshold``. The audit
+  below already assumes the reader knows the true total exactly, so
+  publishing it rounded gives away nothing the audit has not granted.
+  ``ProtectedBreakdown.total`` (the sum of the published cells, with
+  ``total_incomplete`` when suppressed cells are left out of it) is for checks
+  and tests; it is not published.
 * **Small totals.** When the true total itself is in ``1..threshold`` the
   whole breakdown is withheld: the total and every cell, zeros included (a
   published 0 next to a small total says "all of these few children had X").
+* **Totals only small cells can make up.** With secondary suppression on and
+  a threshold above 0, when ``(n - 1) * threshold < total < threshold + n``
+  the whole breakdown is withheld, zeros included, whatever its cells (with
+  the default rule: two cells totalling 8, 0 and 8 too). At such a total
+  every table with all n cells non-zero and suppressed has each of them in
+  ``1..threshold`` (a count above the threshold would leave less than 1 for
+  some other cell), and no table with a zero among them would otherwise be
+  withheld (the other cells cannot all be small), so those are withheld too.
 * **Secondary suppression.** We assume the worst case: the reader knows the
   *true* total exactly (another table may publish it, or the same population
-  split another way). Knowing it, the suppressed cells' combined value is the
-  true total minus the published cells, fuzzed only by their rounding. While
-  exactly one cell is suppressed (it is the total less the others, and the
-  rounding noise that hides it may be narrowed by other tables), or while an
-  attacker could pin a suppressed cell, or their sum, into ``1..threshold`` or
-  pin a suppressed cell to a single value (see ``_derivable``), the next
-  smallest unsuppressed non-zero cell is suppressed too (smallest first: it
-  costs the board the least information; ties by value label, so the result
-  is deterministic). Zeros are never chosen: hiding a 0 adds nothing to the
-  suppressed sum, so it cannot lift it above the threshold. If no candidate
-  is left, the whole breakdown is withheld, zeros included, so no hidden cell
-  is known to be non-zero.
+  split another way), and knows this algorithm. Whenever a cell is primary,
+  more cells are suppressed (unless the agreement turns
+  ``secondary_suppression`` off: then only primaries are hidden, and a reader
+  who knows that knows every suppressed cell is small). They are chosen among
+  the unsuppressed non-zero cells (all above the threshold; zeros are never
+  chosen: hiding a 0 adds nothing to the suppressed sum) by value only,
+  never by label:
 
-Limits. The audit reads the published counts, not the PRIMARY / SECONDARY
-labels: a reader who sees that a cell is PRIMARY already knows it is in
-``1..threshold``, and one who also sees a SECONDARY neighbour (so above the
-threshold) can sometimes narrow the pair further (1 and 8, no rounding, true
-total 9 known: the PRIMARY cell is 1). Show readers one "suppressed" marker;
-keep the split for the audit trail. Two-way tables are not handled here yet:
-protect each published margin as its own breakdown, and do not publish the
-inner cells of a cross-tabulation until a table audit (row and column margins
-together) exists.
+  1. The cells go a value at a time: every cell holding the value whose cells
+     add up to the least (one cell of the smallest value, unless that value
+     is shared: two cells of 10 add up to 20, so a single 15 goes first; the
+     smaller value when two add up to the same). Equal cells are suppressed
+     together, so which of them is hidden never depends on labels.
+  2. One value always goes, even when the primaries alone could not be
+     narrowed; then the next, while an attacker knowing the true total could
+     pin a suppressed cell, or their sum, into ``1..threshold`` or pin a
+     suppressed cell to a single value (``_derivable``). If the candidates
+     run out first, the whole breakdown is withheld, zeros included.
+  3. When there is no cell to choose (every non-zero cell is primary), the
+     primaries are published as suppressed, zeros shown, if they cannot be
+     narrowed and the total is not ``threshold + n - 1``; otherwise the whole
+     breakdown is withheld, zeros included.
+
+  Why a reader who knows the algorithm learns no more: the choices depend
+  only on the values, so swapping the true counts of a primary cell and a
+  secondary one changes nothing that is published; for every suppressed cell
+  there is therefore a table with the same total publishing exactly the same
+  in which that cell is above the threshold. Under step 3, the table with
+  the suppressed cells' total less 1 for each of the others in one of them
+  (above the threshold exactly when the primaries cannot be narrowed) and 1
+  in the others publishes the same. A withheld breakdown hides its zeros,
+  and the totals rules (above, and ``threshold + n - 1`` in step 3) make sure
+  that a withheld breakdown of a known total could have held a zero, or a
+  count above the threshold, in each of its cells: below ``threshold + n``
+  no table with all n cells suppressed and non-zero has a count above the
+  threshold in it. ``tests/hub/test_algorithm_aware.py`` checks all this
+  with ``tests/support/brute_force.py``: every small table, and the tables
+  this argument builds for larger ones.
+
+Limits. A reader who knows the algorithm and the true total can still
+learn: that a suppressed cell of a published breakdown is not 0 (zeros are
+published); that at least one suppressed cell is above the threshold when a
+non-zero cell is published beside them; that the suppressed cells together
+could hold a count above the threshold beside 1 in each of the others (with
+the default rule: they add up to at least the threshold plus their number);
+and what the published numbers bound, which ``_derivable`` keeps out of
+``1..threshold`` and off single values. A withheld total (any suppressed
+one-cell breakdown) is known to be in ``1..threshold``, so every cell of its
+breakdown is known to be in ``0..threshold``: the price of publishing zeros.
+Cells above the threshold get no such protection: a suppressed one may be
+bounded closely (though not, in the tables tried, to one value), and the
+choice of secondaries says how they compare with the published cells (each
+secondary value, summed over the cells holding it, is at most any published
+value summed over the cells holding it). The audit reads the published
+counts, not the PRIMARY / SECONDARY labels: a reader who sees that a cell is
+PRIMARY already knows it is in ``1..threshold``, and one who also sees a
+SECONDARY neighbour (so above the threshold) can sometimes narrow the pair
+further (1 and 8, no rounding, true total 9 known: the PRIMARY cell is 1).
+Show readers one "suppressed" marker; keep the split for the audit trail.
+Each breakdown is protected on its own: what several breakdowns, periods or
+revisions give away together is ``hub.linked``'s business, audited by linear
+programming, not against a reader who knows both algorithms. Two-way tables
+are not handled here yet: protect each published margin as its own
+breakdown, and do not publish the inner cells of a cross-tabulation until a
+table audit (row and column margins together) exists.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
@@ -124,7 +184,8 @@ class ProtectedBreakdown:
 
     ``total`` is the sum of the published cells (None when the breakdown is
     withheld); ``total_incomplete`` is True when suppressed cells are left out
-    of it, so a reader never mistakes it for the true total.
+    of it. Neither is published: the hub publishes a measure's total as its own
+    one-cell breakdown (**Totals** in the module docstring).
     """
 
     cells: tuple[ProtectedCell, ...]
@@ -156,20 +217,15 @@ def protect_breakdown(
             "only additive breakdowns can be protected"
         )
     if rule.is_small(true_total):
-        return _withheld(counts, Suppression.PRIMARY)
+        return _withheld(counts, rule, Suppression.PRIMARY)
+    if rule.secondary_suppression and _only_small_cells_add_up(counts, rule):
+        return _withheld(counts, rule, Suppression.SECONDARY)
     suppressed = {value: Suppression.PRIMARY for value, n in counts.items() if rule.is_small(n)}
-    if rule.secondary_suppression:
-        candidates = sorted(
-            (n, value) for value, n in counts.items() if n > 0 and value not in suppressed
-        )
-        # A lone hidden cell is the total less the others: always give it company,
-        # even when rounding noise alone would hide it (another table may narrow it).
-        while len(suppressed) == 1 or _derivable(counts, suppressed.keys(), rule):
-            if not candidates:
-                # Every non-zero cell is hidden and still derivable: hide the zeros
-                # too, so no hidden cell is known to be non-zero.
-                return _withheld(counts, Suppression.SECONDARY)
-            suppressed[candidates.pop(0)[1]] = Suppression.SECONDARY
+    if rule.secondary_suppression and suppressed:
+        secondary = _secondaries(counts, suppressed.keys(), rule)
+        if secondary is None:
+            return _withheld(counts, rule, Suppression.SECONDARY)
+        suppressed.update(dict.fromkeys(secondary, Suppression.SECONDARY))
     cells = tuple(
         ProtectedCell(value, None, suppressed[value])
         if value in suppressed
@@ -212,10 +268,42 @@ def _derivable(counts: Mapping[str, int], hidden: Set[str], rule: DisclosureRule
     return rule.is_small(sum_high) or rule.is_small(cell_high) or cell_low >= cell_high
 
 
-def _withheld(counts: Mapping[str, int], total: Suppression) -> ProtectedBreakdown:
+def _secondaries(
+    counts: Mapping[str, int], primary: Set[str], rule: DisclosureRule
+) -> set[str] | None:
+    """The cells to suppress besides ``primary`` (the module docstring, steps 1 to 3),
+    or None when the whole breakdown must be withheld."""
+    left = Counter(n for value, n in counts.items() if value not in primary and n > 0)
+    if not left:  # step 3: every non-zero cell is primary
+        edge = sum(counts.values()) == rule.suppress_at_or_below + len(counts) - 1
+        return None if edge or _derivable(counts, primary, rule) else set()
+    chosen: set[str] = set()
+    while left:
+        cheapest = min(left, key=lambda n: (n * left[n], n))
+        del left[cheapest]
+        chosen.update(value for value, n in counts.items() if n == cheapest)
+        if not _derivable(counts, primary | chosen, rule):
+            return chosen
+    return None
+
+
+def _only_small_cells_add_up(counts: Mapping[str, int], rule: DisclosureRule) -> bool:
+    """True when every table of ``len(counts)`` cells with this true total and every
+    cell suppressed has each cell in ``1..threshold``: the total is too large for a
+    zero among them (each other cell is at most the threshold) and too small for a
+    count above the threshold (each other cell is at least 1)."""
+    cells, threshold = len(counts), rule.suppress_at_or_below
+    return threshold > 0 and (cells - 1) * threshold < sum(counts.values()) < threshold + cells
+
+
+def _withheld(
+    counts: Mapping[str, int], rule: DisclosureRule, total: Suppression
+) -> ProtectedBreakdown:
     """Nothing published: small cells are PRIMARY, the rest (zeros included) SECONDARY."""
     cells = tuple(
-        ProtectedCell(value, None, Suppression.PRIMARY if n else Suppression.SECONDARY)
+        ProtectedCell(
+            value, None, Suppression.PRIMARY if rule.is_small(n) else Suppression.SECONDARY
+        )
         for value, n in counts.items()
     )
     return ProtectedBreakdown(cells, None, total, True)

@@ -91,7 +91,7 @@ def broker_credentials(config: ClientConfig) -> CredentialsT | None:
 def faust_app(settings: HubSettings) -> faust.App:
     """The worker's Faust app, connecting with the hub's client configuration, committing
     only runs of offsets that start at the committed one (``streams.commits``)."""
-    return commits.App(
+    app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
         broker_credentials=broker_credentials(client_config(settings)),
@@ -108,6 +108,7 @@ def faust_app(settings: HubSettings) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
     )
+    return commits.strict(app)
 
 
 class Worker:

@@ -20,8 +20,6 @@ then seeks it back to the committed offset, and the event is read again
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
 from faust.transport.drivers.aiokafka import Consumer, Transport
 from faust.types import TP
@@ -56,8 +54,7 @@ class StrictTransport(Transport):
     Consumer = StrictConsumer
 
 
-class App(faust.App):
-    """A Faust app whose consumer commits with ``StrictConsumer``."""
-
-    def _new_transport(self) -> Any:
-        return StrictTransport(self.conf.broker_consumer, self)
+def strict(app: faust.App) -> faust.App:
+    """``app``, its consumer committing with ``StrictConsumer``: call before it starts."""
+    app.transport = StrictTransport(app.conf.broker_consumer, app)
+    return app

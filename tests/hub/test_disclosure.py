@@ -207,22 +207,50 @@ def test_default_rule_rounds_halves_up_and_keeps_exact_totals_out() -> None:
     assert (result.total, result.total_incomplete) == (135, False)  # the true total is 135 too
 
 
-def test_two_primary_cells_that_margins_would_pin_take_a_secondary() -> None:
+def test_primary_cells_always_take_a_secondary() -> None:
     # Without rounding, a reader who knows the true total learns the hidden sum
-    # exactly. 4 + 5 = 9 is above 7 and either cell could be 1..8: safe as is.
-    # 3 + 3 = 6 would put the pair in 1..7, so the next smallest cell joins them.
+    # exactly. 4 + 5 = 9 is above 7 and either cell could be 1..8, so the margins
+    # alone would let the pair stand; but a pair of suppressed cells with nothing
+    # above the threshold among them would tell a reader who knows the rule that
+    # both are small, so the smallest other non-zero cell (20) joins them anyway.
+    # 3 + 3 = 6 would put the pair in 1..7 too: the same 20 joins, and suffices.
     exact = DisclosureRule(round_to=1)
-    assert protect_breakdown({"A": 4, "B": 5, "C": 100}, exact).counts() == {
-        "A": None,
-        "B": None,
-        "C": 100,
-    }
+    assert published(protect_breakdown({"A": 4, "B": 5, "C": 20, "D": 100}, exact)) == [
+        ("A", None, PRIMARY),
+        ("B", None, PRIMARY),
+        ("C", None, SECONDARY),
+        ("D", 100, NONE),
+    ]
     assert published(protect_breakdown({"A": 3, "B": 3, "C": 20, "D": 100}, exact)) == [
         ("A", None, PRIMARY),
         ("B", None, PRIMARY),
         ("C", None, SECONDARY),
         ("D", 100, NONE),
     ]
+
+
+def test_equal_cells_are_suppressed_together_or_not_at_all() -> None:
+    # Which of two equal cells to hide would have to go by label, and the label
+    # order can tell a reader which suppressed cell is the small one.
+    assert protect_breakdown({"A": 1, "B": 10, "C": 10}).counts() == dict.fromkeys("ABC")
+    # Two 10s add up to more than one 15: the 15 goes, the 10s stay.
+    assert protect_breakdown({"A": 1, "B": 10, "C": 10, "D": 15}).counts() == {
+        "A": None,
+        "B": 10,
+        "C": 10,
+        "D": None,
+    }
+
+
+def test_primaries_with_no_company_left_stand_when_they_cannot_be_narrowed() -> None:
+    # Every non-zero cell is primary: 3 + 7 + 1 = 11 could be 9 + 1 + 1 with the 9
+    # as the secondary, which publishes the same, so the zero stays visible.
+    assert protect_breakdown({"A": 3, "B": 7, "C": 1, "D": 0}).counts() == {
+        "A": None,
+        "B": None,
+        "C": None,
+        "D": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -232,6 +260,15 @@ def test_two_primary_cells_that_margins_would_pin_take_a_secondary() -> None:
         ({"A": 5, "B": 0, "C": 0}, PRIMARY),
         # Total 9, yet with the zero shown each non-zero cell is at most 7.
         ({"A": 3, "B": 3, "C": 3, "D": 0}, SECONDARY),
+        # Two cells totalling 8: split as two non-zero counts, both are small, so
+        # a withheld pair of that total must be able to hide a zero too.
+        ({"A": 0, "B": 8}, SECONDARY),
+        ({"A": 5, "B": 3}, SECONDARY),
+        # A total of threshold + n - 1 = 10 over four cells: four suppressed cells
+        # of that total with no zero among them are all small (1 + 1 + 1 + 7 ..),
+        # so a table of that total whose non-zero cells are all small hides its
+        # zero too, and four suppressed cells may always have held a zero.
+        ({"A": 2, "B": 7, "C": 1, "D": 0}, SECONDARY),
     ],
 )
 def test_breakdowns_that_cannot_be_protected_are_withheld(
@@ -245,7 +282,7 @@ def test_breakdowns_that_cannot_be_protected_are_withheld(
         True,
     )
     assert [cell.suppression for cell in result.cells] == [
-        PRIMARY if n else SECONDARY for n in counts.values()
+        PRIMARY if 1 <= n <= 7 else SECONDARY for n in counts.values()
     ]
 
 

@@ -102,6 +102,9 @@ class _Log:
     def catch_up(self) -> None:
         pass
 
+    def releases(self) -> list[Any]:
+        return []
+
     def close(self) -> None:
         pass
 
