@@ -18,6 +18,7 @@ from hub.errors import PublishError
 from hub.settings import HubSettings
 from streams.publish.publisher import Publisher, Release, cell_key
 from tests.support.agreements import partner_ids
+from tests.support.attacker import attack
 from tests.support.processes import WorkerProcess, free_port, hub
 from tests.support.scenario import Scenario, read_trends, send
 
@@ -92,6 +93,10 @@ def assert_safe(published: Published, scenario: Scenario, threshold: int) -> Non
         count = snapshot["count"]
         assert count is None or not 1 <= count <= threshold, snapshot
         assert (count is None) == snapshot["suppressed"]
+    # Every revision on the topic, months and quarter together, to the independent attacker.
+    codec = Codec("trend_snapshot")
+    found = attack(codec.decode(value) for _, value in published.raw).findings
+    assert [f for f in found if f.kind != "zero"] == [], found[:10]
     everything = b"".join(k + v for k, v in published.raw)
     for child in scenario.children:
         assert child.encode() not in everything
