@@ -1,8 +1,10 @@
-"""How `hub` commands log: a library's traceback is one line unless the level is DEBUG,
-the hub's own tracebacks are kept (they mean a fault to report)."""
+"""How `hub` commands report: a library's traceback is one line unless the level is DEBUG,
+the hub's own tracebacks are kept (they mean a fault to report); a bad HUB_* setting is
+named, one line each, with no traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -46,3 +48,18 @@ def test_the_hubs_own_traceback_is_kept() -> None:
 
 def test_at_debug_every_traceback_is_kept() -> None:
     assert run("debug").count("Traceback (most recent call last)") == 2
+
+
+def test_a_bad_setting_is_named_without_a_traceback() -> None:
+    env = {**os.environ, "HUB_LOG_LEVEL": "loud", "HUB_METRICS_PORT": "abc"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "topics", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("error: HUB_LOG_LEVEL (given 'loud'): ")
+    assert lines[1].startswith("error: HUB_METRICS_PORT (given 'abc'): ")
