@@ -205,3 +205,13 @@ def test_the_installed_command_checks_the_shipped_schemas(
     result = installed.python("-m", "hub.cli", "schema", "check", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{', '.join(schema_names(SCHEMAS))}: " in result.stdout
+
+
+def test_kafka_python_checks_batches_with_the_c_crc32c() -> None:
+    """Without the ``crc32c`` extension kafka-python checks every record batch it reads in
+    pure Python, most of the publisher's time on a long changelog."""
+    from kafka.record import util
+
+    assert util.crc32c_c is not None
+    data = memoryview(bytes(range(256)) * 16)
+    assert util.calc_crc32c(data) == util.crc32c_py(data)
