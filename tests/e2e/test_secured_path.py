@@ -30,7 +30,7 @@ from tests.support.secured_path import Roles, counted, run_path
 
 OPERATOR_PASSWORD = secrets.token_urlsafe(18)
 #: The partners of the `hub_settings` agreement, each with the rows of its export.
-EXPORT_ROWS = {"camhs": 150, "police": 150, "spa": 150}
+EXPORT_ROWS = {"camhs": 250, "police": 250, "spa": 250}
 #: `hub synth` dates events in the 300 days from 1 January 2026: January to October,
 #: all closed months.
 MONTHS = tuple(f"2026-{month:02d}" for month in range(1, 11))
