@@ -150,7 +150,7 @@ class Watchdog:
 
     async def _rejoin(self, stalled: float) -> None:
         log.warning(
-            "still read nothing after %.0f s with events waiting: asking the group to rebalance",
+            "read nothing for %.0f s with events waiting: asking the group to rebalance",
             stalled,
         )
         consumer: Any = self.worker.app.consumer
