@@ -541,8 +541,15 @@ def _feasible(model: _Model) -> bool:
 
 def related(candidate: Release, published: Iterable[Release]) -> list[Release]:
     """The published releases a reader can combine with ``candidate``: every revision of
-    every period that overlaps it."""
-    return [r for r in published if r.start <= candidate.end and candidate.start <= r.end]
+    every period that overlaps it, and of every period overlapping those (a month's
+    quarter brings the quarter's other months, which its sum links to the month)."""
+    published = list(published)
+    near = {candidate.span} | {r.span for r in published if _overlap(r.span, candidate.span)}
+    return [r for r in published if any(_overlap(r.span, span) for span in near)]
+
+
+def _overlap(one: Span, other: Span) -> bool:
+    return one[0] <= other[1] and other[0] <= one[1]
 
 
 def secure_release(

@@ -23,7 +23,7 @@ from hub.errors import RecordError
 from hub.models import CaseEvent, LinkageBasis, Outcome, Role, Sex
 from hub.pseudonymise import KeyRing, Pseudonymiser
 from hub.taxonomy import STARTER_CODES
-from tests.support.agreements import example_areas
+from tests.support.agreements import EXAMPLE_PARTNERS, example_areas
 
 PROFILES = shipped_profiles()
 POOL = child_pool(40, seed=3)
@@ -72,17 +72,7 @@ def mapped(
 
 
 def test_every_partner_has_a_profile() -> None:
-    partners = {
-        "camhs",
-        "spa",
-        "police",
-        "school-nursing",
-        "counselling",
-        "youth-service",
-        "relationships",
-        "education",
-        "voluntary",
-    }
+    partners = set(EXAMPLE_PARTNERS)
     assert partners <= set(PROFILES)
     agency_types = {load_profile(name).agency_type for name in partners}
     assert len(agency_types) == len(partners)

@@ -26,19 +26,9 @@ from hub.ops.acls import Grant, apply_acls, derived_acls, managed, rule_text
 from hub.settings import HubSettings
 from streams.deferred import replay_group
 from streams.publish.publisher import changelog_topic
-from tests.support.agreements import EXAMPLE_AGREEMENT
+from tests.support.agreements import EXAMPLE_AGREEMENT, EXAMPLE_PARTNERS
 
-PARTNERS = (
-    "camhs",
-    "spa",
-    "police",
-    "school-nursing",
-    "counselling",
-    "youth-service",
-    "relationships",
-    "education",
-    "voluntary",
-)
+PARTNERS = EXAMPLE_PARTNERS
 SETTINGS = HubSettings(topic_namespace="ns.")
 APP = "ns.online-risk-hub"
 

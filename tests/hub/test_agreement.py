@@ -17,19 +17,10 @@ from hub.agreement.model import (
 )
 from hub.disclosure import DisclosureRule
 from hub.errors import ConfigError
+from tests.support.agreements import EXAMPLE_PARTNERS
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "agreement" / "example.yaml"
-PARTNERS = (
-    "camhs",
-    "spa",
-    "police",
-    "school-nursing",
-    "counselling",
-    "youth-service",
-    "relationships",
-    "education",
-    "voluntary",
-)
+PARTNERS = EXAMPLE_PARTNERS
 LONDON = ZoneInfo("Europe/London")
 
 

@@ -156,3 +156,21 @@ def _protected(publication: str, period: tuple[date, date], row: list[int]) -> R
     }
     found[E, "total", "all"] = total.cells[0].count
     return Release(publication, *period, 0, found)
+
+
+def test_a_month_revised_after_its_quarter_is_read_with_the_quarters_other_months() -> None:
+    # Q1 = Jan + Feb + Mar. Revised, January publishes NFA 10 where it hid it; with the
+    # quarter (10) and March (0), February's hidden NFA would be 1..4.
+    months = [
+        outcomes(JAN, "monthly", 0, NFA=None, OTHER=None, ADVICE=0, total=40),
+        outcomes(FEB, "monthly", 0, NFA=None, OTHER=None, ADVICE=0, total=35),
+        outcomes(MAR, "monthly", 0, NFA=0, OTHER=40, ADVICE=0, total=40),
+    ]
+    q1 = outcomes(Q1, "board-quarterly", 0, NFA=10, OTHER=None, ADVICE=0, total=115)
+    assert small(attack(snapshots(*months, q1)).findings) == []
+    naive = outcomes(JAN, "monthly", 1, NFA=10, OTHER=30, ADVICE=0, total=40)
+    assert small(attack(snapshots(*months, q1, naive)).findings)
+
+    secured = secure_release(naive, [*months, q1], RULE)
+    assert secured.release.cells[E, "outcome", "NFA"] is None
+    assert small(attack(snapshots(*months, q1, secured.release)).findings) == []

@@ -15,6 +15,18 @@ from hub.areas import Areas
 from hub.settings import HubSettings, case_topic_name
 
 EXAMPLE_AGREEMENT = resources.deploy("agreement", "example.yaml")
+#: The partners of the example agreement, in its order (written out here, not read from it).
+EXAMPLE_PARTNERS = (
+    "camhs",
+    "spa",
+    "police",
+    "school-nursing",
+    "counselling",
+    "youth-service",
+    "relationships",
+    "education",
+    "voluntary",
+)
 
 #: The partners of the agreement the `hub_settings` fixture names.
 TEST_PARTNERS = ("camhs", "police", "spa")
