@@ -144,21 +144,59 @@ class Cell:
 
 #: What one event, or one child, contributes: age band, sex, area, threshold level,
 #: role and outcome (single values), then agency types, risk codes and vulnerabilities.
-_Profile = tuple[
+Profile = tuple[
     str, str, str, int | None, str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]
 ]
 _latest = attrgetter("occurred_on", "record_key")
 
 
-@dataclass
-class _Scan:
-    """One pass over the records, grouped as little as the breakdowns need."""
+#: Counts per value of each dimension of ``events`` or ``children`` (``dimensions``).
+Dimensions = dict[str, Counter[str]]
 
-    events: Counter[_Profile]  # online events in the period, by profile
+
+@dataclass
+class Counts:
+    """What a period's breakdowns are made from (``breakdowns_from``).
+
+    Counters hold no zero entries: a value with no event is not "seen".
+    """
+
+    events: Dimensions  # online events in the period (``count_profile`` of each)
+    children: Dimensions  # the period's children (``count_profile`` of ``child_profile``)
     referrals: Counter[tuple[str, str]]  # (agency, online) -> referrals in the period
-    children: dict[str, list[RecordVersion]]  # subject -> its online events in the period
     bases: Counter[str]  # online events in the period by the basis of their subject
-    many_agencies: set[str]  # subjects with live records from two or more agencies by the end
+    known: Counter[str]  # the period's children by ``known_to_agencies``
+    pseudonyms: int  # distinct subject pseudonyms among the period's online events
+
+
+def event_profile(r: RecordVersion) -> Profile:
+    """What one online event contributes to the ``events`` breakdowns."""
+    return (
+        r.age_band, r.sex, r.area, r.threshold, r.role, r.outcome,
+        (r.agency_type,), r.codes, r.vulnerabilities,
+    )  # fmt: skip
+
+
+def child_profile(records: list[RecordVersion]) -> Profile:
+    """What a child contributes, from its online events in the period: single values from
+    the latest record; every agency type, code and flag of any."""
+    latest = records[0] if len(records) == 1 else max(records, key=_latest)
+    return (
+        latest.age_band,
+        latest.sex,
+        latest.area,
+        latest.threshold,
+        latest.role,
+        latest.outcome,
+        tuple(sorted({r.agency_type for r in records})),
+        tuple(sorted({code for r in records for code in r.codes})),
+        tuple(sorted({flag for r in records for flag in r.vulnerabilities})),
+    )
+
+
+def known_to(many: bool) -> str:
+    """The ``known_to_agencies`` value of a child."""
+    return TWO_OR_MORE if many else ONE_AGENCY
 
 
 def linked_subjects(records: Iterable[RecordVersion]) -> dict[str, str]:
@@ -187,80 +225,92 @@ def linked_subjects(records: Iterable[RecordVersion]) -> dict[str, str]:
     return {node: root(node) for node in parent if root(node) != node}
 
 
-def _scan(records: Iterable[RecordVersion], start: date, end: date) -> _Scan:
+def _scan(
+    records: Iterable[RecordVersion], start: date, end: date, cell_of: Mapping[str, str]
+) -> Counts:
+    """From scratch: linkage and agencies from every record, then the period's."""
     if start > end:
         raise ValueError(f"period starts ({start}) after it ends ({end})")
     first, last = start.isoformat(), end.isoformat()
     records = list(records)
     same_child = linked_subjects(records)
-    scan = _Scan(Counter(), Counter(), {}, Counter(), set())
-    events, referrals, children = scan.events, scan.referrals, scan.children
-    first_agency: dict[str, str] = {}  # subject -> the first agency seen holding a record
+    first_agency: dict[str, str] = {}  # child -> the first agency seen holding a record
+    many: set[str] = set()
+    referrals: Counter[tuple[str, str]] = Counter()
+    bases: Counter[str] = Counter()
+    events: Counter[Profile] = Counter()
+    children: dict[str, list[RecordVersion]] = {}  # child -> its online events in the period
+    pseudonyms: set[str] = set()
     for r in records:
         occurred = r.occurred_on
         if not r.live or occurred > last:
             continue
         subject = r.subject if r.subject is None else same_child.get(r.subject, r.subject)
         if subject is not None and first_agency.setdefault(subject, r.agency) != r.agency:
-            scan.many_agencies.add(subject)
+            many.add(subject)
         if occurred < first:
             continue
         if r.event_type == "REFERRAL":
             referrals[r.agency, r.online] += 1
         if r.online == "YES":
-            events[
-                r.age_band, r.sex, r.area, r.threshold, r.role, r.outcome,
-                (r.agency_type,), r.codes, r.vulnerabilities,
-            ] += 1  # fmt: skip
-            scan.bases[r.basis] += 1
+            events[event_profile(r)] += 1
+            bases[r.basis] += 1
             if subject is not None:
-                held = children.get(subject)
-                if held is None:
-                    children[subject] = [r]
-                else:
-                    held.append(r)
-    return scan
-
-
-def _child_profile(records: list[RecordVersion]) -> _Profile:
-    """Single values from the latest record; every agency type, code and flag of any."""
-    latest = records[0] if len(records) == 1 else max(records, key=_latest)
-    return (
-        latest.age_band,
-        latest.sex,
-        latest.area,
-        latest.threshold,
-        latest.role,
-        latest.outcome,
-        tuple(sorted({r.agency_type for r in records})),
-        tuple(sorted({code for r in records for code in r.codes})),
-        tuple(sorted({flag for r in records for flag in r.vulnerabilities})),
+                pseudonyms.add(r.subject)  # type: ignore[arg-type]
+                children.setdefault(subject, []).append(r)
+    return Counts(
+        _expand(events, cell_of),
+        _expand(Counter(map(child_profile, children.values())), cell_of),
+        referrals,
+        bases,
+        Counter(known_to(child in many) for child in children),
+        len(pseudonyms),
     )
 
 
-def _expand(
-    profiles: Mapping[_Profile, int], cell_of: Mapping[str, str]
-) -> dict[str, Counter[str]]:
+def dimensions() -> Dimensions:
+    """Empty counts for every dimension of ``events`` or ``children``."""
+    return {d: Counter() for d in (TOTAL, *SINGLE_VALUED, *MULTI_VALUED)}
+
+
+def count_profile(dims: Dimensions, profile: Profile, n: int, cell_of: Mapping[str, str]) -> None:
+    """Add ``n`` units of ``profile`` to every dimension's counts (``n`` below 0
+    retracts them), leaving no zero entry. ``cell_of``: risk code -> 4Cs cell."""
+    age, sx, ar, level, rl, out, types, codes, flags = profile
+    _bump(dims[TOTAL], ALL, n)
+    _bump(dims["age_band"], age, n)
+    _bump(dims["sex"], sx, n)
+    _bump(dims["area"], ar, n)
+    _bump(dims["threshold_level"], _threshold(level), n)
+    _bump(dims["role"], rl, n)
+    _bump(dims["outcome"], out, n)
+    for values, dimension in (
+        (types, "agency_type"),
+        (codes, "risk_code"),
+        (flags, "vulnerability"),
+    ):
+        counter = dims[dimension]
+        for value in values:
+            _bump(counter, value, n)
+    cells = dims["cell_4c"]
+    for cell in {cell_of.get(code, UNMAPPED) for code in codes}:
+        _bump(cells, cell, n)
+
+
+def _bump(counter: Counter[str], key: str, n: int) -> None:
+    total = counter[key] + n
+    if total:
+        counter[key] = total
+    else:
+        del counter[key]
+
+
+def _expand(profiles: Mapping[Profile, int], cell_of: Mapping[str, str]) -> Dimensions:
     """Counts per dimension value from counts per profile."""
-    counts: dict[str, Counter[str]] = {d: Counter() for d in (TOTAL, *SINGLE_VALUED, *MULTI_VALUED)}
-    total, age_band, sex, area, threshold_level, role, outcome = (
-        counts[d] for d in (TOTAL, *SINGLE_VALUED)
-    )
-    risk_code, cell_4c, vulnerability, agency_type = (counts[d] for d in MULTI_VALUED)
-    for (age, sx, ar, level, rl, out, types, codes, flags), n in profiles.items():
-        total[ALL] += n
-        age_band[age] += n
-        sex[sx] += n
-        area[ar] += n
-        threshold_level[_threshold(level)] += n
-        role[rl] += n
-        outcome[out] += n
-        for values, counter in ((types, agency_type), (codes, risk_code), (flags, vulnerability)):
-            for value in values:
-                counter[value] += n
-        for cell in {cell_of.get(code, UNMAPPED) for code in codes}:
-            cell_4c[cell] += n
-    return counts
+    dims = dimensions()
+    for profile, n in profiles.items():
+        count_profile(dims, profile, n, cell_of)
+    return dims
 
 
 def _threshold(level: int | None) -> str:
@@ -288,17 +338,22 @@ def true_breakdowns(
     then dimension, values in the dimension's fixed order (see the module
     docstring for what each measure counts). Withdrawn records count nowhere.
     """
-    scan = _scan(records, start, end)
-    events = _expand(scan.events, taxonomy.codes)
-    children = _expand(Counter(map(_child_profile, scan.children.values())), taxonomy.codes)
-    many = scan.many_agencies
-    children["known_to_agencies"] = Counter(
-        TWO_OR_MORE if subject in many else ONE_AGENCY for subject in scan.children
-    )
+    return breakdowns_from(_scan(records, start, end, taxonomy.codes), taxonomy, partners)
+
+
+def breakdowns_from(counts: Counts, taxonomy: Taxonomy, partners: Sequence[str]) -> Breakdowns:
+    """The breakdowns of a period from its ``Counts`` (see ``true_breakdowns``).
+
+    ``streams.index.RecordIndex`` keeps each period's ``Counts`` up to date as
+    versions arrive and gives them here, so a release does not read the history.
+    """
+    events = dict(counts.events)
+    children = dict(counts.children)
+    children["known_to_agencies"] = counts.known
     referrals: Counter[str] = Counter()
     not_assessed: Counter[str] = Counter()
     not_recorded: Counter[str] = Counter()
-    for (agency, online), n in scan.referrals.items():
+    for (agency, online), n in counts.referrals.items():
         referrals[agency] += n
         if online == "NOT_ASSESSED":
             not_assessed[agency] += n
@@ -319,14 +374,13 @@ def true_breakdowns(
         "known_to_agencies": (ONE_AGENCY, TWO_OR_MORE),
         SUBJECT_BASIS: SUBJECT_BASES,
     }
-    events[SUBJECT_BASIS] = scan.bases
+    events[SUBJECT_BASIS] = counts.bases
     result: Breakdowns = {}
-    for dimension, counts in events.items():
-        result[EVENTS, dimension] = _ordered(values[dimension], counts)
-    for dimension, counts in children.items():
-        result[CHILDREN, dimension] = _ordered(values[dimension], counts)
-    pseudonyms = {r.subject for held in scan.children.values() for r in held}
-    result[PSEUDONYMS, TOTAL] = {ALL: len(pseudonyms)}
+    for dimension, seen in events.items():
+        result[EVENTS, dimension] = _ordered(values[dimension], seen)
+    for dimension, seen in children.items():
+        result[CHILDREN, dimension] = _ordered(values[dimension], seen)
+    result[PSEUDONYMS, TOTAL] = {ALL: counts.pseudonyms}
     result[REFERRALS, "agency"] = _ordered(partners, referrals)
     result[REFERRALS_NOT_ASSESSED, "agency"] = _ordered(partners, not_assessed)
     result[REFERRALS_NOT_RECORDED, "agency"] = _ordered(partners, not_recorded)

@@ -10,7 +10,9 @@ the publisher
 2. reads every record version the workers made durable (their changelog
    topic) and keeps the highest version per record (``streams.records``), which is
    exactly the state the workers hold, however often they crashed;
-3. computes the closed period's cells (``streams.aggregate``) with the agreement's
+3. computes the closed period's cells (``streams.aggregate``) from that period's
+   counts, which ``streams.index`` keeps up to date as versions arrive (the old
+   version's contribution retracted, the new one's added), with the agreement's
    disclosure rule, protects them against everything already on the topic that a
    reader can put beside them (``hub.linked``: the months of a quarter, the
    period's earlier revisions), and publishes them to the publication's topic in the agreement
@@ -54,9 +56,11 @@ from hub.linked import secure_release
 from hub.models import TrendSnapshot
 from hub.periods import Period, history_periods, parse_period, period_label, period_starting
 from hub.settings import TRENDS_TOPIC, HubSettings
+from hub.taxonomy import Taxonomy
 from hub.trends import CellKey, PeriodKey, Published, PublishedPeriod
-from streams.aggregate import Cell, period_cells
-from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, merge
+from streams.aggregate import Cell, protect_cells
+from streams.index import RecordIndex
+from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +77,15 @@ def cell_key(publication: str, period: Period, cell: Cell) -> bytes:
 
 
 class VersionLog:
-    """The workers' changelog, folded into record key -> current version.
+    """The workers' changelog, folded into record key -> current version, indexed
+    by period (``streams.index.RecordIndex``).
 
     Keeps its consumer, so each ``catch_up`` reads only what is new.
     """
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, taxonomy: Taxonomy) -> None:
         self.topic = changelog_topic(settings)
-        self.records: dict[str, RecordVersion] = {}
+        self.index = RecordIndex(taxonomy)
         #: (agency topic, partition) -> the last offset the workers have applied.
         self.read: dict[tuple[str, int], int] = {}
         self._reader = TopicReader(
@@ -101,12 +106,17 @@ class VersionLog:
         for message in self._reader.read_to_end():
             if message.value is not None:
                 versions, read = decode_batch(json.loads(message.value))
-                merge(self.records, versions)
+                self.index.merge(versions)
                 for topic, offset in read.items():
                     key = (topic, message.partition)
                     self.read[key] = max(offset, self.read.get(key, -1))
                 batches += 1
         return batches
+
+    @property
+    def records(self) -> dict[str, RecordVersion]:
+        """Record key -> its current version."""
+        return self.index.records
 
     def close(self) -> None:
         self._reader.close()
@@ -259,7 +269,9 @@ class Publisher:
                 " publisher's revisions, `hub subscribe`, `hub report`)"
             )
         self.codec = Codec("trend_snapshot")
-        self.versions = VersionLog(settings)
+        self.versions = VersionLog(settings, agreement.taxonomy)
+        #: period -> (its ``RecordIndex.changes``, its cells) when last computed.
+        self._cells: dict[Period, tuple[int, list[Cell]]] = {}
         self.trends = TrendsLog(settings)
         try:
             # Each release is one transaction: readers (read_committed) see a period's
@@ -366,8 +378,7 @@ class Publisher:
 
     def _first_record_day(self) -> date | None:
         """When the earliest live record occurred: how far back the history goes."""
-        first = min((v.occurred_on for v in self.versions.records.values() if v.live), default=None)
-        return None if first is None else date.fromisoformat(first)
+        return self.versions.index.first_day()
 
     def _released_periods(self, publication: str) -> set[Period]:
         kind = self.agreement.schedule(publication).closes
@@ -378,14 +389,21 @@ class Publisher:
         }
 
     def cells(self, period: Period) -> list[Cell]:
-        return period_cells(
-            self.versions.records.values(),
-            period[0],
-            period[1],
-            self.agreement.taxonomy,
-            self.partners,
-            self.rule,
-        )
+        """The period's cells (``streams.aggregate``), before what the topic already holds.
+
+        From the period's counts, which the index keeps up to date as versions
+        arrive (``streams.index``), and only when a change reached them since
+        the last time.
+        """
+        index = self.versions.index
+        changes = index.changes(*period)
+        held = self._cells.get(period)
+        if held is not None and held[0] == changes:
+            return held[1]
+        breakdowns = index.breakdowns(*period, self.partners)
+        cells = protect_cells(breakdowns, self.rule)
+        self._cells[period] = (changes, cells)
+        return cells
 
     def _release(
         self, publication: str, period: Period, at: datetime, forced: bool = False
