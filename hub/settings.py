@@ -261,6 +261,16 @@ class HubSettings(BaseSettings):
         description="HUB_SESSION_TIMEOUT: seconds before the group gives a dead worker's"
         " partitions to another.",
     )
+    worker_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="HUB_WORKER_INSTANCE_ID: a stream worker's static member id in its"
+        " consumer group, one per worker, the same across its restarts (a container or pod"
+        " name). A worker restarted under it takes its partitions back at once, without a"
+        " rebalance; one that does not come back has its partitions moved after"
+        " HUB_SESSION_TIMEOUT. Unset: a restart waits for the session timeout.",
+    )
     worker_stall_after: float = Field(
         default=30.0,
         gt=0,

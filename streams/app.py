@@ -107,6 +107,8 @@ def faust_app(settings: HubSettings) -> faust.App:
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
+        # Static membership (HUB_WORKER_INSTANCE_ID): a restarted worker rejoins as itself.
+        consumer_group_instance_id=settings.worker_instance_id,
     )
     return commits.strict(app)
 
@@ -127,6 +129,9 @@ class Worker:
     ) -> None:
         self.app = app = faust_app(settings)
         self.state = state
+        #: The memory store keeps what Faust reads of the changelog in this process, on
+        #: top of the state; RocksDB keeps it on disk, where a restart finds it again.
+        self.in_memory = settings.store.startswith("memory")
         self.metrics = metrics
         self.batch_size = batch_size
         self.on_submission = on_submission
@@ -194,7 +199,16 @@ class Worker:
             await self.flush(partition)
 
     async def recovered(self) -> None:
-        """After recovery: rebuild the partitions this worker now owns and lacks."""
+        """After recovery: keep the partitions this worker still owns, rebuild the others.
+
+        Faust has read into the table what is new on the changelog of each partition
+        this worker owns: the whole of a partition newly assigned, and for one it kept
+        through the rebalance what was written since the last recovery (its own
+        batches). A partition held is brought up to date with that (merging is
+        idempotent); one not held is built from it. With the memory store the batches
+        are then dropped from the table, so a restarted worker does not hold its state
+        twice (Faust reads a partition from the start whenever it is assigned anew).
+        """
         actives = {
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics
         }
@@ -203,14 +217,23 @@ class Worker:
         self.state.keep_only(actives)
         missing = actives - set(self.state.partitions)
         batches: dict[int, list[Any]] = {}
+        read: list[Any] = []
         for key, value in list(self.table.data.items()):
             partition = int(str(key).split(":", 1)[0])
-            if partition in missing and value is not None:
+            if partition not in actives:
+                continue
+            read.append(key)
+            if value is not None and (partition in missing or self.in_memory):
                 batches.setdefault(partition, []).append(value)
-        for partition in missing:
+        for partition, values in batches.items():
             partition_state = self.state.partition(partition)
-            for value in batches.get(partition, ()):
+            for value in values:
                 partition_state.merge(decode_batch(value)[0])
+        for partition in missing - set(batches):
+            self.state.partition(partition)  # nothing on its changelog yet
+        if self.in_memory:
+            for key in read:
+                self.table.data.pop(key, None)
         log.info("record versions recovered for partitions %s", sorted(missing))
         self.recovering = False
 
@@ -218,12 +241,12 @@ class Worker:
         self.recovering = True  # until recovered() has rebuilt what is new
 
     async def revoked(self, sender: AppT, revoked: set[TP], **_: Any) -> None:
-        """Faust has waited for in-flight events: write what they changed, then forget
-        the partitions; whoever owns them next rebuilds them from the changelog."""
+        """Faust has waited for in-flight events: write what they changed. The state
+        is kept until recovery says which partitions this worker still owns (a
+        rebalance revokes every partition, and most come back)."""
         self.recovering = True
         for partition in {tp.partition for tp in revoked}:
             await self.flush(partition)
-            self.state.partitions.pop(partition, None)
         for tp in revoked:
             self.positions.pop(tp, None)  # the next owner's commits say how far it is read
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from adapters.synth.cases import child_pool, synth_rows, write_csv
 from hub.pseudonymise import Pseudonymiser
@@ -90,3 +90,47 @@ def test_counts_exact_after_replays_and_sigkill(
     assert samples["hub_events_counted"] == expected_total
     assert by_code(samples) == expected
     assert samples["hub_undecodable_messages_total"] == 0
+
+
+def test_counts_exact_after_sigkill_with_static_membership(
+    topics: HubSettings, tmp_path: Path
+) -> None:
+    """A worker with a static member id (HUB_WORKER_INSTANCE_ID), SIGKILLed mid-stream and
+    restarted under the same id, takes its partitions back and counts every record once."""
+    settings = topics.model_copy(update={"worker_instance_id": "hub-worker-test"})
+    pseudonymiser = Pseudonymiser.from_settings(settings)
+    pool = child_pool(200)
+    files = {}
+    for agency in partner_ids(settings):
+        path = tmp_path / f"{agency}.csv"
+        write_csv(path, synth_rows(agency, 1500, seed=12, pool=pool))
+        files[agency] = path
+    truth = ground_truth(files, pseudonymiser)
+    for agency, path in files.items():
+        publish_file(settings, path, agency)
+    worker = WorkerProcess(settings, tmp_path / "static.log")
+    try:
+        worker.start()
+        wait_until(worker, "hub_events_consumed_total", truth.events * 0.3, 120)
+        worker.kill()
+        worker.start()
+        wait_until(worker, "hub_events_counted", truth.records, 180)
+        time.sleep(3)  # anything still in flight would push the counts past the truth
+        samples = worker.metrics()
+        members = group_members(settings)
+    finally:
+        worker.stop()
+    assert samples["hub_events_counted"] == truth.records
+    assert by_code(samples) == truth.by_code
+    assert [m.get("group_instance_id") for m in members] == ["hub-worker-test"]
+
+
+def group_members(settings: HubSettings) -> list[dict[str, object]]:
+    """The workers' consumer group's members, as the broker describes them."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        groups = admin.describe_groups([settings.worker_app_id])
+    finally:
+        admin.close()
+    members: list[dict[str, object]] = groups[settings.worker_app_id]["members"]
+    return members
