@@ -18,7 +18,9 @@ from hub.errors import ConfigError
 from hub.ops.acls import derived_acls
 from hub.ops.topics import declared_topics
 from hub.settings import HubSettings
+from hub.taxonomy import Taxonomy
 from streams.app import Worker
+from streams.index import RecordIndex
 from streams.metrics import WorkerMetrics
 from streams.publish import publisher as publisher_module
 from streams.publish.publisher import Publisher
@@ -95,8 +97,8 @@ class _Producer:
 class _Log:
     """Stands for the changelog and trends readers: nothing to read."""
 
-    def __init__(self, settings: HubSettings) -> None:
-        self.records: dict[str, Any] = {}
+    def __init__(self, settings: HubSettings, taxonomy: Taxonomy | None = None) -> None:
+        self.index = RecordIndex(taxonomy or Taxonomy())  # no record in it
         self.periods: dict[tuple[str, date], Any] = {}
 
     def catch_up(self) -> None:
