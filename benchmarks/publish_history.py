@@ -193,6 +193,7 @@ def measure(count: int, period_events: int, scratch_recheck_max: int) -> dict[st
 
     out["decode_s"], decoded = timed(decode)
     records: dict[str, RecordVersion] = {}
+
     def fold() -> None:
         for versions in decoded:
             merge(records, versions)

@@ -1,4 +1,5 @@
-"""Stream throughput: events/s through the stream worker, beside a raw consumer and a bare agent.
+"""Stream throughput: events/s through the stream worker, beside a raw consumer, a bare agent
+and Quix Streams doing the worker's job.
 
 Run from the repository root::
 
@@ -19,7 +20,18 @@ topics. Then, in the same run, each reading all N events from the start:
     builds it (default batch size and flush interval, the timeliness hook),
     in a child process (``--role pipeline``): from the first event to the
     N-th consumed, to the last batch written to the changelog and acked, and
-    to the consumer group's committed offsets covering all N.
+    to the consumer group's committed offsets covering all N;
+(d) the peer: a Quix Streams application doing (c)'s job as Quix does it
+    (a child process, ``--role quix``, its own consumer group): per agency
+    topic a stateful ``sdf.update`` that decodes as (b) does, builds
+    ``RecordVersion.from_event`` and keeps, in the message key's (the
+    subject's) state in RocksDB with its changelog topic, each record's
+    current version (``streams.records.classify``: duplicates and stale
+    versions dropped, corrections and withdrawals retract and add) and a live
+    count per risk code. Timed to the N-th event processed and to the
+    group's committed offsets covering all N (the application is stopped
+    after the N-th, which commits its checkpoint). Optional: skipped, with a
+    message, when quixstreams cannot be imported, or with ``--no-quix``.
 
 Rates are timed inside the consumer, from the first event to the last. It
 also reports the resident memory of the (c) process per million subjects
@@ -30,7 +42,8 @@ RSS growth of a fresh process while one
 events (``--role state-memory``).
 
 Targets (from the issue): (c) >= 80 % of (b); (c) >= 5,000 events/s per
-worker (stretch 10,000). Nothing is asserted; the figures are reported.
+worker (stretch 10,000). Nothing is asserted; the figures are reported,
+with the ratios c/b and c/d.
 See docs/benchmarks.md for the figures measured on the project machine.
 """
 
@@ -63,7 +76,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.publishers.base import partition_key
 from adapters.synth.cases import DISTRICTS, EVENT_TYPES, OUTCOMES, RISK_WEIGHTS
@@ -75,6 +88,9 @@ from hub.models import CaseEvent, LinkageBasis, Pseudonym
 from hub.ops.broker import Broker
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
+
+if TYPE_CHECKING:
+    from streams.records import RecordVersion
 
 #: The checkout: the benchmark's child processes run `python -m benchmarks...` from here.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -152,8 +168,10 @@ def make_events(settings: HubSettings, count: int, subjects: int, seed: int = 5)
     out = Produced()
     latest: dict[str, dict[str, Any]] = {}  # record key -> its latest version's fields
     record_keys: list[str] = []
-    held: dict[str, int] = {}  # record key -> version the worker holds
-    sent: list[tuple[str, bytes, bytes, str, int, bool]] = []
+    # record key -> (version, content) the worker holds; content: (event type, outcome), the
+    # only fields of a record's RecordVersion that its versions here change
+    held: dict[str, tuple[int, tuple[str, str]]] = {}
+    sent: list[tuple[str, bytes, bytes, str, int, tuple[str, str]]] = []
     reported = datetime(2026, 11, 1, tzinfo=UTC)
     step = max(count // 10, 1)
 
@@ -161,10 +179,10 @@ def make_events(settings: HubSettings, count: int, subjects: int, seed: int = 5)
         event = CaseEvent(**fields)
         topic = settings.case_topic(event.agency_id)
         value = codec.encode(event.to_avro())
-        live = event.event_type != "WITHDRAWN"
-        record = (topic, partition_key(event), value, event.record_key, event.record_version, live)
-        sent.append(record)
-        classify(out, held, event.record_key, event.record_version, live)
+        content = (str(event.event_type), str(event.outcome))
+        key, version = event.record_key, event.record_version
+        sent.append((topic, partition_key(event), value, key, version, content))
+        classify(out, held, key, version, content)
         if event.subject is not None:
             out.subjects.add(event.subject.value)
 
@@ -173,16 +191,19 @@ def make_events(settings: HubSettings, count: int, subjects: int, seed: int = 5)
             say(f"  built {len(sent):,} of {count:,} events ...")
         roll = rng.random()
         if sent and roll < 0.05:  # a replay, byte for byte
-            topic, key, value, record_key, version, live = rng.choice(sent)
-            sent.append((topic, key, value, record_key, version, live))
-            classify(out, held, record_key, version, live)
+            topic, key, value, record_key, version, content = rng.choice(sent)
+            sent.append((topic, key, value, record_key, version, content))
+            classify(out, held, record_key, version, content)
             out.replays += 1
             continue
         if record_keys and roll < 0.08:  # a correction or a withdrawal of an earlier record
             fields = dict(latest[rng.choice(record_keys)])
             fields["record_version"] += 1
             fields["event_id"] = hex64(rng)
-            fields["reported_at"] = fields["reported_at"] + timedelta(days=rng.randrange(1, 30))
+            # Later, but never after the generator's "now": the worker refuses a reported_at
+            # more than two days ahead of its clock (streams.checks.implausible).
+            later = fields["reported_at"] + timedelta(days=rng.randrange(1, 30))
+            fields["reported_at"] = min(later, reported)
             if roll < 0.065:
                 fields["event_type"] = "WITHDRAWN"
             else:
@@ -235,20 +256,28 @@ def make_events(settings: HubSettings, count: int, subjects: int, seed: int = 5)
 
 
 def classify(
-    out: Produced, held: dict[str, int], record_key: str, version: int, live: bool
+    out: Produced,
+    held: dict[str, tuple[int, tuple[str, str]]],
+    record_key: str,
+    version: int,
+    content: tuple[str, str],
 ) -> None:
-    """What the worker must count this event as (a record's events stay in order)."""
+    """What the worker must count this event as (a record's events stay in order), as
+    streams.records.classify does: a higher version with the held content is a replay."""
+    live = content[0] != "WITHDRAWN"
     before = held.get(record_key)
     if before is None:
         kind = "new" if live else "withdrawal"
-    elif version < before:
+    elif version < before[0]:
         kind = "stale"
-    elif version == before:
+    elif version == before[0]:
         kind = "duplicate"
+    elif content == before[1]:
+        kind = "replay"
     else:
         kind = "correction" if live else "withdrawal"
-    if before is None or version > before:
-        held[record_key] = version
+    if before is None or version > before[0]:
+        held[record_key] = (version, content)
     out.kinds[kind] += 1
 
 
@@ -429,7 +458,7 @@ class Clock:
                 self.profiler.enable()
         if self.count == self.target:
             self.data.update(nth=time.time(), cpu_nth=time.process_time())
-            if self.role == "stateless":
+            if self.role != "pipeline":  # the pipeline's end is its last acked batch
                 self.finish()
 
     def done(self, events: int) -> None:
@@ -565,6 +594,98 @@ def run_pipeline(args: argparse.Namespace) -> None:
     clock.state = figures
     worker.app.timer(2.0)(clock.progress)
     run_faust(worker.app, args.faust_spinner)
+
+
+#: In each subject's Quix state, beside its records' versions (64-hex record keys).
+QUIX_BY_CODE = "by-code"
+
+
+def keep_version(state: Any, version: RecordVersion, held: RecordVersion | None, kind: str) -> None:
+    """Hold `version` (it supersedes `held`) as its record's current one in the subject's
+    Quix `state`, and move the subject's live counts per risk code from `held` to it."""
+    state.set(version.record_key, version.to_json())
+    if kind == "replay":  # the same content under a higher version: counted already
+        return
+    change: Counter[str] = Counter()
+    if held is not None and held.live:
+        change.subtract(held.codes)
+    if version.live:
+        change.update(version.codes)
+    if any(change.values()):
+        counts: dict[str, int] = state.get(QUIX_BY_CODE, {})
+        for code, step in change.items():
+            counts[code] = counts.get(code, 0) + step
+        state.set(QUIX_BY_CODE, {k: v for k, v in counts.items() if v})
+
+
+def run_quix(args: argparse.Namespace) -> None:
+    """(d): (c)'s job on Quix Streams, its state in RocksDB with a changelog topic.
+
+    One stateful dataframe per agency topic (Quix keeps a state store and a
+    changelog topic per topic; a record's events are all on its agency's
+    topic). The state is per message key, the subject pseudonym: under each
+    record key the record's current version (``RecordVersion.to_json``), and
+    under QUIX_BY_CODE the subject's live records per risk code; a total is the
+    sum over subjects, as the worker's is the sum over partitions. Quix's own
+    client settings but the broker address (and the hub's security settings,
+    PLAINTEXT here); log level WARNING, as the Faust children run.
+    """
+    import quixstreams
+    from quixstreams import Application, State
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    from streams.records import RecordVersion
+    from streams.records import classify as classify_version
+
+    settings = child_settings()
+    profile = Path(args.profile_out) if args.profile_out else None
+    clock = Clock("quix", args.events, Path(args.result), profile)
+    connection = ConnectionConfig.from_librdkafka_dict(
+        {"bootstrap.servers": settings.bootstrap_servers, **client_config(settings).librdkafka()}
+    )
+    app = Application(
+        broker_address=connection,
+        consumer_group=settings.topic_namespace + settings.app_id,
+        auto_offset_reset="earliest",
+        state_dir=settings.worker_data / "quix-state",
+        loglevel="WARNING",
+    )
+    decode = Codec("case_event").decode
+    from_event = RecordVersion.from_event
+    from_json = RecordVersion.from_json
+    kinds: Counter[str] = Counter()
+    tick = clock.tick
+    target = args.events
+    next_report = time.monotonic() + 2
+    records = 0  # record keys in the state
+
+    def keep(value: bytes, state: State[str, Any]) -> None:
+        nonlocal next_report, records
+        version = from_event(decode(value))
+        stored = state.get(version.record_key)
+        held = None if stored is None else from_json(stored)
+        kind = classify_version(version, held)
+        kinds[kind] += 1
+        if kind not in ("duplicate", "stale"):
+            keep_version(state, version, held, kind)
+            records += held is None
+        tick()
+        if clock.count == target:
+            app.stop()  # ends the poll loop, which then commits the checkpoint
+        elif not clock.count % 1000 and time.monotonic() >= next_report:
+            say(f"  [quix] {clock.count:,} of {target:,} processed ...")
+            next_report = time.monotonic() + 2
+
+    for name in case_topics(settings):
+        topic = app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+        app.dataframe(topic).update(keep, stateful=True)
+
+    def figures() -> dict[str, Any]:
+        return {"kinds": dict(kinds), "records": records}
+
+    clock.state = figures
+    clock.data["version"] = quixstreams.__version__
+    app.run()
 
 
 def run_state_memory(args: argparse.Namespace) -> None:
@@ -717,13 +838,28 @@ class Bench:
         )
         try:
             data = wait_for(proc, result, timeout=max(300.0, self.args.events / 500))
-            if role == "pipeline":
+            if role in ("pipeline", "quix"):
                 say("  waiting for the committed offsets to cover every event ...")
                 group = self.base.topic_namespace + app_id
                 data["committed"] = wait_committed(self.base, group, self.args.events, 60.0)
         finally:
             self.children.stop(proc)
         return data, proc
+
+
+def quix_unavailable() -> str | None:
+    """Why (d) cannot run here, or None: quixstreams is imported in a fresh interpreter."""
+    check = subprocess.run(
+        [sys.executable, "-c", "import quixstreams; print(quixstreams.__version__)"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if check.returncode == 0:
+        return None
+    lines = check.stderr.strip().splitlines()
+    return lines[-1] if lines else f"python exited with {check.returncode}"
 
 
 def timing(data: dict[str, Any], end: str, events: int) -> Timing:
@@ -737,6 +873,7 @@ class Round:
     raw: Timing
     stateless: Timing
     pipeline: dict[str, Any]  # the (c) child's result
+    quix: dict[str, Any] | None = None  # the (d) child's result, unless skipped
 
     def consumed(self, n: int) -> Timing:
         return timing(self.pipeline, "nth", n)
@@ -745,8 +882,13 @@ class Round:
         return timing(self.pipeline, "acked", n)
 
     def committed(self, n: int) -> Timing | None:
-        end = self.pipeline.get("committed")
-        return None if end is None else Timing(n, self.pipeline["first"], end)
+        return to_committed(self.pipeline, n)
+
+
+def to_committed(data: dict[str, Any], n: int) -> Timing | None:
+    """First event to the group's committed offsets covering all n (polled by the parent)."""
+    end = data.get("committed")
+    return None if end is None else Timing(n, data["first"], end)
 
 
 def mb(kib: float) -> str:
@@ -763,12 +905,73 @@ def row(name: str, samples: Sequence[Timing]) -> str:
     )
 
 
+def median_ratio(top: Sequence[Timing], bottom: Sequence[Timing]) -> float:
+    return statistics.median(t.rate / b.rate for t, b in zip(top, bottom, strict=True))
+
+
+def quix_rows(
+    quix: list[dict[str, Any]],
+    processed: list[Timing],
+    committed: list[Timing],
+    skipped: str | None,
+) -> None:
+    """The report's rows for (d), or why it was skipped."""
+    if not quix:
+        print(f"(d) Quix Streams: skipped ({skipped})")
+        return
+    label = f"(d) Quix Streams {quix[0].get('version', '')}"
+    print(row(f"{label}, to N-th processed", processed))
+    if committed:
+        print(row(f"{label}, to offsets committed", committed))
+    if len(committed) < len(quix):
+        print(
+            f"(d) offsets committed: not seen within 60 s in {len(quix) - len(committed)} round(s)"
+        )
+
+
+def per_round(rounds: list[Round], n: int) -> None:
+    print("per round, events/s to the N-th event:")
+    for number, r in enumerate(rounds, 1):
+        c = r.consumed(n)
+        d = None if r.quix is None else timing(r.quix, "nth", n)
+        print(
+            f"  round {number}: (a) {r.raw.rate:,.0f}, (b) {r.stateless.rate:,.0f},"
+            f" (c) {c.rate:,.0f}"
+            + ("" if d is None else f", (d) {d.rate:,.0f}")
+            + f"; c/b {c.rate / r.stateless.rate:.2f}"
+            + ("" if d is None else f", c/d {c.rate / d.rate:.2f}")
+        )
+
+
+def quix_counts(quix: dict[str, Any], expected: dict[str, int], records: int) -> None:
+    """What (d) made of the events, checked as the worker's counters are."""
+    kinds = Counter(quix["kinds"])
+    print(
+        "(d) classified: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))
+        + f"; holds {quix['records']:,} records"
+    )
+    seen = {  # as the worker's counters count them (a replay is a duplicate)
+        "events_consumed": kinds.total(),
+        "duplicates_dropped": kinds["duplicate"] + kinds["replay"],
+        "stale_versions_dropped": kinds["stale"],
+        "corrections": kinds["correction"],
+        "withdrawals": kinds["withdrawal"],
+    }
+    wrong = [f"{k} {seen[k]:,} != {v:,}" for k, v in expected.items() if seen[k] != v]
+    if quix["records"] != records:
+        wrong.append(f"records {quix['records']:,} != (c)'s {records:,}")
+    print("  counts as expected" if not wrong else "  COUNTS DIFFER: " + ", ".join(wrong))
+
+
 def report(
     args: argparse.Namespace,
     produced: Produced,
     load_rate: float,
     rounds: list[Round],
     memory: dict[str, Any] | None,
+    quix_skipped: str | None,
+    load_start: tuple[float, float, float],
 ) -> None:
     n = args.events
     raw = [r.raw for r in rounds]
@@ -776,12 +979,18 @@ def report(
     consumed = [r.consumed(n) for r in rounds]
     acked = [r.acked(n) for r in rounds]
     committed = [t for r in rounds if (t := r.committed(n)) is not None]
+    quix = [r.quix for r in rounds if r.quix is not None]
+    processed = [timing(q, "nth", n) for q in quix]
+    quix_committed = [t for q in quix if (t := to_committed(q, n)) is not None]
     print(
         f"\nStream throughput, {n:,} events on {len(AGENCIES)} agency topics x"
         f" {args.partitions} partitions, {len(produced.subjects):,} subjects,"
         f" {len(rounds)} round(s), {os.cpu_count()} CPUs"
     )
-    print(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"load average at the start: {' '.join(f'{x:.2f}' for x in load_start)};"
+        f" now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(
         f"produced: {load_rate:,.0f} events/s (confluent-kafka, acks=all); replays"
         f" {produced.replays:,}; expected kinds "
@@ -803,13 +1012,12 @@ def report(
             f"(c) offsets committed: not seen within 60 s in"
             f" {len(rounds) - len(committed)} round(s)"
         )
-    for name, samples in (("(b)", stateless), ("(c)", acked)):
+    quix_rows(quix, processed, quix_committed, quix_skipped)
+    gc_rows = [("(b)", stateless), ("(c)", acked)] + ([("(d)", processed)] if quix else [])
+    for name, samples in gc_rows:
         pauses = statistics.median(t.extra["gc_seconds"] / t.wall for t in samples)
         full = statistics.median(t.extra["gc_full"] for t in samples)
         print(f"  {name} garbage collection: {pauses:.1%} of the time, {full:.0f} full collections")
-
-    def median_ratio(top: list[Timing], bottom: list[Timing]) -> float:
-        return statistics.median(t.rate / b.rate for t, b in zip(top, bottom, strict=True))
 
     print(
         f"\nc/a = {median_ratio(consumed, raw):.2f} (acked: {median_ratio(acked, raw):.2f});"
@@ -822,6 +1030,15 @@ def report(
             else ""
         )
     )
+    if quix:
+        both = len(committed) == len(rounds) and len(quix_committed) == len(quix)
+        print(
+            f"c/d = {median_ratio(consumed, processed):.2f}"
+            + (f" (committed: {median_ratio(committed, quix_committed):.2f})" if both else "")
+            + f"; d/b = {median_ratio(processed, stateless):.2f}"
+        )
+    if len(rounds) > 1:
+        per_round(rounds, n)
     pipeline = rounds[0].pipeline
     counters = pipeline["counters"]
     print(
@@ -832,13 +1049,15 @@ def report(
     )
     expected = {
         "events_consumed": n,
-        "duplicates_dropped": produced.kinds["duplicate"],
+        "duplicates_dropped": produced.kinds["duplicate"] + produced.kinds["replay"],
         "stale_versions_dropped": produced.kinds["stale"],
         "corrections": produced.kinds["correction"],
         "withdrawals": produced.kinds["withdrawal"],
     }
     wrong = [f"{k} {counters[k]:,.0f} != {v:,}" for k, v in expected.items() if counters[k] != v]
     print("  counts as expected" if not wrong else "  COUNTS DIFFER: " + ", ".join(wrong))
+    if quix:
+        quix_counts(quix[0], expected, pipeline["records"])
     subjects = max(pipeline["subjects"], 1)
     records = max(pipeline["records"], 1)
     grown = pipeline["rss_end"] - pipeline["rss_start"]
@@ -857,6 +1076,12 @@ def report(
         f"  growth from the first event {mb(grown)}: {grown * 1024 / subjects:,.0f}"
         f" bytes/subject -> {mb(grown * 1_000_000 / subjects)} per million subjects"
     )
+    if quix:
+        print(
+            f"memory of (d): VmRSS {mb(quix[0]['rss_start'])} before consuming,"
+            f" {mb(quix[0]['rss_first'])} at the first event,"
+            f" {mb(quix[0]['rss_end'])} at the N-th (RocksDB's memory included)"
+        )
     if memory is not None:
         grown = memory["rss_after"] - memory["rss_before"]
         print(
@@ -914,6 +1139,14 @@ def kafka(args: argparse.Namespace, work: Path) -> Iterator[HubSettings]:
 
 
 def measure(args: argparse.Namespace, work: Path, children: Children) -> None:
+    load_start = os.getloadavg()
+    quix_skipped = "--no-quix" if args.no_quix else quix_unavailable()
+    if quix_skipped is not None and not args.no_quix:
+        quix_skipped = (
+            f"quixstreams cannot be imported: {quix_skipped};"
+            " to install it see docs/benchmarks.md, Stream processing"
+        )
+        say(f"(d) Quix Streams will be SKIPPED: {quix_skipped}")
     with kafka(args, work) as base:
         base = base.model_copy(update={"topic_namespace": f"bench{uuid.uuid4().hex[:8]}.stream."})
         agreement = partnership(base.agreement)
@@ -947,7 +1180,12 @@ def measure(args: argparse.Namespace, work: Path, children: Children) -> None:
             say(f"{tag}(c) streams.app.Worker (child process) ...")
             pipeline, _ = bench.child("pipeline", f"bench-pipeline-{number}")
             say(f"  {timing(pipeline, 'nth', args.events).rate:,.0f} events/s to N-th consumed")
-            rounds.append(Round(raw, stateless, pipeline))
+            quix = None
+            if quix_skipped is None:
+                say(f"{tag}(d) Quix Streams (child process) ...")
+                quix, _ = bench.child("quix", f"bench-quix-{number}")
+                say(f"  {timing(quix, 'nth', args.events).rate:,.0f} events/s to N-th processed")
+            rounds.append(Round(raw, stateless, pipeline, quix))
         memory = None
         if args.state_records:
             say(f"PartitionState with {args.state_records:,} record versions (child process) ...")
@@ -974,11 +1212,14 @@ def measure(args: argparse.Namespace, work: Path, children: Children) -> None:
                 children.stop(proc)
         profiles: dict[str, Path] = {}
         if args.profile:
-            for role in ("stateless", "pipeline"):
-                say(f"({'b' if role == 'stateless' else 'c'}) once more under cProfile ...")
+            roles = {"stateless": "b", "pipeline": "c"} | (
+                {"quix": "d"} if not quix_skipped else {}
+            )
+            for role, phase in roles.items():
+                say(f"({phase}) once more under cProfile ...")
                 profiles[role] = work / f"{role}.prof"
                 bench.child(role, f"bench-{role}-profile", "--profile-out", str(profiles[role]))
-        report(args, produced, args.events / took, rounds, memory)
+        report(args, produced, args.events / took, rounds, memory, quix_skipped, load_start)
         for role, path in profiles.items():
             print(f"\ncProfile of the {role} child, first to last event (top {args.top}):")
             print_profile(path, args.top)
@@ -991,7 +1232,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=200_000, help="events to produce and read")
     parser.add_argument("--subjects", type=int, default=50_000, help="distinct children")
     parser.add_argument("--partitions", type=int, default=6, help="partitions per agency topic")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds of (a), (b), (c); medians")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of (a) to (d); medians")
     parser.add_argument(
         "--state-records",
         type=int,
@@ -999,7 +1240,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="record versions for the PartitionState memory figure (0: skip it)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile one more run of (b) and (c)"
+        "--profile", action="store_true", help="cProfile one more run of (b), (c) and (d)"
+    )
+    parser.add_argument(
+        "--no-quix", action="store_true", help="skip (d), the Quix Streams application"
     )
     parser.add_argument("--top", type=int, default=25, help="rows of the cProfile listing")
     parser.add_argument("--bootstrap", help="use this running broker instead of starting one")
@@ -1011,7 +1255,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     # Internal: the child processes.
     parser.add_argument(
-        "--role", choices=("main", "stateless", "pipeline", "state-memory"), default="main"
+        "--role", choices=("main", "stateless", "pipeline", "quix", "state-memory"), default="main"
     )
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -1030,6 +1274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.role == "pipeline":
         run_pipeline(args)
+        return 0
+    if args.role == "quix":
+        run_quix(args)
         return 0
     if args.role == "state-memory":
         run_state_memory(args)
