@@ -21,7 +21,7 @@ batches of 500), and times, in the same process:
 * a scheduled time after a day of changes (0.1 % of N new versions: new
   records dated in the last three months, and one in twenty a correction or
   withdrawal of a record of any date), with every released period's counts
-  kept by the index (36 months and 12 quarters): merging the day's versions
+  kept by the index (36 months and 13 quarters): merging the day's versions
   (each retracted from and added to the counts it reaches), then the cells of
   the periods whose counts changed; beside recomputing every period from
   scratch (``--scratch-recheck-max`` limits the size at which that is run),
