@@ -38,10 +38,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
@@ -76,6 +76,14 @@ def cell_key(publication: str, period: Period, cell: Cell) -> bytes:
     ).encode()
 
 
+class Messages(Protocol):
+    """What ``VersionLog`` reads from: a topic's messages up to its end, then closed."""
+
+    def read_to_end(self) -> Iterator[Any]: ...
+
+    def close(self) -> None: ...
+
+
 class VersionLog:
     """The workers' changelog, folded into record key -> current version, indexed
     by period (``streams.index.RecordIndex``).
@@ -83,12 +91,15 @@ class VersionLog:
     Keeps its consumer, so each ``catch_up`` reads only what is new.
     """
 
-    def __init__(self, settings: HubSettings, taxonomy: Taxonomy) -> None:
+    def __init__(
+        self, settings: HubSettings, taxonomy: Taxonomy, reader: Messages | None = None
+    ) -> None:
+        """``reader``: where the changelog's messages come from (by default the topic)."""
         self.topic = changelog_topic(settings)
         self.index = RecordIndex(taxonomy)
         #: (agency topic, partition) -> the last offset the workers have applied.
         self.read: dict[tuple[str, int], int] = {}
-        self._reader = TopicReader(
+        self._reader = reader or TopicReader(
             settings,
             self.topic,
             "hub-publisher",
@@ -100,9 +111,14 @@ class VersionLog:
             fetch_max_bytes=64 * 1024 * 1024,
         )
 
-    def catch_up(self) -> int:
-        """Read to the current end of the changelog; the number of batches read."""
-        batches = 0
+    def catch_up(self, progress_every: float = 5.0) -> int:
+        """Read to the current end of the changelog; the number of batches read.
+
+        A long read (a process starting on years of history) says how far it is
+        every ``progress_every`` seconds, and how long it took.
+        """
+        batches = versions_read = 0
+        started = said = time.monotonic()
         for message in self._reader.read_to_end():
             if message.value is not None:
                 versions, read = decode_batch(json.loads(message.value))
@@ -111,6 +127,24 @@ class VersionLog:
                     key = (topic, message.partition)
                     self.read[key] = max(offset, self.read.get(key, -1))
                 batches += 1
+                versions_read += len(versions)
+            if time.monotonic() - said >= progress_every:
+                said = time.monotonic()
+                log.info(
+                    "reading the record-versions changelog: %d batches, %d record versions,"
+                    " %d records so far",
+                    batches,
+                    versions_read,
+                    len(self.index.records),
+                )
+        if said > started:
+            log.info(
+                "read %d changelog batches (%d record versions, %d records now) in %.0f s",
+                batches,
+                versions_read,
+                len(self.index.records),
+                time.monotonic() - started,
+            )
         return batches
 
     @property
