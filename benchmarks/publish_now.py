@@ -31,7 +31,7 @@ For the largest size it then splits, in one more child process (unless
 ``--no-phases``), what a release costs: ``Publisher.publish_now`` in-process (no
 interpreter start; the period is unchanged by then), then the changelog read to
 its end without decoding (kafka-python, the publisher's fetch sizes),
-``json.loads`` + ``decode_batch`` of every batch, ``RecordIndex.merge`` of every
+``decode_batch`` of every batch, ``RecordIndex.merge`` of every
 version, and the month's cells from the index (``breakdowns`` +
 ``protect_cells``).
 
@@ -330,7 +330,7 @@ def run_phases() -> None:
     out["batches"] = len(values)
     out["bytes"] = sum(len(v) for v in values)
     start = time.perf_counter()
-    decoded = [decode_batch(json.loads(v))[0] for v in values]
+    decoded = [decode_batch(v)[0] for v in values]
     out["decode_s"] = time.perf_counter() - start
     del values
     index = RecordIndex(agreement.taxonomy)

@@ -169,6 +169,9 @@ class Worker:
             default=None,
             partitions=settings.case_partitions,
             key_type=str,
+            # Batches are JSON written and read by streams.records (encode_batch,
+            # decode_batch): as bytes, the table passes them through undecoded.
+            value_type=bytes,
         )
         self.table.on_recover(self.recovered)
         app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]

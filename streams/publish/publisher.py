@@ -34,7 +34,6 @@ state of its own.
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import threading
 import time
@@ -121,7 +120,7 @@ class VersionLog:
         started = said = time.monotonic()
         for message in self._reader.read_to_end():
             if message.value is not None:
-                versions, read = decode_batch(json.loads(message.value))
+                versions, read = decode_batch(message.value)
                 self.index.merge(versions)
                 for topic, offset in read.items():
                     key = (topic, message.partition)

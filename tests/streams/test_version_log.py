@@ -1,5 +1,5 @@
 """The publisher's changelog reader: batches folded into the index, how far the workers
-have read, and progress on a long read."""
+have read, progress on a long read, and the batch format."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 
 from hub.settings import HubSettings
 from hub.taxonomy import Taxonomy
 from streams.publish.publisher import VersionLog
-from streams.records import RecordVersion, encode_batch
+from streams.records import RecordVersion, decode_batch, encode_batch
 
 
 def version(key: str, number: int) -> RecordVersion:
@@ -41,7 +42,7 @@ def log_of(messages: list[Any]) -> VersionLog:
 
 
 def message(partition: int, versions: list[RecordVersion], offset: int) -> Any:
-    value = json.dumps(encode_batch(versions, {"cases.camhs": offset})).encode()
+    value = encode_batch(versions, {"cases.camhs": offset})
     return SimpleNamespace(partition=partition, value=value)
 
 
@@ -70,3 +71,22 @@ def test_a_long_read_says_how_far_it_is(caplog: pytest.LogCaptureFixture) -> Non
         "reading the record-versions changelog: 1 batches, 1 record versions, 1 records so far"
     )
     assert lines[-1].startswith("read 3 changelog batches (3 record versions, 3 records now) in ")
+
+
+def test_a_batch_reads_back_as_written_and_as_older_workers_wrote_it() -> None:
+    held = version("r1", 3)._replace(codes=("GROOMING",), previous=("p0",))
+    data = encode_batch([held, version("r2", 1)], {"cases.camhs": 7})
+    assert json.loads(data) == {
+        "versions": [held.to_json(), version("r2", 1).to_json()],
+        "read": {"cases.camhs": 7},
+    }
+    assert decode_batch(data) == ([held, version("r2", 1)], {"cases.camhs": 7})
+    # Written by a worker of before `previous`: 18 fields, with the json module.
+    older = json.dumps({"versions": [held.to_json()[:18]], "read": {}}).encode()
+    assert decode_batch(older) == ([held._replace(previous=())], {})
+
+
+def test_a_batch_with_a_wrong_field_is_refused() -> None:
+    data = json.dumps({"versions": [["r1", "three", *version("r1", 1).to_json()[2:]]], "read": {}})
+    with pytest.raises(msgspec.ValidationError, match=r"versions\[0\]\[1\]"):
+        decode_batch(data.encode())
