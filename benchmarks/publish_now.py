@@ -47,7 +47,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,11 +61,11 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from benchmarks.publish_history import BATCH, LAST_MONTH, MONTHS, History, say
+from benchmarks.stream_throughput import broker_for
 from hub.agreement.model import load_agreement
 from hub.errors import HubError, PublishError
-from hub.kafka.client import admin_client, broker_answers
+from hub.kafka.client import admin_client
 from hub.kafka.security import client_config
-from hub.ops.broker import Broker
 from hub.ops.topics import TopicSpec, apply_topics, declared_topics
 from hub.settings import HubSettings
 from streams.publish.publisher import changelog_topic
@@ -75,12 +74,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PERIOD = f"{LAST_MONTH:%Y-%m}"
 #: Versions built and produced at a time (the parent never holds every batch).
 CHUNK = 50_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def hub_command() -> list[str]:
@@ -141,22 +134,8 @@ def measured(argv: list[str], env: dict[str, str], work: Path, timeout: float) -
 def kafka(args: argparse.Namespace, work: Path) -> Iterator[HubSettings]:
     """Settings for the broker at --bootstrap, or for one this run starts and stops."""
     heap = {"broker_heap": args.broker_heap} if args.broker_heap else {}
-    base = HubSettings(
-        broker_data=work / "broker", broker_port=free_port(), controller_port=free_port(), **heap
-    )
-    if args.bootstrap:
-        if not broker_answers(args.bootstrap, 10.0):
-            raise SystemExit(f"no Kafka broker answers at {args.bootstrap}")
-        yield base.model_copy(update={"bootstrap": args.bootstrap})
-        return
-    broker = Broker(base)
-    say(f"starting a Kafka broker on {base.bootstrap_servers} (state in {work}) ...")
-    try:
-        broker.start(quiet=True)
+    with broker_for(HubSettings(**heap), args.bootstrap, work) as base:
         yield base
-    finally:
-        say("stopping the broker ...")
-        broker.stop()
 
 
 def changelog_spec(settings: HubSettings) -> TopicSpec:

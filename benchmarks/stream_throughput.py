@@ -1117,16 +1117,25 @@ def print_profile(path: Path, top: int) -> None:
 @contextmanager
 def kafka(args: argparse.Namespace, work: Path) -> Iterator[HubSettings]:
     """Settings for the broker at --bootstrap, or for one this run starts and stops."""
-    base = HubSettings(
-        broker_data=work / "broker",
-        broker_port=free_port(),
-        controller_port=free_port(),
-        case_partitions=args.partitions,
+    with broker_for(HubSettings(case_partitions=args.partitions), args.bootstrap, work) as base:
+        yield base
+
+
+@contextmanager
+def broker_for(base: HubSettings, bootstrap: str | None, work: Path) -> Iterator[HubSettings]:
+    """``base`` for the broker at ``bootstrap`` (it must answer), or for one this run
+    starts (state under ``work``, free ports) and stops at the end, also on error."""
+    base = base.model_copy(
+        update={
+            "broker_data": work / "broker",
+            "broker_port": free_port(),
+            "controller_port": free_port(),
+        }
     )
-    if args.bootstrap:
-        if not broker_answers(args.bootstrap, 10.0):
-            raise SystemExit(f"no Kafka broker answers at {args.bootstrap}")
-        yield base.model_copy(update={"bootstrap": args.bootstrap})
+    if bootstrap:
+        if not broker_answers(bootstrap, 10.0):
+            raise SystemExit(f"no Kafka broker answers at {bootstrap}")
+        yield base.model_copy(update={"bootstrap": bootstrap})
         return
     broker = Broker(base)
     say(f"starting a Kafka broker on {base.bootstrap_servers} (state in {work}) ...")
