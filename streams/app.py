@@ -219,21 +219,18 @@ class Worker:
             del self.pending[partition]  # unacknowledged: their events go to the new owner
         self.state.keep_only(actives)
         missing = actives - set(self.state.partitions)
-        batches: dict[int, list[Any]] = {}
+        for partition in missing:
+            self.state.partition(partition)
         read: list[Any] = []
-        for key, value in list(self.table.data.items()):
+        # Each batch is merged as it is read (nothing here awaits, so the table does
+        # not change meanwhile): the batches are never all in memory at once.
+        for key, value in self.table.data.items():
             partition = int(str(key).split(":", 1)[0])
             if partition not in actives:
                 continue
             read.append(key)
             if value is not None and (partition in missing or self.in_memory):
-                batches.setdefault(partition, []).append(value)
-        for partition, values in batches.items():
-            partition_state = self.state.partition(partition)
-            for value in values:
-                partition_state.merge(decode_batch(value)[0])
-        for partition in missing - set(batches):
-            self.state.partition(partition)  # nothing on its changelog yet
+                self.state.partitions[partition].merge(decode_batch(value)[0])
         if self.in_memory:
             for key in read:
                 self.table.data.pop(key, None)
