@@ -71,10 +71,11 @@ that of ``children`` / ``total`` would pin that difference into
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from operator import attrgetter
+from typing import TypeVar
 
 from hub.disclosure import DisclosureRule, protect_breakdown
 from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
@@ -98,6 +99,7 @@ from hub.trends import (
 )
 from streams.records import NOT_RECORDED, RecordVersion
 
+K = TypeVar("K", bound=Hashable)
 Key = tuple[str, str]  # (measure, dimension)
 Breakdowns = dict[Key, dict[str, int]]
 
@@ -277,13 +279,13 @@ def count_profile(dims: Dimensions, profile: Profile, n: int, cell_of: Mapping[s
     """Add ``n`` units of ``profile`` to every dimension's counts (``n`` below 0
     retracts them), leaving no zero entry. ``cell_of``: risk code -> 4Cs cell."""
     age, sx, ar, level, rl, out, types, codes, flags = profile
-    _bump(dims[TOTAL], ALL, n)
-    _bump(dims["age_band"], age, n)
-    _bump(dims["sex"], sx, n)
-    _bump(dims["area"], ar, n)
-    _bump(dims["threshold_level"], _threshold(level), n)
-    _bump(dims["role"], rl, n)
-    _bump(dims["outcome"], out, n)
+    bump(dims[TOTAL], ALL, n)
+    bump(dims["age_band"], age, n)
+    bump(dims["sex"], sx, n)
+    bump(dims["area"], ar, n)
+    bump(dims["threshold_level"], _threshold(level), n)
+    bump(dims["role"], rl, n)
+    bump(dims["outcome"], out, n)
     for values, dimension in (
         (types, "agency_type"),
         (codes, "risk_code"),
@@ -291,13 +293,14 @@ def count_profile(dims: Dimensions, profile: Profile, n: int, cell_of: Mapping[s
     ):
         counter = dims[dimension]
         for value in values:
-            _bump(counter, value, n)
+            bump(counter, value, n)
     cells = dims["cell_4c"]
     for cell in {cell_of.get(code, UNMAPPED) for code in codes}:
-        _bump(cells, cell, n)
+        bump(cells, cell, n)
 
 
-def _bump(counter: Counter[str], key: str, n: int) -> None:
+def bump(counter: Counter[K], key: K, n: int) -> None:
+    """Add ``n`` to ``key``'s count (below 0 to take away), leaving no zero entry."""
     total = counter[key] + n
     if total:
         counter[key] = total

@@ -130,7 +130,7 @@ class Worker:
         self.app = app = faust_app(settings)
         self.state = state
         #: The memory store keeps what Faust reads of the changelog in this process, on
-        #: top of the state; RocksDB keeps it on disk, where a restart finds it again.
+        #: top of the state, so recovery drops it once merged; RocksDB keeps it on disk.
         self.in_memory = settings.store.startswith("memory")
         self.metrics = metrics
         self.batch_size = batch_size

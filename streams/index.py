@@ -41,10 +41,9 @@ that the kept counts equal ``true_breakdowns`` after any sequence of versions.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
 
 from hub.periods import add_months
 from hub.taxonomy import Taxonomy
@@ -53,6 +52,7 @@ from streams.aggregate import (
     Counts,
     Profile,
     breakdowns_from,
+    bump,
     child_profile,
     count_profile,
     dimensions,
@@ -60,8 +60,6 @@ from streams.aggregate import (
     known_to,
 )
 from streams.records import RecordVersion, same_content, supersedes
-
-K = TypeVar("K", bound=Hashable)
 
 
 class Linkage:
@@ -155,15 +153,15 @@ class _Tally:
         """A record's own contribution: events, referrals, subject bases."""
         counts = self.counts
         if r.event_type == "REFERRAL":
-            _bump(counts.referrals, (r.agency, r.online), sign)
+            bump(counts.referrals, (r.agency, r.online), sign)
         if r.online == "YES":
             count_profile(counts.events, event_profile(r), sign, self.cell_of)
-            _bump(counts.bases, r.basis, sign)
+            bump(counts.bases, r.basis, sign)
 
     def count_child(self, contribution: tuple[Profile, bool], sign: int) -> None:
         """A child's contribution: its profile, and whether 2+ agencies know it."""
         count_profile(self.counts.children, contribution[0], sign, self.cell_of)
-        _bump(self.counts.known, known_to(contribution[1]), sign)
+        bump(self.counts.known, known_to(contribution[1]), sign)
 
 
 class RecordIndex:
@@ -337,7 +335,7 @@ class RecordIndex:
             self.linkage.add(r.subject, other)
 
     def _retract(self, r: RecordVersion) -> None:
-        _bump(self._days, r.occurred_on, -1)
+        bump(self._days, r.occurred_on, -1)
         if _counted(r):
             bucket = self._months[r.month]
             del bucket[r.record_key]
@@ -414,15 +412,6 @@ def _named(r: RecordVersion | None) -> set[str]:
     if r is None or r.subject is None:
         return set()
     return {r.subject, *r.previous}
-
-
-def _bump(counter: Counter[K], key: K, sign: int) -> None:
-    """Add ``sign`` to ``key``'s count, leaving no zero entry."""
-    n = counter[key] + sign
-    if n:
-        counter[key] = n
-    else:
-        del counter[key]
 
 
 def _months(start: date, end: date) -> Iterator[str]:

@@ -115,12 +115,12 @@ class RecordVersion(NamedTuple):
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RecordVersion:
-        values: list[Any] = [intern(v) if isinstance(v, str) else v for v in data]
-        values[13] = _shared(tuple(values[13]))
-        values[15] = _shared(tuple(values[15]))
-        if len(values) > 18:  # batches written before pseudonyms carried their history have 18
-            values[18] = tuple(intern(v) for v in values[18])
-        return cls(*values)
+        """From ``to_json``'s list (18 fields, before ``previous``, read too)."""
+        values = list(data)
+        for index in (13, 15, 18):
+            if index < len(values):
+                values[index] = tuple(values[index])
+        return _shared_values(cls(*values))
 
     @property
     def month(self) -> str:
@@ -211,7 +211,7 @@ def decode_batch(data: bytes) -> tuple[list[RecordVersion], dict[str, int]]:
     """A changelog message's versions and read offsets.
 
     Decoded in one pass straight into versions (msgspec checks every field's type
-    as it goes), then each repeated value is shared as ``from_json`` shares it.
+    as it goes), then each repeated value is shared (``_shared_values``).
     Batches written before versions carried ``previous`` (18 fields) read too.
     """
     batch = _BATCH.decode(data)
