@@ -261,6 +261,15 @@ class HubSettings(BaseSettings):
         description="HUB_SESSION_TIMEOUT: seconds before the group gives a dead worker's"
         " partitions to another.",
     )
+    changelog_snapshot_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1,
+        description="HUB_CHANGELOG_SNAPSHOT_BYTES: a stream worker writes a snapshot of a"
+        " partition's records to the record-versions changelog, and deletes the batches it"
+        " covers, once the batches written since the last snapshot reach this many bytes or"
+        " the size of that snapshot, whichever is larger; the changelog then holds at most"
+        " about twice each partition's current records.",
+    )
     worker_instance_id: str | None = Field(
         default=None,
         min_length=1,

@@ -19,6 +19,11 @@ Exactness without a state write per event:
    idempotent fold: highest version per record), and re-reads the events
    after the committed offset. An event whose batch was written but not
    committed is seen again and dropped as a duplicate.
+4. The changelog is compacted: once the batches written since a partition's
+   last snapshot reach that snapshot's size, the worker writes a new snapshot
+   of the partition and then tombstones every key it covers
+   (``streams.changelog``), so the changelog grows with the records, not with
+   every version ever written.
 
 The publisher (``streams.publish.publisher``) reads the same changelog, so published
 counts are computed from exactly the durable state.
@@ -51,6 +56,7 @@ from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
 from streams import commits
+from streams.changelog import PartitionLog, partition_of, snapshot_of
 from streams.checks import Reason, implausible
 from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
@@ -139,6 +145,9 @@ class Worker:
         self.read_count = 0  # events read since start (the watchdog's sign of life)
         self.codec = Codec("case_event", settings.schemas_dir)
         self.pending: dict[int, Pending] = {}
+        self.logs: dict[int, PartitionLog] = {}  # per owned partition, its changelog
+        self.snapshot_bytes = settings.changelog_snapshot_bytes
+        self.snapshotting: set[int] = set()
         self.writer = uuid.uuid4().hex[:12]
         self.sequence = 0
         # An event's agency is the topic it arrived on, whatever its body says: the case
@@ -184,18 +193,48 @@ class Worker:
         batch = self.pending.pop(partition, None)
         if batch is None:
             return
+        kept = self.logs.setdefault(partition, PartitionLog())
         if batch.events:
             # Written even when nothing changed (only replays): it records how far
             # the partition's events are applied, which the publisher waits for.
             self.sequence += 1
-            await self.table.changelog_topic.send(
-                key=f"{partition}:{self.writer}:{self.sequence}",
-                value=encode_batch(batch.versions, batch.read),
-                partition=partition,
-            )
+            key = f"{partition}:{self.writer}:{self.sequence}"
+            value = encode_batch(batch.versions, batch.read)
+            await self.table.changelog_topic.send(key=key, value=value, partition=partition)
+            kept.wrote(key, len(value), batch.read)
             self.metrics.batches.inc()
         for event in batch.events:
             event.ack()
+        if kept.due(self.snapshot_bytes) and not self.recovering:
+            await self.snapshot(partition)
+
+    async def snapshot(self, partition: int) -> None:
+        """Write every record of the partition as a snapshot, then tombstone the keys
+        it covers once each chunk is acknowledged (``streams.changelog``)."""
+        state = self.state.partitions.get(partition)
+        kept = self.logs.get(partition)
+        if state is None or kept is None or partition in self.snapshotting:
+            return
+        self.snapshotting.add(partition)
+        try:
+            self.sequence += 1
+            written = kept.written
+            snapshot = snapshot_of(
+                partition, f"{self.writer}:s{self.sequence}", list(state.records.values()), kept
+            )
+            topic = self.table.changelog_topic
+            sent = [
+                await topic.send(key=key, value=value, partition=partition)
+                for key, value in snapshot.chunks
+            ]
+            for delivery in sent:
+                await delivery  # on the broker before any key it replaces is deleted
+            for key in snapshot.tombstones():
+                await topic.send(key=key, value=None, partition=partition)
+            kept.replaced(snapshot, written)
+            self.metrics.snapshots.inc()
+        finally:
+            self.snapshotting.discard(partition)
 
     async def flush_all(self) -> None:
         for partition in list(self.pending):
@@ -221,16 +260,26 @@ class Worker:
         missing = actives - set(self.state.partitions)
         for partition in missing:
             self.state.partition(partition)
+            self.logs[partition] = PartitionLog()
+        for partition in [p for p in self.logs if p not in actives]:
+            del self.logs[partition]
         read: list[Any] = []
         # Each batch is merged as it is read (nothing here awaits, so the table does
         # not change meanwhile): the batches are never all in memory at once.
         for key, value in self.table.data.items():
-            partition = int(str(key).split(":", 1)[0])
+            partition = partition_of(str(key))
             if partition not in actives:
                 continue
             read.append(key)
-            if value is not None and (partition in missing or self.in_memory):
-                self.state.partitions[partition].merge(decode_batch(value)[0])
+            if value is None:
+                continue
+            kept = self.logs.setdefault(partition, PartitionLog())
+            if partition in missing or self.in_memory:
+                versions, offsets = decode_batch(value)
+                self.state.partitions[partition].merge(versions)
+                kept.recovered(str(key), len(value), offsets)
+            else:
+                kept.recovered(str(key), len(value), {})
         if self.in_memory:
             for key in read:
                 self.table.data.pop(key, None)

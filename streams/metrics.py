@@ -80,6 +80,12 @@ class WorkerMetrics:
             " durable before its events are acknowledged).",
             registry=registry,
         )
+        self.snapshots = Counter(
+            "hub_changelog_snapshots_written",
+            "Snapshots of a partition's records written to the changelog, each replacing"
+            " the batches and snapshot before it (compaction then deletes those).",
+            registry=registry,
+        )
         self._by_kind = {
             "duplicate": self.duplicates,
             "replay": self.duplicates,

@@ -71,6 +71,8 @@ def hub_settings(broker_settings: HubSettings, tmp_path: Path) -> HubSettings:
             "adapter_metrics_port": free_port(),
             "key_file": key_file,
             "session_timeout": 8.0,
+            # Snapshots and tombstones on the changelog many times in every worker test.
+            "changelog_snapshot_bytes": 20_000,
             "outbox": tmp_path / "outbox.sqlite",
         }
     )

@@ -7,39 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import RecordVersion
 from streams.state import PartitionState
-
-
-def version(
-    key: str,
-    v: int = 1,
-    *,
-    live: bool = True,
-    agency: str = "camhs",
-    subject: str | None = "s1",
-    codes: tuple[str, ...] = ("GROOMING",),
-) -> RecordVersion:
-    return RecordVersion(
-        record_key=key,
-        version=v,
-        live=live,
-        agency=agency,
-        agency_type="CAMHS",
-        event_type="REFERRAL" if live else "WITHDRAWN",
-        subject=subject,
-        basis="NHS_NUMBER" if subject else "NONE",
-        occurred_on="2026-10-01",
-        age_band="11-13",
-        sex="FEMALE",
-        area="E1",
-        threshold=2,
-        vulnerabilities=(),
-        online="YES",
-        codes=codes,
-        role="VICTIM",
-        outcome="UNKNOWN",
-    )
+from tests.support.versions import version
 
 
 def test_replay_older_version_correction_and_withdrawal() -> None:
