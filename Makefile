@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "Creating $(VENV) and installing the hub with its pinned dependencies ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,confluent,rocksdb,report,spreadsheet]'
+	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,confluent,report,spreadsheet]'
 	@touch $(STAMP)
 
 demo: setup

@@ -250,8 +250,9 @@ class HubSettings(BaseSettings):
     )
     app_id: str = Field(default="online-risk-hub", description="HUB_APP_ID: Faust app id.")
     store: str = Field(
-        default="memory://",
-        description="HUB_STORE: Faust table store; rocksdb:// in production.",
+        default="rocksdb://",
+        description="HUB_STORE: the worker's Faust table store: rocksdb:// (on disk, under"
+        " HUB_WORKER_DATA), or memory:// (nothing on disk: development only).",
     )
     worker_data: Path = Field(
         default=Path(".hub-worker"), description="HUB_WORKER_DATA: Faust's local state."

@@ -56,7 +56,7 @@ from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
 from streams import commits
-from streams.changelog import PartitionLog, partition_of, snapshot_of
+from streams.changelog import PartitionLog, partition_of
 from streams.checks import Reason, implausible
 from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
@@ -219,13 +219,13 @@ class Worker:
         try:
             self.sequence += 1
             written = kept.written
-            snapshot = snapshot_of(
-                partition, f"{self.writer}:s{self.sequence}", list(state.records.values()), kept
-            )
+            snapshot = kept.snapshot_of(partition, f"{self.writer}:s{self.sequence}")
             topic = self.table.changelog_topic
+            # One chunk in memory at a time; the records as they were when it began (a
+            # RocksDB iterator's view), or newer (harmless: higher versions).
             sent = [
                 await topic.send(key=key, value=value, partition=partition)
-                for key, value in snapshot.chunks
+                for key, value in snapshot.chunks(state.records.values())
             ]
             for delivery in sent:
                 await delivery  # on the broker before any key it replaces is deleted

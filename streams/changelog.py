@@ -31,7 +31,7 @@ retention.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from streams.records import RecordVersion, encode_batch
@@ -73,7 +73,7 @@ class PartitionLog:
         """`snapshot` is on the changelog and its tombstones sent; `written` bytes of
         batches were counted when it began (those written since are not covered)."""
         self.keys -= snapshot.covers
-        self.keys.update(key for key, _ in snapshot.chunks)
+        self.keys.update(snapshot.keys)
         self.written -= written
         self.snapshot = snapshot.size
 
@@ -85,45 +85,46 @@ class PartitionLog:
     def due(self, minimum: int) -> bool:
         return self.written >= max(self.snapshot, minimum)
 
+    def snapshot_of(self, partition: int, prefix: str) -> Snapshot:
+        """A snapshot of the partition under keys ``<partition>:<prefix>:<n>``, covering
+        the keys held now and carrying the read offsets as they are now. Batches written
+        while its chunks are sent are not covered: they may hold newer versions."""
+        return Snapshot(f"{partition}:{prefix}", frozenset(self.keys), dict(self.read))
 
-@dataclass(frozen=True)
+
+@dataclass
 class Snapshot:
-    """A partition's snapshot: its chunks, and the keys it covers."""
+    """A partition's snapshot: the keys it covers, and its chunks as they are made."""
 
-    chunks: list[tuple[str, bytes]]
+    prefix: str
     covers: frozenset[str]
+    read: dict[str, int]
+    keys: list[str] = field(default_factory=list)
+    size: int = 0
 
-    @property
-    def size(self) -> int:
-        return sum(len(value) for _, value in self.chunks)
+    def chunks(
+        self, records: Iterable[RecordVersion], chunk: int = CHUNK_VERSIONS
+    ) -> Iterator[tuple[str, bytes]]:
+        """`records` (every record of the partition, versions at least those of when the
+        snapshot began) as changelog messages, one chunk at a time."""
+        for n, part in enumerate(_parts(records, chunk)):
+            key, value = f"{self.prefix}:{n}", encode_batch(part, self.read)
+            self.keys.append(key)
+            self.size += len(value)
+            yield key, value
 
     def tombstones(self) -> list[str]:
         """The keys to delete, in order, once every chunk is on the broker."""
         return sorted(self.covers)
 
 
-def snapshot_of(
-    partition: int,
-    prefix: str,
-    records: Sequence[RecordVersion],
-    log: PartitionLog,
-    chunk: int = CHUNK_VERSIONS,
-) -> Snapshot:
-    """Every record in `records` as chunks keyed ``<partition>:<prefix>:<n>``, each
-    with the partition's read offsets, covering the keys `log` holds now.
-
-    Takes what it needs from `log` at once, so batches written while the chunks
-    are sent are not covered (they may hold newer versions)."""
-    read = dict(log.read)
-    chunks = [
-        (f"{partition}:{prefix}:{n}", encode_batch(part, read))
-        for n, part in enumerate(_parts(records, chunk))
-    ]
-    return Snapshot(chunks, frozenset(log.keys))
-
-
-def _parts(records: Sequence[RecordVersion], size: int) -> Iterator[Sequence[RecordVersion]]:
-    if not records:
-        yield records  # an empty partition still records how far it is read
-    for start in range(0, len(records), size):
-        yield records[start : start + size]
+def _parts(records: Iterable[RecordVersion], size: int) -> Iterator[list[RecordVersion]]:
+    part: list[RecordVersion] = []
+    sent = False
+    for record in records:
+        part.append(record)
+        if len(part) == size:
+            yield part
+            part, sent = [], True
+    if part or not sent:  # an empty partition still records how far it is read
+        yield part

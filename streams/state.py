@@ -1,11 +1,12 @@
-"""What a stream worker holds in memory for each agency-topic partition it owns.
+"""What a stream worker holds for each agency-topic partition it owns.
 
 Per partition (agency topics share one partition count and are keyed by
 subject pseudonym, so a partition holds every event of its children):
 
 * ``records``: record key -> its current version (``streams.records``), the dedup
-  state. Replays and older versions are dropped; a higher version retracts the
-  old contribution and adds the new; a withdrawal retracts and stays as a
+  state, in memory or on the worker's local disk (``streams.store``). Replays
+  and older versions are dropped; a higher version retracts the old
+  contribution and adds the new; a withdrawal retracts and stays as a
   tombstone so an older version cannot come back.
 * the live view derived from it: current records per risk code and per linkage
   basis, and per subject the agencies that know the child, giving the number
@@ -25,11 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.records import Kind, RecordVersion, classify, supersedes
+from streams.store import Disk, MemoryRecords, Records
 
 
 @dataclass
 class PartitionState:
-    records: dict[str, RecordVersion] = field(default_factory=dict)
+    records: Records = field(default_factory=MemoryRecords)
     by_code: Counter[str] = field(default_factory=Counter)
     by_basis: Counter[str] = field(default_factory=Counter)
     live: int = 0
@@ -81,17 +83,22 @@ class WorkerState:
     """Every owned partition's state; read by the metrics thread at scrape time."""
 
     partitions: dict[int, PartitionState] = field(default_factory=dict)
+    #: Where the records are kept (``HUB_STORE=rocksdb://``); None: in memory.
+    disk: Disk | None = None
 
     def partition(self, number: int) -> PartitionState:
         state = self.partitions.get(number)
         if state is None:
-            state = self.partitions[number] = PartitionState()
+            records = MemoryRecords() if self.disk is None else self.disk.partition(number)
+            state = self.partitions[number] = PartitionState(records)
         return state
 
     def keep_only(self, numbers: set[int]) -> None:
         for number in list(self.partitions):
             if number not in numbers:
                 del self.partitions[number]
+                if self.disk is not None:
+                    self.disk.drop(number)
 
     def totals(self) -> tuple[dict[str, int], dict[str, int], int, int]:
         """(records per risk code, per linkage basis, live records, children known to 2+)."""

@@ -21,6 +21,7 @@ from streams.deferred import replay_group
 from streams.lag import LagProbe
 from streams.metrics import WorkerMetrics
 from streams.state import WorkerState
+from streams.store import open_disk
 from streams.timeliness import Timeliness, TimelinessCollector
 from streams.watchdog import Watchdog
 
@@ -83,7 +84,7 @@ def _give_up(deadline: float) -> None:
 def run_worker(settings: HubSettings, agreement: Agreement, loglevel: str = "info") -> None:
     """Read the case topics of the agreement's partners until stopped."""
     registry = CollectorRegistry()
-    state = WorkerState()
+    state = WorkerState(disk=open_disk(settings))
     metrics = WorkerMetrics(registry, state)
     timeliness = Timeliness(agreement)
     registry.register(TimelinessCollector(timeliness))

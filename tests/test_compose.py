@@ -337,7 +337,7 @@ def dockerfile_problems(text: str, doc: Doc) -> list[str]:
     extras = set(match[1].split(",")) if match else set()
     env = {k: v for s in hub_services(doc).values() for k, v in environment(s).items()}
     # report: `docker compose run --rm publisher report ...` (docs/deploy.md)
-    needed = {"report"} | ({"rocksdb"} if env.get("HUB_STORE", "").startswith("rocksdb") else set())
+    needed = {"report"}
     needed |= {"confluent"} if env.get("HUB_PUBLISHER") == "confluent" else set()
     if not needed <= extras or "dev" in extras:
         problems.append(f"installs extras {sorted(extras)}, needs {sorted(needed)} and not dev")
@@ -474,7 +474,7 @@ MISTAKES: dict[str, Callable[[], list[str]]] = {
     "default password": lambda: secret_problems(
         mutated([*GRAFANA_ENV, "GF_SECURITY_ADMIN_PASSWORD"], "${PW:-admin}")["services"]
     ),
-    "rocksdb extra missing": lambda: dockerfile_with("[rocksdb,report]", "[report]"),
+    "report extra missing": lambda: dockerfile_with("'.[report]'", "'.'"),
     "constraints missing": lambda: dockerfile_with("-c constraints.txt ", ""),
     "root user": lambda: dockerfile_with("USER hub", "USER root"),
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.changelog import PartitionLog, partition_of, snapshot_of
+from streams.changelog import PartitionLog, partition_of
 from streams.records import RecordVersion, decode_batch, encode_batch, merge
 from tests.support.versions import version
 
@@ -52,8 +52,8 @@ def run(
         kept.wrote(key, len(value), {"cases": start})
         if kept.due(minimum):
             sequence += 1
-            snapshot = snapshot_of(0, f"w:s{sequence}", list(records.values()), kept, chunk)
-            for key, value in snapshot.chunks:
+            snapshot = kept.snapshot_of(0, f"w:s{sequence}")
+            for key, value in snapshot.chunks(records.values(), chunk):
                 send(key, value)
             for key in snapshot.tombstones():
                 send(key, None)
@@ -91,21 +91,22 @@ def test_a_snapshot_covers_what_was_written_before_it_not_after() -> None:
     kept.wrote("3:a:1", 100, {"t": 5})
     kept.recovered("3:b:s2:0", 50, {"t": 7, "u": 1})
     assert kept.read == {"t": 7, "u": 1} and kept.written == 150
-    snapshot = snapshot_of(3, "c:s3", [version("r1")], kept)
+    snapshot = kept.snapshot_of(3, "c:s3")
     kept.wrote("3:c:4", 10, {"t": 8})  # written while the chunks are sent
+    chunks = list(snapshot.chunks([version("r1"), version("r2")], 1))
     kept.replaced(snapshot, 150)
     assert snapshot.tombstones() == ["3:a:1", "3:b:s2:0"]
-    assert kept.keys == {"3:c:s3:0", "3:c:4"}
-    assert kept.written == 10 and kept.snapshot == snapshot.size
-    assert decode_batch(snapshot.chunks[0][1]) == ([version("r1")], {"t": 7, "u": 1})
-    assert [partition_of(key) for key, _ in snapshot.chunks] == [3]
+    assert kept.keys == {"3:c:s3:0", "3:c:s3:1", "3:c:4"}
+    assert kept.written == 10 and kept.snapshot == snapshot.size == sum(len(v) for _, v in chunks)
+    assert decode_batch(chunks[1][1]) == ([version("r2")], {"t": 7, "u": 1})
+    assert [partition_of(key) for key, _ in chunks] == [3, 3]
 
 
 def test_an_empty_partition_snapshot_still_says_how_far_it_is_read() -> None:
     kept = PartitionLog()
     kept.wrote("0:a:1", 10, {"t": 2})
-    snapshot = snapshot_of(0, "a:s2", [], kept)
-    assert [decode_batch(v) for _, v in snapshot.chunks] == [([], {"t": 2})]
+    snapshot = kept.snapshot_of(0, "a:s2")
+    assert [decode_batch(v) for _, v in snapshot.chunks([])] == [([], {"t": 2})]
 
 
 def test_due_once_the_batches_reach_the_last_snapshot_or_the_minimum() -> None:

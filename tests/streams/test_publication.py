@@ -255,10 +255,11 @@ def test_two_workers_sigkilled_publish_the_same_cells(
     topics: HubSettings, agreement: Agreement, tmp_path: Path
 ) -> None:
     settings = topics
-    one = WorkerProcess(settings, tmp_path / "one.log")
+    # The development store on this one, the production store (RocksDB, whose files
+    # survive the SIGKILL) on the other.
+    one = WorkerProcess(settings.model_copy(update={"store": "memory://"}), tmp_path / "one.log")
     two = WorkerProcess(
         settings.model_copy(
-            # The production store on this one: its RocksDB files survive the SIGKILL.
             update={
                 "metrics_port": free_port(),
                 "worker_data": tmp_path / "worker-two",
