@@ -27,6 +27,13 @@ CPU time, and the peak resident memory (``ru_maxrss`` of that one child, from
 ``os.wait4``); beside them the start-up cost of a process that only imports the
 command and the publisher.
 
+Then, with the publisher service running (``hub streams publisher``, started on
+that history and timed until it takes requests: its request group has a
+member), one more batch of 500 new versions dated 2026-10 is written to the
+changelog and the same command is run twice more. It asks the service, which
+already holds the history, so the first run releases revision 1 and the
+second finds it unchanged; each must say it asked the service.
+
 For the largest size it then splits, in one more child process (unless
 ``--no-phases``), what a release costs: ``Publisher.publish_now`` in-process (no
 interpreter start; the period is unchanged by then), then the changelog read to
@@ -47,6 +54,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +77,7 @@ from hub.kafka.security import client_config
 from hub.ops.topics import TopicSpec, apply_topics, declared_topics
 from hub.settings import HubSettings
 from streams.publish.publisher import changelog_topic
+from streams.publish.requests import service_running
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PERIOD = f"{LAST_MONTH:%Y-%m}"
@@ -248,6 +257,7 @@ def measure_size(
             {"wall": r.wall, "cpu": r.cpu, "peak_mb": r.peak_mb, "said": r.stdout.strip()}
             for r in runs
         ]
+        out.update(with_service(settings, env, command, work, args))
         if phases:
             say("  the publisher's phases, in-process (child process) ...")
             child = measured(
@@ -263,6 +273,86 @@ def measure_size(
         return out
     finally:
         delete_topics(settings, [spec.name for spec in specs])
+
+
+def with_service(
+    settings: HubSettings,
+    env: dict[str, str],
+    command: list[str],
+    work: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The command twice more with the publisher service running, after one more batch."""
+    say("  starting the publisher service on this history ...")
+    env = env | {"HUB_PUBLISHER_METRICS_PORT": str(free_port())}
+    log = work / f"publisher-{uuid.uuid4().hex[:6]}.log"
+    with log.open("wb") as handle:
+        service = subprocess.Popen(
+            [*hub_command(), "streams", "publisher"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+    try:
+        start = time.perf_counter()
+        while not service_running(settings):
+            if service.poll() is not None or time.perf_counter() - start > args.timeout:
+                raise RuntimeError(
+                    f"the publisher service is not taking requests:\n{log.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        ready = time.perf_counter() - start
+        say(f"    taking requests after {ready:.1f} s")
+        append_batch(settings)
+        runs = []
+        for number, expected in ((1, "released "), (2, "unchanged since revision 1")):
+            say(f"  {' '.join(command[-4:])} with the service, run {number} ...")
+            run = measured(command, env, work, args.timeout)
+            check(run, f"run {number} of `hub publish --now` with the service", expected)
+            if "asked the running publisher service" not in run.stderr:
+                raise RuntimeError(f"run {number} did not ask the service: {run.stderr[-2000:]}")
+            say(f"    {run.wall:.2f} s, peak RSS {run.peak_mb:.0f} MB: {run.stdout.strip()}")
+            runs.append(run)
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        try:
+            service.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.wait()
+    return {
+        "service_ready": ready,
+        "service_runs": [
+            {"wall": r.wall, "cpu": r.cpu, "peak_mb": r.peak_mb, "said": r.stdout.strip()}
+            for r in runs
+        ],
+    }
+
+
+def append_batch(settings: HubSettings) -> None:
+    """One more batch of new versions, all dated in the month published."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        max_request_size=4 * 1024 * 1024,
+        **client_config(settings).kafka_python(),
+    )
+    try:
+        (value,) = History(seed=8, count=BATCH, period_events=BATCH).batches(BATCH)
+        key = json.dumps(f"0:{uuid.uuid4().hex[:12]}:1").encode()
+        producer.send(changelog_topic(settings), key=key, value=value, partition=0).get(60)
+    finally:
+        producer.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def run_phases() -> None:
@@ -348,18 +438,31 @@ def report(
     )
     head = (
         "| versions | records on the changelog | batches | publish --now, 1st: wall s"
-        " (CPU s) | 2nd: wall s (CPU s) | peak RSS MB, 1st | 2nd |"
+        " (CPU s) | 2nd: wall s (CPU s) | peak RSS MB, 1st | 2nd | service taking requests"
+        " after, s | with the service, 1st (released): wall s | 2nd (unchanged): wall s |"
+        " peak RSS MB, 1st |"
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in results:
         first, second = r["runs"]
+        served, again = r["service_runs"]
         print(
             f"| {r['versions']:,} | {r['records']:,} | {r['batches']:,} |"
             f" {first['wall']:.2f} ({first['cpu']:.2f}) | {second['wall']:.2f}"
             f" ({second['cpu']:.2f}) | {first['peak_mb']:.0f} | {second['peak_mb']:.0f} |"
+            f" {r['service_ready']:.1f} | {served['wall']:.2f} | {again['wall']:.2f} |"
+            f" {served['peak_mb']:.0f} |"
         )
     print("\nfirst run said: " + " / ".join(r["runs"][0]["said"] for r in results))
+    print("with the service: " + " / ".join(r["service_runs"][0]["said"] for r in results))
+    if len(results) > 1:
+        small, large = results[0]["service_runs"], results[-1]["service_runs"]
+        print(
+            f"with the service, {results[-1]['versions']:,} / {results[0]['versions']:,}"
+            f" versions: {large[0]['wall'] / small[0]['wall']:.1f}x (1st run),"
+            f" {large[1]['wall'] / small[1]['wall']:.1f}x (2nd run)"
+        )
     by_size = {r["versions"]: r for r in results}
     if 10_000 in by_size and 1_000_000 in by_size:
         small, large = by_size[10_000]["runs"], by_size[1_000_000]["runs"]

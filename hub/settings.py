@@ -355,6 +355,12 @@ class HubSettings(BaseSettings):
         return self.topic("deferred.cases")
 
     @property
+    def publish_requests_topic(self) -> str:
+        """Forced releases asked of the running publisher service, and its answers
+        (`hub publish --now`; streams/publish/requests.py)."""
+        return self.topic("publish.requests")
+
+    @property
     def trends_topic(self) -> str:
         """The topic the hub reads published trends from (`hub subscribe` by default, the
         board pack, the publisher's own read-back), so the publisher requires every

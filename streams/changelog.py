@@ -41,6 +41,11 @@ from streams.records import RecordVersion, encode_batch
 CHUNK_VERSIONS = 1000
 
 
+def is_chunk(key: str) -> bool:
+    """True for a snapshot chunk's key (``<partition>:<writer>:s<sequence>:<n>``)."""
+    return key.count(":") == 3
+
+
 def partition_of(key: str) -> int:
     """The partition a changelog key was written for."""
     return int(key.split(":", 1)[0])
@@ -64,10 +69,15 @@ class PartitionLog:
         self._advance(read)
 
     def recovered(self, key: str, size: int, read: Mapping[str, int]) -> None:
-        """`key` was read back from the changelog. It counts as written since the last
-        snapshot: a new owner snapshots once what it read reaches the minimum, and so
+        """`key` was read back from the changelog: a snapshot chunk counts towards the
+        last snapshot's size, a batch as written since. The new owner's first snapshot
         replaces the keys of the writers before it."""
-        self.wrote(key, size, read)
+        if is_chunk(key):
+            self.keys.add(key)
+            self.snapshot += size
+            self._advance(read)
+        else:
+            self.wrote(key, size, read)
 
     def replaced(self, snapshot: Snapshot, written: int) -> None:
         """`snapshot` is on the changelog and its tombstones sent; `written` bytes of

@@ -45,7 +45,8 @@ class MemoryRecords(dict[str, RecordVersion]):
     """The records as a dict (``HUB_STORE=memory://``, and tests)."""
 
     def values(self) -> Iterator[RecordVersion]:  # type: ignore[override]
-        return iter(super().values())
+        """The records now: a copy, so it can be read while records change."""
+        return iter(list(super().values()))
 
 
 class Disk:

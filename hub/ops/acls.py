@@ -180,6 +180,13 @@ def derived_acls(agreement: Agreement, settings: HubSettings) -> list[Grant]:
         )
     )
     # The publisher's readers (hub.kafka.client.TopicReader) use no consumer group.
+    # Forced releases (`hub publish --now`, run with the publisher's credentials) are
+    # asked of the service on its requests topic, read in the group "<app id>-publisher-
+    # requests", whose members `hub publish --now` describes to find the service.
+    grants.update(
+        _grants(publisher, ("READ", "WRITE", "DESCRIBE"), settings.publish_requests_topic)
+    )
+    grants.update(_grants(publisher, ("READ", "DESCRIBE"), f"{app}-publisher-requests", "GROUP"))
 
     # `hub subscribe` reads without a consumer group (TopicReader) too: topics only.
     for reader in agreement.readers:
@@ -200,6 +207,7 @@ def managed(agreement: Agreement, settings: HubSettings, resource: ResourcePatte
         return (
             name.startswith(settings.topic(case_topic_name("")))
             or name == settings.deferred_topic
+            or name == settings.publish_requests_topic
             or name in publication
             or name.startswith(f"{app}-")
         )

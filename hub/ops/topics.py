@@ -47,8 +47,8 @@ class ApplyReport:
 
 def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSpec]:
     """Every topic the hub owns, from the agreement: each partner's case topic, the
-    deferred topic, and each publication's topic, with the agreement's retention. Faust
-    creates its own changelog and repartition topics."""
+    deferred topic, the publish-requests topic, and each publication's topic, with the
+    agreement's retention. Faust creates its own changelog and repartition topics."""
     case_config = case_topic_config(agreement.retention)
     topics = [
         TopicSpec(settings.topic(topic), settings.case_partitions, case_config)
@@ -56,11 +56,17 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
     ]
     # Events the worker could not read yet (a newer schema), kept as long as case events.
     topics.append(TopicSpec(settings.deferred_topic, settings.case_partitions, case_config))
+    # Forced releases asked of the publisher service, and its answers: one partition,
+    # in order; a request is worth nothing once its asker has stopped waiting.
+    topics.append(TopicSpec(settings.publish_requests_topic, 1, REQUESTS_CONFIG))
     trends_config = publication_topic_config(agreement.retention)
     topics.extend(
         TopicSpec(settings.topic(topic), 3, trends_config) for topic in agreement.publication_topics
     )
     return topics
+
+
+REQUESTS_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
 
 
 def case_topic_config(retention: Retention) -> dict[str, str]:

@@ -369,8 +369,17 @@ class Publisher:
                 releases.append(self._release(schedule.name, period, at))
         return releases
 
-    def publish_now(self, period_text: str, schedule_name: str | None = None) -> Release:
-        """An operator's forced release of one ended period, logged."""
+    def publish_now(
+        self,
+        period_text: str,
+        schedule_name: str | None = None,
+        *,
+        user: str | None = None,
+        worker_timeout: float | None = None,
+    ) -> Release:
+        """An operator's forced release of one ended period, logged with `user` (by
+        default this process's account); waits `worker_timeout` seconds at most (by
+        default the publisher's) for the stream workers to catch up."""
         kind, period = parse_period(period_text)
         schedule = self._schedule_for(kind, schedule_name)
         now = self.now()
@@ -380,11 +389,11 @@ class Publisher:
                 f"period {period_label(kind, period)} has not ended (it ends {period[1]});"
                 " only a closed period can be released"
             )
-        self._catch_up()
+        self._catch_up(worker_timeout)
         release = self._release(schedule.name, period, now, forced=True)
         log.warning(
             "forced release by %s at %s: %s %s revision %d (%d cells, %s)",
-            getpass.getuser(),
+            user or getpass.getuser(),
             now.isoformat(timespec="seconds"),
             schedule.name,
             period_label(kind, period),
@@ -405,8 +414,9 @@ class Publisher:
                 return schedule
         raise ConfigError(f"the agreement has no publication that closes a {kind}")
 
-    def _catch_up(self) -> None:
-        wait_for_workers(self.settings, self.case_topics, self.versions, self.worker_timeout)
+    def _catch_up(self, worker_timeout: float | None = None) -> None:
+        timeout = self.worker_timeout if worker_timeout is None else worker_timeout
+        wait_for_workers(self.settings, self.case_topics, self.versions, timeout)
         self.trends.catch_up()
 
     def _first_record_day(self) -> date | None:

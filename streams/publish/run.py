@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -10,6 +11,7 @@ from hub.agreement.model import Agreement
 from hub.errors import HubError, PublishError
 from hub.settings import HubSettings
 from streams.publish.publisher import Publisher
+from streams.publish.requests import RequestQueue
 from streams.publish.scheduler import Scheduler
 
 
@@ -31,8 +33,10 @@ def _connect(settings: HubSettings, agreement: Agreement) -> Publisher:
 def run_publisher(settings: HubSettings, agreement: Agreement) -> None:
     registry = CollectorRegistry()
     publisher = _connect(settings, agreement)
+    requests: RequestQueue | None = None
     try:
-        scheduler = Scheduler(publisher, registry)
+        requests = RequestQueue(settings)
+        scheduler = Scheduler(publisher, registry, requests=requests)
         try:
             start_http_server(settings.publisher_metrics_port, settings.metrics_host, registry)
         except OSError as exc:
@@ -46,9 +50,14 @@ def run_publisher(settings: HubSettings, agreement: Agreement) -> None:
             f"{settings.publisher_metrics_port}/metrics",
             flush=True,
         )
+        # SIGTERM (a supervisor's stop) ends the wait between runs, so the requests
+        # consumer leaves its group at once and `hub publish --now` stops asking.
+        signal.signal(signal.SIGTERM, lambda *_: scheduler.stop.set())
         try:
             scheduler.run()
         except KeyboardInterrupt:
             scheduler.stop.set()
     finally:
+        if requests is not None:
+            requests.close()
         publisher.close()

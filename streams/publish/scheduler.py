@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from hub.errors import HubError
 from streams.publish.exporter import TrendsCollector
 from streams.publish.publisher import Publisher, Release
+from streams.publish.requests import Request, RequestQueue
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,11 @@ class Scheduler:
         publisher: Publisher,
         registry: CollectorRegistry,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        requests: RequestQueue | None = None,
     ) -> None:
         self.publisher = publisher
+        #: Forced releases asked by `hub publish --now`, served between scheduled times.
+        self.requests = requests
         self.agreement = publisher.agreement
         self.now = now
         self.stop = threading.Event()
@@ -96,6 +101,38 @@ class Scheduler:
                 remaining = (moment - self.now()).total_seconds()
                 if remaining <= 0:
                     break
-                self.stop.wait(min(remaining, 60.0))
+                self.wait(min(remaining, 60.0))
             if not self.stop.is_set():
                 self.run_at(moment)
+
+    def wait(self, seconds: float) -> None:
+        """Wait `seconds` (less if stopped), serving forced-release requests meanwhile."""
+        if self.requests is None:
+            self.stop.wait(seconds)
+            return
+        until = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := until - time.monotonic()) > 0:
+            request = self.requests.next(min(left, 1.0))
+            if request is not None:
+                self.serve(request)
+
+    def serve(self, request: Request) -> None:
+        """Carry out one forced release and answer it (an expired request only answered)."""
+        if self.requests is None:
+            return
+        if time.time() > request.accept_by:
+            log.warning("a forced release request expired before it was read; not carried out")
+            self.requests.answer(request, None, "expired: the publisher service read it too late")
+            return
+        self.requests.accept(request)
+        try:
+            release = self.publisher.publish_now(
+                request.period,
+                request.publication,
+                user=request.user,
+                worker_timeout=max(0.0, min(request.wait, request.deadline - time.time() - 5)),
+            )
+        except HubError as exc:
+            self.requests.answer(request, None, str(exc))
+            return
+        self.requests.answer(request, release, None)

@@ -87,6 +87,17 @@ def test_the_example_agreement_implies_exactly_these_grants() -> None:
         *topic(publisher, f"{APP}-record-versions-changelog", "READ", "DESCRIBE"),
         *(g for name in cases for g in topic(publisher, name, "DESCRIBE")),
         *topic(publisher, "ns.partnership.trends.v1", "READ", "WRITE", "DESCRIBE"),
+        # Forced releases asked of the service, and its group of one.
+        *topic(publisher, "ns.publish.requests", "READ", "WRITE", "DESCRIBE"),
+        *(
+            Grant(
+                principal=publisher,
+                resource="GROUP",
+                name=f"{APP}-publisher-requests",
+                operation=op,
+            )
+            for op in ("READ", "DESCRIBE")
+        ),
         *(
             Grant(
                 principal=publisher,

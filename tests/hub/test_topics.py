@@ -55,7 +55,12 @@ def test_the_agreements_partners_and_publications_are_the_declared_topics() -> N
     names = [spec.name for spec in declared_topics(settings, agreement)]
     partners = [f"ns.cases.{p.id}" for p in agreement.partners]
     # Both publications name one topic: it is declared once.
-    assert names == [*partners, "ns.deferred.cases", "ns.partnership.trends.v1"]
+    assert names == [
+        *partners,
+        "ns.deferred.cases",
+        "ns.publish.requests",
+        "ns.partnership.trends.v1",
+    ]
 
 
 def test_retention_comes_from_the_agreement() -> None:

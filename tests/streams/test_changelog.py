@@ -90,11 +90,11 @@ def test_a_snapshot_covers_what_was_written_before_it_not_after() -> None:
     kept = PartitionLog()
     kept.wrote("3:a:1", 100, {"t": 5})
     kept.recovered("3:b:s2:0", 50, {"t": 7, "u": 1})
-    assert kept.read == {"t": 7, "u": 1} and kept.written == 150
+    assert kept.read == {"t": 7, "u": 1} and (kept.written, kept.snapshot) == (100, 50)
     snapshot = kept.snapshot_of(3, "c:s3")
     kept.wrote("3:c:4", 10, {"t": 8})  # written while the chunks are sent
     chunks = list(snapshot.chunks([version("r1"), version("r2")], 1))
-    kept.replaced(snapshot, 150)
+    kept.replaced(snapshot, 100)
     assert snapshot.tombstones() == ["3:a:1", "3:b:s2:0"]
     assert kept.keys == {"3:c:s3:0", "3:c:s3:1", "3:c:4"}
     assert kept.written == 10 and kept.snapshot == snapshot.size == sum(len(v) for _, v in chunks)
@@ -116,3 +116,13 @@ def test_due_once_the_batches_reach_the_last_snapshot_or_the_minimum() -> None:
     assert kept.due(1000)
     kept.snapshot = 5000
     assert not kept.due(1000)
+
+
+def test_what_a_new_owner_reads_back_counts_as_snapshot_or_batches() -> None:
+    kept = PartitionLog()
+    kept.recovered("1:a:s4:0", 300, {"t": 9})
+    kept.recovered("1:a:s4:1", 200, {"t": 9})
+    kept.recovered("1:a:5", 40, {"t": 11})
+    assert (kept.snapshot, kept.written, kept.read) == (500, 40, {"t": 11})
+    assert kept.keys == {"1:a:s4:0", "1:a:s4:1", "1:a:5"}
+    assert not kept.due(100)  # not until the batches reach the snapshot's size

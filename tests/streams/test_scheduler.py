@@ -3,7 +3,9 @@ counter, and the loop that runs the publisher at each scheduled time until stopp
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +18,7 @@ from hub.periods import parse_period
 from hub.resources import deploy
 from hub.settings import HubSettings
 from streams.publish.publisher import Release, TrendsLog
+from streams.publish.requests import Request, release_from_json, release_to_json
 from streams.publish.scheduler import Scheduler
 from tests.support.trends import offline_trends_log
 
@@ -238,3 +241,84 @@ def test_a_scheduled_time_that_is_already_past_runs_at_once(
     # run_at gets the scheduled moment, not the late clock: the period it closes is the same.
     assert publisher.moments == [utc(2026, 12, 10, 8, 59, 30), utc(2026, 12, 10, 9)]
     assert stop.waits == [30.0]
+
+
+@dataclass
+class Queue:
+    """What the scheduler uses of a RequestQueue: the requests, and what it said back."""
+
+    waiting: list[Request]
+    said: list[tuple[str, str, object]] = field(default_factory=list)
+
+    def next(self, timeout: float) -> Request | None:
+        return self.waiting[0] if self.waiting else None
+
+    def accept(self, request: Request) -> None:
+        self.said.append(("accepted", request.id, None))
+
+    def answer(self, request: Request, release: Release | None, error: str | None) -> None:
+        self.waiting.pop(0)
+        self.said.append(("answer", request.id, release if error is None else error))
+
+
+@dataclass
+class Forcing:
+    """What a forced release uses of a Publisher."""
+
+    agreement: Agreement
+    trends: TrendsLog
+    settings: HubSettings = field(default_factory=HubSettings)
+    calls: list[tuple[str, str | None, str | None, float | None]] = field(default_factory=list)
+
+    def publish_now(
+        self,
+        period: str,
+        publication: str | None = None,
+        *,
+        user: str | None = None,
+        worker_timeout: float | None = None,
+    ) -> Release:
+        self.calls.append((period, publication, user, worker_timeout))
+        if period == "2099-01":
+            raise PublishError("period 2099-01 has not ended")
+        return Release("monthly", parse_period(period)[1], 2, 40, 3, True, forced=True)
+
+
+def request(id: str, period: str, accept_in: float) -> Request:
+    now = time.time()
+    return Request(id, period, None, "operator", now + accept_in, now + accept_in + 60, 30.0)
+
+
+def test_requests_are_carried_out_answered_and_expired_ones_refused(
+    agreement: Agreement, trends: TrendsLog
+) -> None:
+    publisher = Forcing(agreement, trends)
+    queue = Queue(
+        [request("a", "2026-10", 15), request("b", "2026-09", -1), request("c", "2099-01", 15)]
+    )
+    scheduler = Scheduler(publisher, CollectorRegistry(), requests=queue)  # type: ignore[arg-type]
+    scheduler.wait(0.5)
+    assert [(kind, id) for kind, id, _ in queue.said] == [
+        ("accepted", "a"),
+        ("answer", "a"),
+        ("answer", "b"),
+        ("accepted", "c"),
+        ("answer", "c"),
+    ]
+    assert queue.said[1][2] == Release(
+        "monthly", parse_period("2026-10")[1], 2, 40, 3, True, forced=True
+    )
+    assert "expired" in str(queue.said[2][2])  # read after its accept_by: not carried out
+    assert "has not ended" in str(queue.said[4][2])
+    assert [call[:3] for call in publisher.calls] == [
+        ("2026-10", None, "operator"),
+        ("2099-01", None, "operator"),
+    ]
+    assert all(0 < (call[3] or 0) <= 30 for call in publisher.calls)
+
+
+def test_answers_read_back_as_the_release_they_carry() -> None:
+    release = Release(
+        "monthly", parse_period("2026-10")[1], 1, 12, 4, True, True, 2, (("events", "sex"),)
+    )
+    assert release_from_json(json.loads(json.dumps(release_to_json(release)))) == release
