@@ -66,6 +66,17 @@ from streams.state import WorkerState
 log = logging.getLogger(__name__)
 
 
+#: The RocksDB options of the Faust table's store: one database per partition, read
+#: once at recovery, so small memtables and a small cache.
+TABLE_ROCKSDB = {
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 1024 * 1024,
+    "block_cache_size": 4 * 1024 * 1024,
+    "block_cache_compressed_size": 4 * 1024 * 1024,
+}
+
+
 @dataclass
 class Pending:
     """What one partition has applied in memory but not yet written and acknowledged."""
@@ -181,6 +192,9 @@ class Worker:
             # Batches are JSON written and read by streams.records (encode_batch,
             # decode_batch): as bytes, the table passes them through undecoded.
             value_type=bytes,
+            # Faust's RocksDB defaults (three 64 MiB memtables and a 2 GiB block cache,
+            # per partition) would hold what recovery reads in memory all the same.
+            options=TABLE_ROCKSDB if settings.store.startswith("rocksdb") else None,
         )
         self.table.on_recover(self.recovered)
         app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from adapters.synth.cases import OUTCOMES, child_pool, synth_rows, write_csv
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 from tests.support.agreements import partner_ids
-from tests.support.messages import by_code
+from tests.support.messages import by_code, wait_for
 from tests.support.processes import WorkerProcess
 from tests.support.publishing import ground_truth, publish_file
 
@@ -110,20 +110,14 @@ def rounds_of(rows: list[dict[str, str]]) -> list[list[dict[str, str]]]:
 
 
 def wait_counted(worker: WorkerProcess, records: int, timeout: float) -> dict[str, float]:
-    deadline = time.monotonic() + timeout
-    samples: dict[str, float] = {}
-    while time.monotonic() < deadline:
-        try:
-            samples = worker.metrics()
-        except OSError:
-            samples = {}
-        if samples.get("hub_events_counted") == records and not samples.get(
-            "hub_worker_recovering"
-        ):
-            time.sleep(2)  # anything still in flight would push the counts past the truth
-            return worker.metrics()
-        time.sleep(0.2)
-    raise AssertionError(f"counted {samples.get('hub_events_counted')} of {records}")
+    wait_for(
+        worker,
+        lambda s: s.get("hub_events_counted") == records and not s.get("hub_worker_recovering"),
+        f"counting {records} records",
+        timeout,
+    )
+    time.sleep(2)  # anything still in flight would push the counts past the truth
+    return worker.metrics()
 
 
 def test_snapshots_bound_the_compacted_changelog_and_recovery_reads_it(
