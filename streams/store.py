@@ -65,7 +65,8 @@ class Disk:
         options.set_block_based_table_factory(table)
         self.db = Rdict(str(path), options)
         writes = WriteOptions()
-        writes.disable_wal = True
+        # A property at run time; rocksdict's stubs declare it a method.
+        writes.disable_wal = True  # type: ignore[method-assign,assignment]
         self.db.set_write_options(writes)
 
     def partition(self, number: int) -> DiskRecords:
