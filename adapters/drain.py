@@ -4,8 +4,7 @@
 empty, or with `follow` keep sending until SIGTERM or Ctrl-C, through any Kafka
 outage or disk error (retrying with backoff), serving the metrics on
 HUB_ADAPTER_METRICS_PORT; only a damaged outbox stops it, with an `OutboxError`
-saying what to do. SIGUSR1 (`FINISH`) ends a follow too, once it has sent what is
-pending. ``python -m adapters.drain`` runs the same from its own
+saying what to do. ``python -m adapters.drain`` runs the same from its own
 arguments (see `main`): exit status 1 and one ``error:`` line on stderr for
 anything the hub can explain.
 
@@ -14,11 +13,9 @@ Beside a run the outbox is forwarded in one of two ways:
 - `drain_process`: ``python -m adapters.drain --follow`` as a child process, for
   one-shot runs of large files, where reading and sending are both CPU-bound
   Python and each gets a core. It shares the run's process group and stderr (its
-  log lines appear with the run's). When the run has stored everything it sends
-  `FINISH`: the child sends what is still pending on the connection it has, then
-  exits (what it could not send stays in the outbox for the run's own drain, which
-  retries and reports); when the run fails it sends SIGTERM: the child finishes its
-  batch, then exits. `counting_sent_elsewhere` adds what it sent to the run's metrics.
+  log lines appear with the run's); the run stops it with SIGTERM at the end (it
+  finishes its batch, then exits), and `counting_sent_elsewhere` adds what it sent
+  to the run's metrics.
 - `forwarding_thread`: a supervised forwarder (`Forwarder.follow`) in a thread with
   its own SQLite connection, for the watch and serve modes.
 """
@@ -47,9 +44,6 @@ from hub.settings import HubSettings
 log = logging.getLogger(__name__)
 #: Seconds a stopped forwarder (thread or process) has to finish its batch.
 STOP_WITHIN = 120
-#: The signal that tells a following drain that the run beside it has stored everything:
-#: send what is pending, then exit. None where the platform has no SIGUSR1 (then SIGTERM).
-FINISH: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 
 
 def drain(
@@ -66,8 +60,7 @@ def drain(
     (`KafkaUnavailable` or `OutboxError` when the time runs out). With `follow`: until
     SIGTERM or SIGINT (call it from the main thread), polling every `poll` seconds,
     with the metrics (for `agency`) served on `metrics_port` (None:
-    HUB_ADAPTER_METRICS_PORT; 0: not served); or until `FINISH`, after one more pass
-    that sends what is pending.
+    HUB_ADAPTER_METRICS_PORT; 0: not served).
     """
     outbox = Outbox(settings.outbox)
     publisher = make_publisher(settings)
@@ -82,22 +75,15 @@ def drain(
             say(f"{sent} events sent; outbox {settings.outbox} is empty")
             return sent
         counted.watch_forwarder(forwarder.status, settings.forwarder_stale_after)
-        stop, finish = threading.Event(), threading.Event()
+        stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _signum, _frame: stop.set())
-        if FINISH is not None:
-
-            def finishing(_signum: int, _frame: object) -> None:
-                finish.set()
-                stop.set()
-
-            signal.signal(FINISH, finishing)
         if port == 0:
-            _follow(forwarder, stop, finish, poll)
+            forwarder.follow(stop, poll)
             return forwarder.sent
         with serve(registry, settings.metrics_host, port) as url:
             say(f"adapter metrics on {url}")
-            _follow(forwarder, stop, finish, poll)
+            forwarder.follow(stop, poll)
         return forwarder.sent
     finally:
         forwarder.close()
@@ -105,24 +91,10 @@ def drain(
         outbox.close()
 
 
-def _follow(
-    forwarder: Forwarder, stop: threading.Event, finish: threading.Event, poll: float
-) -> None:
-    """Follow until `stop`; when `finish` is set too, send what is pending first. What
-    fails to go then stays in the outbox: the run's own drain retries it and reports."""
-    forwarder.follow(stop, poll)
-    if finish.is_set():
-        try:
-            forwarder.drain(timeout=0)
-        except HubError as exc:
-            log.info("left in the outbox for the run to send: %s", exc)
-
-
 @contextmanager
 def drain_process(settings: HubSettings, agency: str | None, poll: float) -> Iterator[None]:
-    """``python -m adapters.drain --follow`` beside the block; when the block ends the child
-    sends what is pending and exits (`FINISH`), or, when the block raised, finishes its
-    batch and exits (SIGTERM). It serves no metrics (the caller's run does)."""
+    """``python -m adapters.drain --follow`` beside the block, stopped when it ends; it
+    serves no metrics (the caller's run does)."""
     command = [sys.executable, "-m", "adapters.drain", "--follow", "--poll", str(poll)]
     command += ["--metrics-port", "0"]
     if agency is not None:
@@ -133,16 +105,12 @@ def drain_process(settings: HubSettings, agency: str | None, poll: float) -> Ite
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
-    stored = False
     try:
         yield
-        stored = True
     finally:
         if child.poll() is not None:  # it said why on stderr; the run's own drain will too
             log.error("the drain process exited with status %d", child.returncode)
-        # Everything stored: it sends the rest on the connection it has. Else it finishes
-        # its batch, then exits.
-        child.send_signal(FINISH if stored and FINISH is not None else signal.SIGTERM)
+        child.send_signal(signal.SIGTERM)  # it finishes its batch, then exits
         try:
             child.wait(timeout=STOP_WITHIN)
         except subprocess.TimeoutExpired:

@@ -7,28 +7,21 @@ the agreement's areas) -> minimise (age band, area from a postcode) ->
 pseudonymise (subject, record, event id) -> drop what the agreement does
 not let this agency share.
 
-Identifiers are read, normalised and turned into keyed pseudonyms here (the
-subject's: `adapters.linkage`); they never appear in the event, and errors
-name the field, never its value. Every other event field comes from a closed
-vocabulary (the profile's value maps, the taxonomy's codes, age bands, the
-agreement's areas, dates, whole numbers): no text from a row is copied into
-an event.
-
-Cells repeat across the rows of an export (the same dates, postcodes, terms
-and children), so the pure work on a cell's text is done once per distinct
-text and kept (`_remember`); each row is still checked, and rejected or noted,
-on its own.
+Identifiers are read, normalised and turned into keyed pseudonyms here; they
+never appear in the event, and errors name the field, never its value. Every
+other event field comes from a closed vocabulary (the profile's value maps,
+the taxonomy's codes, age bands, the agreement's areas, dates, whole numbers):
+no text from a row is copied into an event.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
-from adapters.linkage import CACHE_LIMIT, Linker, Subjects
 from adapters.profile import ALL_SHAREABLE, Profile, SourceField, vocabulary_key
 from hub.areas import Areas
 from hub.errors import ConfigError, RecordError
@@ -36,6 +29,7 @@ from hub.minimise import UNKNOWN, Minimiser
 from hub.models import (
     AgencyType,
     CaseEvent,
+    LinkageBasis,
     OnlineComponent,
     Outcome,
     PlatformType,
@@ -44,14 +38,10 @@ from hub.models import (
     Sex,
     Vulnerability,
 )
-from hub.pseudonymise import Pseudonymiser
+from hub.pseudonymise import Pseudonymiser, name_dob_key, normalise_nhs_number
 from hub.taxonomy import Taxonomy
 
-K = TypeVar("K")
 V = TypeVar("V")
-C = TypeVar("C", bound=str)
-#: A multi-value cell read: (its codes, sorted; how many terms are unknown; how many known).
-Read = tuple[tuple[C, ...], int, int]
 
 
 class Identity(NamedTuple):
@@ -97,15 +87,6 @@ def check_risk_codes(profile: Profile, taxonomy: Taxonomy) -> None:
                 f" lacks: {', '.join(unknown)} (neither a starter code nor one of the"
                 " local_risk_codes of the data-sharing agreement, HUB_AGREEMENT)"
             )
-
-
-def _remember(cache: dict[K, V], key: K, work: Callable[[K], V]) -> V:
-    """`work(key)`, kept in `cache` (emptied when it holds `CACHE_LIMIT` values): for the
-    pure work on values that repeat across rows (dates, postcodes, vocabulary)."""
-    if len(cache) >= CACHE_LIMIT:
-        cache.clear()
-    value = cache[key] = work(key)
-    return value
 
 
 def _json_strings(text: str) -> list[str] | None:
@@ -168,18 +149,8 @@ class RowMapper:
             vocabulary_key(h): v for v, hs in profile.vulnerability_columns.items() for h in hs
         }
         self._truthy = {vocabulary_key(t) for t in profile.truthy}
-        #: What the agreement does not let this agency share, and what each becomes.
-        self._unshared: dict[str, object] = {
-            f: _UNSHARED[f] for f in ALL_SHAREABLE if f not in profile.share
-        }
-        self._linker = Linker(pseudonymiser, self.agency)
-        # Per distinct text, worked out once (cells repeat across rows): see `_remember`.
         self._headers: dict[str, tuple[SourceField | None, Vulnerability | None]] = {}
         self._dates: dict[str, date | None] = {}
-        self._keys: dict[str, str] = {}  # text -> vocabulary_key(text)
-        self._postcode_areas: dict[str, str] = {}
-        self._risk_codes: dict[str, Read[str]] = {}
-        self._platform_codes: dict[str, Read[PlatformType]] = {}
 
     def _bad(self, row: int, field: str, reason: str) -> RecordError:
         return RecordError(self.source, row, field, reason)
@@ -201,22 +172,16 @@ class RowMapper:
         """The record's values under canonical field names, and its vulnerability flags."""
         cells: dict[str, str] = {}
         flags: set[Vulnerability] = set()
-        headers = self._headers
         for header, value in raw.items():
-            field, flag = headers.get(header) or self._header(header)
+            field, flag = self._header(header)
             if field is None and flag is None:
                 continue
             text = (value or "").strip()
             if field is not None and text and field not in cells:
                 cells[field] = text
-            if flag is not None and self._key(text) in self._truthy:
+            if flag is not None and vocabulary_key(text) in self._truthy:
                 flags.add(flag)
         return cells, flags
-
-    def _key(self, text: str) -> str:
-        """`vocabulary_key(text)`, worked out once per distinct text."""
-        key = self._keys.get(text)
-        return _remember(self._keys, text, vocabulary_key) if key is None else key
 
     def _header(self, header: str) -> tuple[SourceField | None, Vulnerability | None]:
         """What a header means, worked out once per distinct header text."""
@@ -274,61 +239,75 @@ class RowMapper:
             raise self._bad(row, "date_of_birth", "after the event date")
         risks = self._risks(row, cells)
         maps = self.profile.values
-        linked = self._subjects(row, cells, born)
-        fields: dict[str, Any] = {
-            "event_id": self.pseudonymiser.event_id(self.agency, identity.text, version),
-            "agency_id": self.agency,
-            "agency_type": self.profile.agency_type,
-            "event_type": self._lookup(
+        p = self.pseudonymiser
+        keys = self._match_keys(row, cells, born)
+        subject = p.subject(*keys[0], agency=self.agency) if keys else None
+        event = CaseEvent(
+            event_id=p.event_id(self.agency, identity.text, version),
+            agency_id=self.agency,
+            agency_type=self.profile.agency_type,
+            event_type=self._lookup(
                 row, cells, "event_type", maps.event_type, self.profile.default_event_type
             ),
-            "record_key": identity.key,
-            "record_version": version,
-            "subject": linked.subject,
-            "previous_subjects": linked.previous,
-            "other_subjects": linked.others,
-            "case": self._case(cells),
-            "occurred_on": occurred,
-            "reported_at": now or datetime.now(UTC),
-            "age_band": self._age_band(row, cells, born, occurred),
-            "sex": self._lookup(row, cells, "sex", maps.sex, Sex.UNKNOWN),
-            "area_code": self._area(row, cells),
-            "vulnerabilities": tuple(sorted(flags)),
-            "threshold_level": self._lookup(
-                row, cells, "threshold_level", maps.threshold_level, None
+            record_key=identity.key,
+            record_version=version,
+            subject=subject,
+            previous_subjects=p.previous_subjects(*keys[0], agency=self.agency) if keys else (),
+            other_subjects=tuple(
+                pseudonym
+                for identifier, basis in keys[1:]
+                for pseudonym in (
+                    p.subject(identifier, basis, agency=self.agency),
+                    *p.previous_subjects(identifier, basis, agency=self.agency),
+                )
             ),
-            "online_component": self._online(row, cells, risks),
-            "online_recorded": self.profile.records_online_component,
-            "online_risks": risks,
-            "platform_types": self._platforms(row, cells),
-            "role": self._lookup(row, cells, "role", maps.role, Role.UNKNOWN),
-            "outcome": self._lookup(row, cells, "outcome", maps.outcome, Outcome.UNKNOWN),
-        }
-        # Every field is read (so a bad value is still rejected) before the agreement's
-        # unshared ones become "not recorded"; then one validation of the whole event.
-        fields.update(self._unshared)
-        return MappedRow(identity, CaseEvent(**fields))
+            case=self._case(cells),
+            occurred_on=occurred,
+            reported_at=now or datetime.now(UTC),
+            age_band=self._age_band(row, cells, born, occurred),
+            sex=self._lookup(row, cells, "sex", maps.sex, Sex.UNKNOWN),
+            area_code=self._area(row, cells),
+            vulnerabilities=tuple(sorted(flags)),
+            threshold_level=self._lookup(row, cells, "threshold_level", maps.threshold_level, None),
+            online_component=self._online(row, cells, risks),
+            online_recorded=self.profile.records_online_component,
+            online_risks=risks,
+            platform_types=self._platforms(row, cells),
+            role=self._lookup(row, cells, "role", maps.role, Role.UNKNOWN),
+            outcome=self._lookup(row, cells, "outcome", maps.outcome, Outcome.UNKNOWN),
+        )
+        unshared = set(ALL_SHAREABLE) - set(self.profile.share)
+        if unshared:
+            event = event.model_copy(update={f: _UNSHARED[f] for f in unshared})
+        return MappedRow(identity, event)
 
     # --- fields ----------------------------------------------------------------
-    def _subjects(self, row: int, cells: Mapping[str, str], born: date | None) -> Subjects:
-        """The row's subject and other identifiers, keyed (`adapters.linkage`): the first of
-        NHS number, name and date of birth, local id is the subject, the others link it to
-        the same child known to agencies holding them."""
-        identifiers = (
-            cells.get("nhs_number", ""),
-            cells.get("family_name", ""),
-            cells.get("given_name", ""),
-            born,
-            cells.get("local_id", ""),
-        )
-        try:
-            return self._linker.subjects(identifiers)
-        except ValueError as exc:  # the NHS number: the reason never echoes it
-            raise self._bad(row, "nhs_number", str(exc)) from None
+    def _match_keys(
+        self, row: int, cells: Mapping[str, str], born: date | None
+    ) -> list[tuple[str, LinkageBasis]]:
+        """Every identifier the row carries, with its basis, best first: the first is the
+        subject, the others link it to the same child known to agencies holding them."""
+        keys: list[tuple[str, LinkageBasis]] = []
+        nhs = cells.get("nhs_number", "")
+        if nhs:
+            try:
+                keys.append((normalise_nhs_number(nhs), LinkageBasis.NHS_NUMBER))
+            except ValueError as exc:
+                raise self._bad(row, "nhs_number", str(exc)) from None
+        if born is not None:
+            key = name_dob_key(cells.get("family_name", ""), cells.get("given_name", ""), born)
+            if key is not None:
+                keys.append((key, LinkageBasis.NAME_DOB))
+        local = cells.get("local_id", "")
+        if local:
+            keys.append((" ".join(local.split()).upper(), LinkageBasis.LOCAL_ID))
+        return keys
 
     def _case(self, cells: Mapping[str, str]) -> Pseudonym | None:
         case_id = cells.get("case_id", "")
-        return self._linker.case(case_id) if case_id else None
+        if not case_id:
+            return None
+        return self.pseudonymiser.subject(case_id, LinkageBasis.CASE, agency=self.agency)
 
     def _int(self, row: int, cells: Mapping[str, str], field: str, default: int) -> int:
         """A whole number of 1 to `MAX_EXPORT_VERSION` (a version column's)."""
@@ -346,7 +325,10 @@ class RowMapper:
         if text in self._dates:  # dates repeat across rows; parsing them is not cheap
             parsed = self._dates[text]
         else:
-            parsed = _remember(self._dates, text, self._parse_date)
+            parsed = self._parse_date(text)
+            if len(self._dates) > 100_000:
+                self._dates.clear()
+            self._dates[text] = parsed
         if parsed is None:
             formats = ", ".join(self.profile.date_formats)
             raise self._bad(row, field, f"not a date in any of the profile's formats ({formats})")
@@ -378,11 +360,7 @@ class RowMapper:
         minimiser's area of the postcode. Anything else in the cell is rejected."""
         text = cells.get("area", "")
         if not text:
-            postcode = cells.get("postcode", "")
-            area = self._postcode_areas.get(postcode)
-            if area is None:
-                area = _remember(self._postcode_areas, postcode, self.minimiser.area)
-            return area
+            return self.minimiser.area(cells.get("postcode", ""))
         code = self.areas.code_of(text)
         if code is None:
             # Never echoed: the cell is free text, and may be a name or a full postcode.
@@ -408,7 +386,7 @@ class RowMapper:
         if not text:
             return default
         try:
-            return vocabulary[self._key(text)]
+            return vocabulary[vocabulary_key(text)]
         except KeyError:
             # The value is not echoed: a mis-filled column can hold free text.
             raise self._bad(row, field, "value not in the profile's vocabulary") from None
@@ -434,10 +412,10 @@ class RowMapper:
         if not text:
             return []
         vocabulary = self._vocabularies[field]
-        items = None if self._key(text) in vocabulary else _json_strings(text)
+        items = None if vocabulary_key(text) in vocabulary else _json_strings(text)
         terms: list[str] = []
         for item in [text] if items is None else items:
-            key = self._key(item)
+            key = vocabulary_key(item)
             terms += [key] if key in vocabulary else self._split(item, field)
         return terms
 
@@ -478,42 +456,24 @@ class RowMapper:
         and the row is kept with no risk code (and the note).
         """
         vocabulary = self.profile.values.risk
-        codes, unknown, known = self._codes(cells, "risk", self._risk_codes, vocabulary)
+        terms = self._terms(cells, "risk")
+        known = [t for t in terms if t in vocabulary]
+        unknown = len(terms) - len(known)
         if unknown:
             if not known and not self.profile.columns.get("online_component"):
                 raise self._bad(row, "risk", f"{unknown} term(s) not in the profile's vocabulary")
-            self._unknown_terms(row, "risk", unknown, known)
-        return codes
+            self._unknown_terms(row, "risk", unknown, len(known))
+        return tuple(sorted({code for t in known for code in vocabulary[t]}))
 
     def _platforms(self, row: int, cells: Mapping[str, str]) -> tuple[PlatformType, ...]:
         """The platform types of the recognised terms; each unknown term is noted, never
         rejected (with none recognised, the platform is "not recorded")."""
         vocabulary = self.profile.values.platform
-        platforms, unknown, known = self._codes(cells, "platform", self._platform_codes, vocabulary)
-        if unknown:
-            self._unknown_terms(row, "platform", unknown, known)
-        return platforms
-
-    def _codes(
-        self,
-        cells: Mapping[str, str],
-        field: str,
-        cache: dict[str, Read[C]],
-        vocabulary: Mapping[str, tuple[C, ...]],
-    ) -> Read[C]:
-        """A multi-value cell's codes (`_terms`), worked out once per distinct cell text."""
-        text = cells.get(field, "")
-        found = cache.get(text)
-        if found is None:
-
-            def read(text: str) -> Read[C]:
-                terms = self._terms({field: text}, field)
-                known = [t for t in terms if t in vocabulary]
-                codes = sorted({code for t in known for code in vocabulary[t]})
-                return tuple(codes), len(terms) - len(known), len(known)
-
-            found = _remember(cache, text, read)
-        return found
+        terms = self._terms(cells, "platform")
+        known = [t for t in terms if t in vocabulary]
+        if len(known) < len(terms):
+            self._unknown_terms(row, "platform", len(terms) - len(known), len(known))
+        return tuple(sorted({p for t in known for p in vocabulary[t]}))
 
     def _online(
         self, row: int, cells: Mapping[str, str], risks: tuple[str, ...]

@@ -37,14 +37,7 @@ from hub.errors import OutboxError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-#: The page cache of each connection, in KiB (SQLite's cache_size): allocated as used.
-CACHE_KIB = 64 * 1024
-#: Pages in the write-ahead log that start a checkpoint (SQLite's wal_autocheckpoint).
-CHECKPOINT_PAGES = 10_000
 
-# `records` is an ordinary (rowid) table: its rows, four 64-character keys and digests,
-# are too wide for WITHOUT ROWID to pay (inserting them cost twice as much). An outbox
-# made with the WITHOUT ROWID table keeps it; the same statements serve both.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,7 +62,7 @@ CREATE TABLE IF NOT EXISTS records (
     live       INTEGER NOT NULL,
     event_id   TEXT NOT NULL,
     PRIMARY KEY (agency, record_key)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_group ON records (agency, grp);
 CREATE TABLE IF NOT EXISTS files (
     agency      TEXT NOT NULL,
@@ -170,13 +163,6 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed event survives power loss, not only a process crash.
             self._db.execute("PRAGMA synchronous=FULL")
-            # The indexes' pages stay in memory from one batch to the next (the default,
-            # 2 MiB, holds those of a few thousand records: the rest are read again).
-            self._db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
-            # Fewer, larger checkpoints: a page that several batches change (the indexes'
-            # pages, keyed by random digests) is copied to the database once, not once per
-            # few batches. The write-ahead log grows to about 40 MiB before one.
-            self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             self._db.close()

@@ -22,13 +22,11 @@ rejected by field; events stored, sent; failed sends): see `adapters.metrics`.
 from __future__ import annotations
 
 import csv
-import gc
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,28 +248,26 @@ class _Ingest:
         summary = self.summary
         batch: list[tuple[MappedRow, str]] = []
         mark: str | None = None
-        with collecting_between_batches() as collect:
-            for item in source.records():
-                if summary.read % BATCH == 0:  # progress for a long source, while it is read
-                    _count(tally, summary)
-                    collect()
-                summary.read += 1
-                if progress is not None:
-                    progress(1)
-                if isinstance(item, RecordError):
-                    summary.rejected.append(item)
-                    self.unidentified += 1
-                    continue
-                row = self._map(item)
-                if row is None:
-                    continue
-                batch.append(row)
-                if self.watermark is not None:
-                    mark = self.watermark(item)
-                if len(batch) >= BATCH:
-                    self._resolve(batch, mark)
-                    batch = []
-            self._resolve(batch, mark)
+        for item in source.records():
+            if summary.read % BATCH == 0:  # progress for a long source, while it is read
+                _count(tally, summary)
+            summary.read += 1
+            if progress is not None:
+                progress(1)
+            if isinstance(item, RecordError):
+                summary.rejected.append(item)
+                self.unidentified += 1
+                continue
+            row = self._map(item)
+            if row is None:
+                continue
+            batch.append(row)
+            if self.watermark is not None:
+                mark = self.watermark(item)
+            if len(batch) >= BATCH:
+                self._resolve(batch, mark)
+                batch = []
+        self._resolve(batch, mark)
 
     def _map(self, item: SourceRecord) -> tuple[MappedRow, str] | None:
         """The mapped row and its content digest, or None when it is rejected (counted as
@@ -366,33 +362,6 @@ class _Ingest:
                 1 for r in resolved if r.event is not None and r.event.record_key not in implied
             )
             self.summary.stored += adapter.store(resolved, self.name, None)
-
-
-@contextmanager
-def collecting_between_batches() -> Iterator[Callable[[], None]]:
-    """Python's cycle collector held back while the block runs; the function it gives runs
-    the collector's young generations, which the caller does once a batch of rows is read.
-
-    Each row allocates dozens of small objects (cells, the event, its encoding), none in a
-    reference cycle, all freed by reference counting once their batch is stored. Left to
-    itself, the collector, triggered by allocations, walks a batch's objects again and
-    again while the batch is built, and the rest of the heap with them: about a tenth of
-    the ingest time. Once per batch it finds what outlives a batch (and any cycle, which
-    so waits at most one batch). The collector's state before the block (another thread
-    or the embedding program may have turned it off) is restored after it.
-    """
-    if not gc.isenabled():
-        yield lambda: None
-        return
-
-    def collect() -> None:
-        gc.collect(1)
-
-    gc.disable()
-    try:
-        yield collect
-    finally:
-        gc.enable()
 
 
 def _count(tally: IngestTally | None, summary: RunSummary) -> None:

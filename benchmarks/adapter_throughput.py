@@ -227,11 +227,10 @@ def through_adapter(settings: HubSettings, csv_path: Path, rows: int) -> Sample:
     with adapter_run(settings, PROFILE, AGENCY, quarantine=settings.outbox.parent / "q") as run:
         with instrument(run, watch), measured(rows) as sample:
             started = time.perf_counter()
-            # As `hub adapter run FILE` does: a drain process sends while this one reads,
-            # and sends what is left once it has read everything; then a final drain.
+            # As `hub adapter run FILE` does: a drain process sends while this one reads.
             with run.forwarding_in_background(poll=0.2, separate_process=True):
                 summary = run.ingest_file(csv_path)
-                ingested = time.perf_counter()
+            ingested = time.perf_counter()
             run.drain(timeout=120)
             assert run.outbox is not None
             pending, sent = run.outbox.counts()
@@ -482,11 +481,7 @@ def print_breakdown(results: dict[str, list[Sample]]) -> None:
             for k in keys
         )
         print(f"  {name}: total {wall:.2f}; {parts}")
-    print(
-        "  (outbox.put is inside ingest; drain is what is left once everything is stored:"
-        " the drain process sending the last events, then the run's own drain, whose"
-        " pending, send and mark_sent these are)"
-    )
+    print("  (outbox.put is inside ingest; pending, send and mark_sent are inside drain)")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

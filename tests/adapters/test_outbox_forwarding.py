@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from adapters.drain import FINISH, drain_process
 from adapters.mapping import RowMapper
 from adapters.metrics import AdapterMetrics
 from adapters.outbox import Outbox, OutboxItem
@@ -371,63 +369,6 @@ def test_the_drain_runs_without_the_hub_command(tmp_path: Path) -> None:
         check=True,
     )
     assert "'click'" not in imported.stdout and "hub.cli" not in imported.stdout
-
-
-def test_the_drain_process_sends_what_the_run_stored_last_before_it_exits(
-    topics: HubSettings,
-) -> None:
-    """At the end of a run the drain process is told to finish: it sends what is pending
-    at once (not after its poll interval), on its own connection, then exits."""
-    topic = topics.case_topic("camhs")
-    items = [OutboxItem(f"e{i}", topic, b"k", f"v{i}".encode()) for i in range(50)]
-    outbox = Outbox(topics.outbox)
-    try:
-        started = time.monotonic()
-        with drain_process(topics, "camhs", poll=60.0):
-            outbox.put(items[:10])
-            wait_for(lambda: outbox.counts() == (0, 10), 60, "the first events to be sent")
-            outbox.put(items[10:])  # the child is waiting out its poll interval now
-        assert outbox.counts() == (0, 50)  # nothing left for the run's own drain
-        assert time.monotonic() - started < 60
-    finally:
-        outbox.close()
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=topics.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    try:
-        assert sorted(m.value for m in consumer) == sorted(i.value for i in items)
-    finally:
-        consumer.close()
-
-
-def test_a_drain_told_to_finish_while_kafka_is_away_leaves_the_rest_to_the_run(
-    tmp_path: Path,
-) -> None:
-    settings = HubSettings(
-        outbox=tmp_path / "outbox.sqlite",
-        bootstrap="127.0.0.1:1",
-        publish_timeout=1.0,
-        forwarder_backoff=0.2,
-    )
-    outbox = Outbox(settings.outbox)
-    try:
-        outbox.put([OutboxItem("e1", "t", b"k", b"v")])
-        child = subprocess.Popen(
-            [sys.executable, "-m", "adapters.drain", "--follow", "--metrics-port", "0"],
-            env=settings_env(settings),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(2)  # started, and failing to reach Kafka
-        child.send_signal(FINISH or signal.SIGTERM)
-        _, stderr = child.communicate(timeout=60)
-        assert child.returncode == 0, stderr
-        assert outbox.counts() == (1, 0)  # kept for the run's own drain, which reports
-    finally:
-        outbox.close()
 
 
 #: How long Kafka stays away in the outage tests (from the broker's stop to its start).
