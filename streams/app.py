@@ -314,13 +314,14 @@ class Worker:
             read.append(key)
             if value is None:
                 continue
-            kept = self.logs.setdefault(partition, PartitionLog())
             if partition in missing or self.in_memory:
                 versions, offsets = decode_batch(value)
                 self.state.partitions[partition].merge(versions)
-                kept.recovered(str(key), len(value), offsets)
-            else:
-                kept.recovered(str(key), len(value), {})
+                # Only a key whose versions are in the state may be replaced by its
+                # snapshot (and tombstoned); one not merged here is left on the changelog.
+                self.logs.setdefault(partition, PartitionLog()).recovered(
+                    str(key), len(value), offsets
+                )
         return read
 
     async def assigned(self, sender: AppT, assigned: set[TP], **_: Any) -> None:
