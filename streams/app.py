@@ -42,6 +42,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,9 +59,9 @@ from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
-from streams import commits
+from streams import consumer
 from streams.changelog import PartitionLog, partition_of
-from streams.checks import Reason, implausible
+from streams.checks import Bounds, Reason
 from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
 from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, encode_batch
@@ -101,6 +102,19 @@ def release_freed_memory() -> None:
         pass
 
 
+#: Allocations between the collector's youngest-generation passes (Python's default:
+#: 700). An event allocates a few dozen objects that die with its batch.
+COLLECT_EVERY = 20_000
+
+
+def settle_collector() -> None:
+    """What the worker holds once recovered (Faust, its clients, the schemas) lives as
+    long as the process: full collections skip it from here on, and the youngest
+    generation is collected less often."""
+    gc.freeze()
+    gc.set_threshold(COLLECT_EVERY, *gc.get_threshold()[1:])
+
+
 def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(","))
 
@@ -121,8 +135,9 @@ def broker_credentials(config: ClientConfig) -> CredentialsT | None:
 
 
 def faust_app(settings: HubSettings) -> faust.App:
-    """The worker's Faust app, connecting with the hub's client configuration, committing
-    only runs of offsets that start at the committed one (``streams.commits``)."""
+    """The worker's Faust app, connecting with the hub's client configuration, delivering
+    each fetched batch in one step and committing only runs of offsets that start at the
+    committed one (``streams.consumer``, ``streams.commits``)."""
     app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
@@ -141,8 +156,10 @@ def faust_app(settings: HubSettings) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
         # Static membership (HUB_WORKER_INSTANCE_ID): a restarted worker rejoins as itself.
         consumer_group_instance_id=settings.worker_instance_id,
+        # The stream takes what is already in its buffer without awaiting it.
+        cython_optimizations=True,
     )
-    return commits.strict(app)
+    return consumer.batched(app)
 
 
 class Worker:
@@ -184,6 +201,9 @@ class Worker:
         # from each rebalance until they are.
         self.recovering = True
         self.deferred_count = 0
+        # What is plausible, worked out again each second (streams.checks).
+        self.bounds = Bounds.at(datetime.now(UTC))
+        self.bounds_until = time.monotonic() + 1.0
         self.deferred_topic = app.topic(
             settings.deferred_topic,
             key_type=bytes,
@@ -191,13 +211,7 @@ class Worker:
             key_serializer="raw",
             value_serializer="raw",
         )
-        source = app.topic(
-            *sorted(self.topics),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        source = consumer.raw_topic(app, *sorted(self.topics))
         # Values are batches of record versions, keyed "<partition>:<writer>:<sequence>".
         self.table = app.Table(
             RECORD_VERSIONS_TABLE,
@@ -298,6 +312,7 @@ class Worker:
                 self.table.data.pop(key, None)
         if missing:
             release_freed_memory()  # what decoding the changelog used is free now
+        settle_collector()
         log.info("record versions recovered for partitions %s", sorted(missing))
         self.recovering = False
 
@@ -345,28 +360,39 @@ class Worker:
         # stream rather than through noack(), which chains a second stream per event.
         stream.enable_acks = False
         async for event in stream.events():
-            message = event.message
-            self.metrics.consumed.inc()
-            self.read_count += 1
-            self.positions[message.tp] = message.offset
-            partition = message.partition
-            batch = self.pending.get(partition)
-            if batch is None:
-                batch = self.pending[partition] = Pending()
-            batch.events.append(event)
-            batch.read[message.topic] = message.offset
-            version = await self.version_of(event)
-            if version is not None:
-                kind = self.state.partition(partition).apply(version)
-                self.metrics.count(kind)
-                if kind not in ("duplicate", "stale"):
-                    batch.versions.append(version)
-            if len(batch.events) >= self.batch_size:
-                await self.flush(partition)
+            await self.take(event)
+            for waiting in consumer.delivered(self.app, stream):
+                await self.take(waiting)
 
-    async def version_of(self, event: EventT[bytes]) -> RecordVersion | None:
-        """The event's record version; None when it is refused or deferred. Never raises
-        for what a message holds: poison is counted and acknowledged, not retried."""
+    async def take(self, event: EventT[bytes]) -> None:
+        """Apply one event to its partition's state; flush the partition's batch when full."""
+        message = event.message
+        self.metrics.consumed.inc()
+        self.read_count += 1
+        self.positions[message.tp] = message.offset
+        partition = message.partition
+        batch = self.pending.get(partition)
+        if batch is None:
+            batch = self.pending[partition] = Pending()
+        batch.events.append(event)
+        batch.read[message.topic] = message.offset
+        try:
+            version = self.version_of(event)
+        except UnknownSchemaError as exc:  # most likely newer than this worker: kept
+            await self.defer(event, str(exc))
+            version = None
+        if version is not None:
+            kind = self.state.partition(partition).apply(version)
+            self.metrics.count(kind)
+            if kind not in ("duplicate", "stale"):
+                batch.versions.append(version)
+        if len(batch.events) >= self.batch_size:
+            await self.flush(partition)
+
+    def version_of(self, event: EventT[bytes]) -> RecordVersion | None:
+        """The event's record version; None when it is refused. Raises only
+        ``UnknownSchemaError`` (the event is to be deferred): poison is counted and
+        acknowledged, not retried."""
         message = event.message
         agency = self.agency_of.get(message.topic)
         if event.value is None:
@@ -374,9 +400,8 @@ class Worker:
             return None
         try:
             record = self.codec.decode(event.value)
-        except UnknownSchemaError as exc:
-            await self.defer(event, str(exc))
-            return None
+        except UnknownSchemaError:
+            raise
         except ImplausibleValueError as exc:
             self.refuse(event, "implausible", str(exc))
             return None
@@ -390,7 +415,7 @@ class Worker:
             if record.get("agency_id") != agency:
                 self.refuse(event, "wrong_agency", "the body names another agency")
                 return None
-            field = implausible(record, datetime.now(UTC))
+            field = self.plausible().implausible(record)
             if field is not None:
                 self.refuse(event, "implausible", f"{field} out of the plausible range")
                 return None
@@ -401,6 +426,13 @@ class Worker:
         if self.on_submission is not None and agency is not None:
             self.on_submission(agency, message.timestamp)
         return version
+
+    def plausible(self) -> Bounds:
+        """What is plausible now, worked out again at most once a second."""
+        if time.monotonic() >= self.bounds_until:
+            self.bounds = Bounds.at(datetime.now(UTC))
+            self.bounds_until = time.monotonic() + 1.0
+        return self.bounds
 
     def refuse(self, event: EventT[bytes], reason: Reason, why: str) -> None:
         """Count and log a refused message (where it is, never what it holds)."""

@@ -21,6 +21,7 @@ it is most likely newer than the worker, and is kept (``streams.deferred``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -42,6 +43,43 @@ def clock_version(now: datetime) -> int:
     return max(1, int((now - VERSION_EPOCH).total_seconds()))
 
 
+#: The earliest plausible report time.
+EARLIEST_REPORT = datetime(EARLIEST.year, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What is plausible at one moment: the latest date and report time, the highest
+    record version. Worked out once, and used for every event of the next second."""
+
+    latest_day: date
+    latest: datetime
+    ceiling: int
+
+    @classmethod
+    def at(cls, now: datetime) -> Bounds:
+        latest = now + FUTURE_TOLERANCE
+        ceiling = min(VERSION_CEILING - 1, clock_version(now + timedelta(days=1)))
+        return cls(latest.date(), latest, ceiling)
+
+    def implausible(self, record: Mapping[str, Any]) -> str | None:
+        """``implausible`` within these bounds."""
+        occurred = record.get("occurred_on")
+        if not isinstance(occurred, date) or not EARLIEST <= occurred <= self.latest_day:
+            return "occurred_on"
+        reported = record.get("reported_at")
+        if not isinstance(reported, datetime):
+            return "reported_at"
+        if reported.tzinfo is None:
+            reported = reported.replace(tzinfo=UTC)
+        if not EARLIEST_REPORT <= reported <= self.latest:
+            return "reported_at"
+        version = record.get("record_version")
+        if not isinstance(version, int) or not 0 <= version <= self.ceiling:
+            return "record_version"
+        return None
+
+
 def implausible(record: Mapping[str, Any], now: datetime) -> str | None:
     """Which field of a decoded case event no real record could have, or None.
 
@@ -50,19 +88,4 @@ def implausible(record: Mapping[str, Any], now: datetime) -> str | None:
     version column use small numbers; a version that high would block every
     later correction of the record).
     """
-    latest = now + FUTURE_TOLERANCE
-    occurred = record.get("occurred_on")
-    if not isinstance(occurred, date) or not EARLIEST <= occurred <= latest.date():
-        return "occurred_on"
-    reported = record.get("reported_at")
-    if not isinstance(reported, datetime):
-        return "reported_at"
-    if reported.tzinfo is None:
-        reported = reported.replace(tzinfo=UTC)
-    if not datetime(EARLIEST.year, 1, 1, tzinfo=UTC) <= reported <= latest:
-        return "reported_at"
-    version = record.get("record_version")
-    ceiling = min(VERSION_CEILING - 1, clock_version(now + timedelta(days=1)))
-    if not isinstance(version, int) or not 0 <= version <= ceiling:
-        return "record_version"
-    return None
+    return Bounds.at(now).implausible(record)

@@ -137,7 +137,7 @@ def _aliases(subject: Mapping[str, Any] | None, others: list[Mapping[str, Any]])
 
 def _text(value: Any) -> str:
     """One shared copy of a repeated string (enum members become their value)."""
-    return intern(str(value))
+    return intern(value if value.__class__ is str else str(value))
 
 
 _TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
