@@ -18,6 +18,8 @@ topics. Then, in the same run, each reading all N events from the start:
     reads (``streams.consumer``: the worker's app, its topic of bytes, the buffer
     taken in one step, acknowledged per event; a child process, its own app id:
     ``--role stateless``);
+(b0) the same agent as Faust's documentation writes one, on Faust's own consumer and
+    stream (``async for value in stream``; ``--role stock``), the (b) of earlier runs;
 (c) the full pipeline, ``streams.app.Worker`` as ``hub streams worker``
     builds it (default batch size and flush interval, the timeliness hook),
     in a child process (``--role pipeline``): from the first event to the
@@ -540,6 +542,46 @@ def run_stateless(args: argparse.Namespace) -> None:
     run_faust(app, args.faust_spinner)
 
 
+def run_stock(args: argparse.Namespace) -> None:
+    """(b0): a stateless agent as Faust's documentation writes one, on Faust's own
+    consumer and stream (no ``streams.consumer``): ``async for value in stream``."""
+    import faust
+
+    from streams.app import broker_credentials, broker_url
+
+    settings = child_settings()
+    profile = Path(args.profile_out) if args.profile_out else None
+    clock = Clock("stock", args.events, Path(args.result), profile)
+    app = faust.App(
+        settings.worker_app_id,
+        broker=broker_url(settings.bootstrap_servers),
+        broker_credentials=broker_credentials(client_config(settings)),
+        store="memory://",
+        datadir=str(settings.worker_data),
+        autodiscover=False,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    source = app.topic(
+        *case_topics(settings),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    decode = Codec("case_event").decode
+    tick = clock.tick
+
+    async def decode_only(stream: Any) -> None:
+        async for value in stream:
+            decode(value)
+            tick()
+
+    app.agent(source, name="decode-only")(decode_only)
+    app.timer(2.0)(clock.progress)
+    run_faust(app, args.faust_spinner)
+
+
 def run_pipeline(args: argparse.Namespace) -> None:
     from prometheus_client import CollectorRegistry
 
@@ -879,6 +921,7 @@ class Round:
     stateless: Timing
     pipeline: dict[str, Any]  # the (c) child's result
     quix: dict[str, Any] | None = None  # the (d) child's result, unless skipped
+    stock: Timing | None = None  # (b0)
 
     def consumed(self, n: int) -> Timing:
         return timing(self.pipeline, "nth", n)
@@ -1007,6 +1050,8 @@ def report(
     )
     print(f"{'':<48}{'events/s':>11}{'range':>16}{'seconds':>9}{'CPU/wall':>9}")
     print(row("(a) raw aiokafka consumer + Codec.decode", raw))
+    stock = [r.stock for r in rounds if r.stock is not None]
+    print(row("(b0) Faust agent, Faust's consumer and stream", stock))
     print(row("(b) Faust agent, decode only", stateless))
     print(row("(c) streams.app.Worker, to N-th consumed", consumed))
     print(row("(c) streams.app.Worker, to all written + acked", acked))
@@ -1034,6 +1079,10 @@ def report(
             if len(rounds) > 1
             else ""
         )
+    )
+    print(
+        f"c/b0 = {median_ratio(consumed, stock):.2f} (acked: {median_ratio(acked, stock):.2f});"
+        f" b/b0 = {median_ratio(stateless, stock):.2f}"
     )
     if quix:
         both = len(committed) == len(rounds) and len(quix_committed) == len(quix)
@@ -1098,6 +1147,13 @@ def report(
             f" ({memory['records'] / memory['seconds']:,.0f} versions/s decoded and applied)"
         )
     print_targets(consumed, acked, stateless, processed)
+    if stock:
+        ratio = median_ratio(consumed, stock)
+        print(
+            f"  (c) to N-th consumed = {ratio:.0%} of (b0), the same agent on Faust's own"
+            f" consumer and stream, target >= {RATIO_TARGET:.0%}:"
+            f" {'MET' if ratio >= RATIO_TARGET else 'NOT MET'}"
+        )
 
 
 def print_targets(
@@ -1207,6 +1263,10 @@ def measure(args: argparse.Namespace, work: Path, children: Children) -> None:
             data, _ = bench.child("stateless", f"bench-stateless-{number}")
             stateless = timing(data, "nth", args.events)
             say(f"  {stateless.rate:,.0f} events/s")
+            say(f"{tag}(b0) Faust agent on Faust's own consumer and stream (child process) ...")
+            data, _ = bench.child("stock", f"bench-stock-{number}")
+            stock = timing(data, "nth", args.events)
+            say(f"  {stock.rate:,.0f} events/s")
             say(f"{tag}(c) streams.app.Worker (child process) ...")
             pipeline, _ = bench.child("pipeline", f"bench-pipeline-{number}")
             say(f"  {timing(pipeline, 'nth', args.events).rate:,.0f} events/s to N-th consumed")
@@ -1215,7 +1275,7 @@ def measure(args: argparse.Namespace, work: Path, children: Children) -> None:
                 say(f"{tag}(d) Quix Streams (child process) ...")
                 quix, _ = bench.child("quix", f"bench-quix-{number}")
                 say(f"  {timing(quix, 'nth', args.events).rate:,.0f} events/s to N-th processed")
-            rounds.append(Round(raw, stateless, pipeline, quix))
+            rounds.append(Round(raw, stateless, pipeline, quix, stock))
         memory = None
         if args.state_records:
             say(f"PartitionState with {args.state_records:,} record versions (child process) ...")
@@ -1285,7 +1345,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     # Internal: the child processes.
     parser.add_argument(
-        "--role", choices=("main", "stateless", "pipeline", "quix", "state-memory"), default="main"
+        "--role",
+        choices=("main", "stateless", "stock", "pipeline", "quix", "state-memory"),
+        default="main",
     )
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -1301,6 +1363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "stateless":
         run_stateless(args)
+        return 0
+    if args.role == "stock":
+        run_stock(args)
         return 0
     if args.role == "pipeline":
         run_pipeline(args)
