@@ -201,6 +201,7 @@ class Worker:
         # from each rebalance until they are.
         self.recovering = True
         self.deferred_count = 0
+        self.settled = False  # the garbage collector, after the first recovery
         # What is plausible, worked out again each second (streams.checks).
         self.bounds = Bounds.at(datetime.now(UTC))
         self.bounds_until = time.monotonic() + 1.0
@@ -312,7 +313,9 @@ class Worker:
                 self.table.data.pop(key, None)
         if missing:
             release_freed_memory()  # what decoding the changelog used is free now
-        settle_collector()
+        if not self.settled:
+            settle_collector()  # once: what a later rebalance leaves is collected as usual
+            self.settled = True
         log.info("record versions recovered for partitions %s", sorted(missing))
         self.recovering = False
 
