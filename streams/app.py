@@ -59,7 +59,7 @@ from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
-from streams import consumer
+from streams import commits, consumer
 from streams.changelog import PartitionLog, partition_of
 from streams.checks import Bounds, Reason
 from streams.deferred import deferred_headers
@@ -135,9 +135,8 @@ def broker_credentials(config: ClientConfig) -> CredentialsT | None:
 
 
 def faust_app(settings: HubSettings) -> faust.App:
-    """The worker's Faust app, connecting with the hub's client configuration, delivering
-    each fetched batch in one step and committing only runs of offsets that start at the
-    committed one (``streams.consumer``, ``streams.commits``)."""
+    """The worker's Faust app, connecting with the hub's client configuration, committing
+    only runs of offsets that start at the committed one (``streams.commits``)."""
     app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
@@ -156,10 +155,8 @@ def faust_app(settings: HubSettings) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
         # Static membership (HUB_WORKER_INSTANCE_ID): a restarted worker rejoins as itself.
         consumer_group_instance_id=settings.worker_instance_id,
-        # The stream takes what is already in its buffer without awaiting it.
-        cython_optimizations=True,
     )
-    return consumer.batched(app)
+    return commits.strict(app)
 
 
 class Worker:
@@ -364,8 +361,6 @@ class Worker:
         stream.enable_acks = False
         async for event in stream.events():
             await self.take(event)
-            for waiting in consumer.delivered(self.app, stream):
-                await self.take(waiting)
 
     async def take(self, event: EventT[bytes]) -> None:
         """Apply one event to its partition's state; flush the partition's batch when full."""
