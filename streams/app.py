@@ -398,7 +398,7 @@ class Worker:
             return None
         try:
             record = self.codec.decode(event.value)
-        except UnknownSchemaError:
+        except UnknownSchemaError:  # a CodecError, but deferred by take(), not refused
             raise
         except ImplausibleValueError as exc:
             self.refuse(event, "implausible", str(exc))
