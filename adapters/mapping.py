@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import NamedTuple, TypeVar
 
-from adapters.profile import ALL_SHAREABLE, Profile, SourceField, vocabulary_key
+from adapters.profile import Profile, SourceField, vocabulary_key
+from hub.agreement.model import ALL_SHAREABLE, ShareableField
 from hub.areas import Areas
 from hub.errors import ConfigError, RecordError
 from hub.minimise import UNKNOWN, Minimiser
@@ -118,7 +119,10 @@ class RowMapper:
         taxonomy: Taxonomy | None = None,
         agency: str | None = None,
         areas: Areas | None = None,
+        share: tuple[ShareableField, ...] | None = None,
     ) -> None:
+        """`share`: the shareable fields sent (``adapters.profile.sharing_scope``); by
+        default the profile's ``share`` list, or every one."""
         self.profile = profile
         self.agency = agency or profile.agency
         self.pseudonymiser = pseudonymiser
@@ -130,6 +134,13 @@ class RowMapper:
         self.areas = areas or Areas()
         #: Warnings about rows that were kept (e.g. an unknown risk term): `take_notes`.
         self.notes: list[RecordError] = []
+        if share is None:
+            share = ALL_SHAREABLE if profile.share is None else profile.share
+        shared = set(share)
+        #: What each field not shared becomes: the schema's "not recorded".
+        self._unshared: dict[str, object] = {
+            f: _UNSHARED[f] for f in ALL_SHAREABLE if f not in shared
+        }
         separator = profile.multi_value_separator
         separators = [re.escape(separator)] if separator else []
         separators += _MORE_SEPARATORS.get(profile.agency_type, ())
@@ -276,9 +287,8 @@ class RowMapper:
             role=self._lookup(row, cells, "role", maps.role, Role.UNKNOWN),
             outcome=self._lookup(row, cells, "outcome", maps.outcome, Outcome.UNKNOWN),
         )
-        unshared = set(ALL_SHAREABLE) - set(self.profile.share)
-        if unshared:
-            event = event.model_copy(update={f: _UNSHARED[f] for f in unshared})
+        if self._unshared:
+            event = event.model_copy(update=self._unshared)
         return MappedRow(identity, event)
 
     # --- fields ----------------------------------------------------------------

@@ -44,6 +44,7 @@ from adapters.publishers.base import KafkaUnavailable, Publisher, partition_key
 from adapters.publishers.factory import make_publisher
 from adapters.sources.base import Source, SourceRecord
 from adapters.versions import CHANGES, Change, Resolved, SnapshotCheck, Versioner
+from hub.agreement.model import ShareableField
 from hub.areas import Areas
 from hub.codec import Codec
 from hub.errors import HubError, OutboxError, RecordError
@@ -108,9 +109,11 @@ class Adapter:
         metrics: AdapterMetrics | None = None,
         snapshot_check: SnapshotCheck | None = None,
         areas: Areas | None = None,
+        share: tuple[ShareableField, ...] | None = None,
     ) -> None:
         self.profile = profile
         self.topic = topic
+        self.share = share  # the shareable fields sent (adapters.profile.sharing_scope)
         self.pseudonymiser = pseudonymiser
         self.outbox = outbox
         self.quarantine = quarantine
@@ -134,6 +137,7 @@ class Adapter:
             self.taxonomy,
             self.agency,
             self.areas,
+            self.share,
         )
 
     def ingest(

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from hub import resources
+from hub.agreement.model import ShareableField
 from hub.errors import ConfigError
 from hub.models import (
     AgencyType,
@@ -71,27 +72,6 @@ IdentifierField = Literal[
     "postcode",
     "case_id",
 ]
-#: Event fields an agreement may or may not let an agency share.
-ShareableField = Literal[
-    "age_band",
-    "sex",
-    "area_code",
-    "vulnerabilities",
-    "threshold_level",
-    "platform_types",
-    "role",
-    "outcome",
-]
-ALL_SHAREABLE: tuple[ShareableField, ...] = (
-    "age_band",
-    "sex",
-    "area_code",
-    "vulnerabilities",
-    "threshold_level",
-    "platform_types",
-    "role",
-    "outcome",
-)
 
 
 def vocabulary_key(text: str) -> str:
@@ -137,7 +117,9 @@ class Profile(BaseModel):
     values: ValueMaps = Field(default_factory=ValueMaps)
     default_event_type: EventType = EventType.CONTACT
     identifiers: tuple[IdentifierField, ...] = ()
-    share: tuple[ShareableField, ...] = ALL_SHAREABLE
+    #: The shareable fields this agency's adapter shares: the agreement's ``shares`` for
+    #: its partner narrowed, never widened; omitted, the agreement's (``sharing_scope``).
+    share: tuple[ShareableField, ...] | None = None
     #: The canonical fields whose values together identify one source record (one
     #: row of the export): e.g. police, one row per person per occurrence:
     #: [record_id, local_id]. Two rows of one export never share it.
@@ -229,3 +211,24 @@ def load_profile(name_or_path: str | Path) -> Profile:
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+
+
+def sharing_scope(
+    profile: Profile, agency: str, allowed: tuple[ShareableField, ...]
+) -> tuple[ShareableField, ...]:
+    """The shareable fields `agency`'s adapter shares with `profile`: the profile's
+    ``share`` list when it has one, the agreement's (`allowed`) otherwise.
+
+    ConfigError, naming the fields, when the profile lists one the agreement does not
+    let the partner share: a profile may narrow the agreement, never widen it."""
+    if profile.share is None:
+        return allowed
+    wider = [f for f in profile.share if f not in allowed]
+    if wider:
+        raise ConfigError(
+            f"profile {profile.agency}: share: lists {', '.join(wider)}, which the"
+            f" data-sharing agreement does not let partner {agency} share (its shares:"
+            f" {', '.join(allowed) or 'none'}). Remove them from the profile's share: list,"
+            " or have the agreement amended (HUB_AGREEMENT)"
+        )
+    return profile.share

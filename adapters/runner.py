@@ -36,7 +36,7 @@ from adapters.metrics import AdapterMetrics, OutboxHealth, outbox_health
 from adapters.metrics import serve as serve_metrics
 from adapters.outbox import Outbox, pending_summary
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
-from adapters.profile import Profile, load_profile
+from adapters.profile import Profile, load_profile, sharing_scope
 from adapters.publishers.factory import make_publisher
 from adapters.sources.base import Source, SourceKind
 from adapters.sources.delimited import CsvSource, FileError
@@ -234,6 +234,11 @@ def adapter_run(
     taxonomy = agreement.taxonomy
     check_risk_codes(profile, taxonomy)  # before anything is opened
     agency_id = agency or profile.agency
+    # What the agreement lets this partner share, narrowed by the profile, never widened.
+    partners = {partner.id: partner for partner in agreement.partners}
+    share = profile.share
+    if agency_id in partners:
+        share = sharing_scope(profile, agency_id, partners[agency_id].shares)
     outbox = None if dry_run else Outbox(settings.outbox)
     publisher = None if dry_run else make_publisher(settings, f"hub-adapter-{agency_id}")
     if dry_run:
@@ -253,6 +258,7 @@ def adapter_run(
         metrics=metrics,
         snapshot_check=SnapshotCheck(settings.withdrawal_limit),
         areas=agreement.area_vocabulary,
+        share=share,
     )
     forwarder = None
     if outbox is not None and publisher is not None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -83,12 +83,40 @@ class Cron(_Frozen):
         return expression
 
 
+#: Event fields an agreement may or may not let a partner share. A field a partner does
+#: not share reaches the hub as "not recorded"; the other fields of an event (its
+#: record key and version, pseudonyms, agency, event type, dates, online component and
+#: risk codes) are what every partner shares.
+ShareableField = Literal[
+    "age_band",
+    "sex",
+    "area_code",
+    "vulnerabilities",
+    "threshold_level",
+    "platform_types",
+    "role",
+    "outcome",
+]
+ALL_SHAREABLE: tuple[ShareableField, ...] = get_args(ShareableField)
+
+
 class Partner(_Frozen):
     id: str = Field(pattern=_SLUG)
     type: AgencyType
     topic: str = Field(pattern=_TOPIC)
     principal: str = Field(pattern=_PRINCIPAL)
     submit_by: Cron
+    #: The shareable fields this partner may share; omitted, every one. An agency's
+    #: profile may narrow this, never widen it (checked when its adapter starts).
+    shares: tuple[ShareableField, ...] = ALL_SHAREABLE
+
+    @field_validator("shares")
+    @classmethod
+    def _once_each(cls, shares: tuple[ShareableField, ...]) -> tuple[ShareableField, ...]:
+        repeated = sorted({f for f in shares if shares.count(f) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return shares
 
 
 class Schedule(_Frozen):
