@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,6 +118,47 @@ def agreement_check(file: Path) -> None:
         click.echo(f"{file}: {len(problems)} problem(s)")
         sys.exit(1)
     click.echo(f"{file}: the agreement is valid")
+
+
+@agreement.command("describe")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["markdown", "html"]),
+    default="markdown",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the document here (default: standard output).",
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+    help="The date the next publication dates are worked out from (default: now).",
+)
+@friendly
+def agreement_describe(file: Path, form: str, out: Path | None, as_of: datetime | None) -> None:
+    """FILE as a document for the people who sign it: partners and the fields each
+    shares, identifiers and their pseudonyms, readers, the timetable in words with its
+    next dates, the disclosure rule, retention."""
+    from zoneinfo import ZoneInfo
+
+    from hub.agreement.describe import describe, markdown, page
+    from hub.agreement.model import load_agreement
+
+    agreement = load_agreement(file)
+    zone = ZoneInfo(agreement.timezone)
+    now = datetime.now(zone) if as_of is None else as_of.replace(tzinfo=zone)
+    blocks = describe(agreement, file, now)
+    text = page(blocks) if form == "html" else markdown(blocks)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"{out}: the agreement of {agreement.partnership}, as {form}")
 
 
 # --- topics -------------------------------------------------------------------
