@@ -236,7 +236,7 @@ def adapter_run(
     agency_id = agency or profile.agency
     # What the agreement lets this partner share, narrowed by the profile, never widened.
     partners = {partner.id: partner for partner in agreement.partners}
-    share = profile.share
+    share = None  # not a partner: the profile's own list (the ACLs keep it off Kafka)
     if agency_id in partners:
         share = sharing_scope(profile, agency_id, partners[agency_id].shares)
     outbox = None if dry_run else Outbox(settings.outbox)

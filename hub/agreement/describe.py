@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from hub.agreement.model import ALL_SHAREABLE, Agreement, next_local
+from hub.agreement.model import ALL_SHAREABLE, Agreement, Schedule
 
 #: What each shareable field is, in a reader's words.
 FIELD_MEANING = {
@@ -112,13 +112,12 @@ def cron_in_words(cron: str) -> str:
     return words + f" of {_and([MONTHS[m - 1] for m in months])}"
 
 
-def _next(cron: str, zone_name: str, agreement: Agreement, now: datetime, count: int) -> str:
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(zone_name or agreement.timezone)
+def _next(agreement: Agreement, schedule: Schedule, now: datetime, count: int) -> str:
+    """The next `count` release times of `schedule` after `now`, in its own zone."""
+    zone = agreement.zone_of(schedule)
     moments, after = [], now
     for _ in range(count):
-        after = next_local(cron, zone, after)
+        after = agreement.next_publication(schedule.name, after)
         moments.append(after.astimezone(zone).strftime("%a %d %b %Y %H:%M"))
     return "; ".join(moments)
 
@@ -203,7 +202,7 @@ def describe(agreement: Agreement, source: Path, now: datetime) -> list[Block]:
                     f"each {s.closes}",
                     cron_in_words(s.at.cron)
                     + (f" ({s.timezone})" if s.timezone and s.timezone != zone else ""),
-                    _next(s.at.cron, s.timezone or zone, agreement, now, 3),
+                    _next(agreement, s, now, 3),
                     s.topic,
                 )
                 for s in agreement.publication
