@@ -12,7 +12,8 @@ record key, version, a keyed digest of its content, whether it is live), so
 that an export without a version column still yields corrections and
 withdrawals (`adapters.versions`), and the keyed digests of the files already
 ingested, so that a re-sent file changes nothing. Only pseudonymised, encoded
-events and keyed digests are stored here; raw rows never are.
+events, keyed digests and the agency's audit entries (`audit_item`: counts and
+key ids) are stored here; raw rows never are.
 
 Every SQLite or file-system error leaves this module as an `OutboxError` (a
 `HubError`) naming the file and what to do: free space, fix permissions or the
@@ -26,14 +27,16 @@ import errno
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from hub import audit
 from hub.errors import OutboxError
+from hub.settings import HubSettings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,6 +67,16 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (agency, record_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_group ON records (agency, grp);
+CREATE TABLE IF NOT EXISTS audit (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id   TEXT NOT NULL UNIQUE,
+    topic      TEXT NOT NULL,
+    key        BLOB NOT NULL,
+    value      BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at    REAL
+);
+CREATE INDEX IF NOT EXISTS audit_pending ON audit (seq) WHERE sent_at IS NULL;
 CREATE TABLE IF NOT EXISTS files (
     agency      TEXT NOT NULL,
     digest      TEXT NOT NULL,
@@ -226,21 +239,38 @@ class Outbox:
             return added
 
     @_guarded
+    def put_audit(self, items: Iterable[OutboxItem]) -> None:
+        """Store audit entries (`audit_item`), sent once no event is waiting: after every
+        event stored before them. Not counted among the events."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO audit (entry_id, topic, key, value, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(i.event_id, i.topic, i.key, i.value, now) for i in items],
+            )
+
+    @_guarded
     def pending(self, limit: int = 5000) -> list[OutboxItem]:
-        rows = self._db.execute(
-            "SELECT event_id, topic, key, value FROM outbox WHERE sent_at IS NULL"
-            " ORDER BY seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [OutboxItem(*row) for row in rows]
+        """Events not yet acknowledged, oldest first; when there are none, audit entries."""
+        for query in _PENDING:
+            rows = self._db.execute(query, (limit,)).fetchall()
+            if rows:
+                return [OutboxItem(*row) for row in rows]
+        return []
 
     @_guarded
     def mark_sent(self, event_ids: Iterable[str]) -> None:
         now = time.time()
+        ids = list(event_ids)
+        entries = [(now, e) for e in ids if is_audit(e)]
         with self._transaction() as db:
             db.executemany(
-                "UPDATE outbox SET sent_at = ? WHERE event_id = ?", [(now, e) for e in event_ids]
+                "UPDATE outbox SET sent_at = ? WHERE event_id = ?",
+                [(now, e) for e in ids if not is_audit(e)],
             )
+            if entries:
+                db.executemany("UPDATE audit SET sent_at = ? WHERE entry_id = ?", entries)
 
     @_guarded
     def counts(self) -> tuple[int, int]:
@@ -330,6 +360,11 @@ def _state(row: tuple[str, str, int, str, int, str]) -> RecordState:
     return RecordState(row[0], row[1], int(row[2]), row[3], bool(row[4]), row[5])
 
 
+#: Pending events, then pending audit entries, each oldest first.
+_PENDING = (
+    "SELECT event_id, topic, key, value FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+    "SELECT entry_id, topic, key, value FROM audit WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+)
 #: The oldest pending event by the pending index (stored in order), not a scan of them all.
 _OLDEST_PENDING = "SELECT created_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1"
 
@@ -354,3 +389,27 @@ def pending_summary(path: Path) -> tuple[int, float | None]:
     except sqlite3.Error as exc:
         raise outbox_error(path, exc) from exc
     return int(pending), None if oldest is None else float(oldest[0])
+
+
+#: What the id of an audit entry in the outbox starts with (never an event id's start).
+AUDIT_PREFIX = "audit-"
+
+
+def is_audit(item_id: str) -> bool:
+    return item_id.startswith(AUDIT_PREFIX)
+
+
+def audit_item(settings: HubSettings, record: Mapping[str, Any]) -> OutboxItem:
+    """An entry of the audit trail (`hub.audit`) as the forwarder sends it, to the audit
+    topic."""
+    key, value = audit.encode(record)
+    return OutboxItem(f"{AUDIT_PREFIX}{record['id']}", audit.audit_topic(settings), key, value)
+
+
+def audited(settings: HubSettings, record: Mapping[str, Any]) -> None:
+    """Store one audit entry in the outbox at HUB_OUTBOX (opened and closed for it)."""
+    outbox = Outbox(settings.outbox)
+    try:
+        outbox.put_audit([audit_item(settings, record)])
+    finally:
+        outbox.close()

@@ -38,7 +38,7 @@ from adapters.metrics import (
     IngestTally,
     source_kind,
 )
-from adapters.outbox import Outbox, OutboxItem
+from adapters.outbox import Outbox, OutboxItem, is_audit
 from adapters.profile import Profile
 from adapters.publishers.base import KafkaUnavailable, Publisher, partition_key
 from adapters.publishers.factory import make_publisher
@@ -484,7 +484,9 @@ class Forwarder:
             missing, batch = len(items) - len(self.acknowledged), len(items)
         if self.acknowledged:
             outbox.mark_sent(self.acknowledged)
-            done, self.acknowledged = len(self.acknowledged), []
+            # Events only: the outbox's audit entries (`is_audit`) are not counted.
+            done = sum(1 for i in self.acknowledged if not is_audit(i))
+            self.acknowledged = []
             self.sent += done
             if self.metrics is not None:
                 self.metrics.sent(done)

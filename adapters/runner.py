@@ -21,6 +21,7 @@ import logging
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +33,9 @@ from adapters.console import progress as progress_bar
 from adapters.console import say
 from adapters.drain import counting_sent_elsewhere, drain_process, forwarding_thread
 from adapters.mapping import check_risk_codes
-from adapters.metrics import AdapterMetrics, OutboxHealth, outbox_health
+from adapters.metrics import AdapterMetrics, OutboxHealth, outbox_health, reject_field
 from adapters.metrics import serve as serve_metrics
-from adapters.outbox import Outbox, pending_summary
+from adapters.outbox import Outbox, audit_item, pending_summary
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile, sharing_scope
 from adapters.publishers.factory import make_publisher
@@ -42,6 +43,7 @@ from adapters.sources.base import Source, SourceKind
 from adapters.sources.delimited import CsvSource, FileError
 from adapters.sources.jsonl import JsonLinesSource
 from adapters.versions import SnapshotCheck
+from hub import audit
 from hub.agreement.model import Agreement, load_agreement
 from hub.errors import HubError, OutboxError
 from hub.minimise import Minimiser
@@ -79,6 +81,9 @@ class AdapterRun:
     adapter: Adapter
     outbox: Outbox | None
     forwarder: Forwarder | None
+    #: The partnership and the profile's name, for the submissions' audit entries.
+    partnership: str = ""
+    profile_name: str = ""
 
     @property
     def metrics(self) -> AdapterMetrics | None:
@@ -92,7 +97,29 @@ class AdapterRun:
 
     def ingest(self, source: Source) -> RunSummary:
         """Read `source` into the outbox (a pushed request); returns once it is committed."""
-        return self.adapter.ingest(source)
+        return self._audited(self.adapter.ingest(source), source.kind)
+
+    def _audited(self, summary: RunSummary, kind: str) -> RunSummary:
+        """Store the submission's audit entry (`hub.audit`) in the outbox, after its
+        events: counts by change and rejects by field, never a value or a file name."""
+        if self.outbox is None:
+            return summary
+        detail = {
+            "agency": self.adapter.versioner.agency,
+            "profile": self.profile_name,
+            "source_kind": kind,
+            "read": summary.read,
+            "new": summary.changes["new"],
+            "changed": summary.changes["corrected"],
+            "withdrawn": summary.changes["withdrawn"],
+            "unchanged": summary.changes["unchanged"],
+            "rejected": dict(Counter(reject_field(e) for e in summary.rejected)),
+            "resent": summary.resent is not None,
+            "withdrawals_held": summary.refused is not None,
+        }
+        record = audit.entry("SUBMISSION", self.partnership, self.settings, detail)
+        self.outbox.put_audit([audit_item(self.settings, record)])
+        return summary
 
     def health(self) -> OutboxHealth:
         """The outbox and this run's forwarder (see `adapters.metrics.outbox_health`)."""
@@ -120,7 +147,7 @@ class AdapterRun:
         source = SqlSource(url, query, watermark_column, None, name, separator)
         if self.outbox is not None:
             source.since = self.outbox.watermark(source.name)
-        return self.adapter.ingest(source, watermark=source.watermark_of)
+        return self._audited(self.adapter.ingest(source, watermark=source.watermark_of), "sql")
 
     def ingest_file(self, path: Path, accept_withdrawals: bool = False) -> RunSummary:
         """One export file: a re-send of a file already ingested changes nothing; a full
@@ -136,7 +163,7 @@ class AdapterRun:
         )
         if self.outbox is not None and digest is not None and summary.refused is None:
             self.outbox.record_file(agency, digest, path.name)
-        return summary
+        return self._audited(summary, source.kind)
 
     def _file_digest(self, path: Path) -> str | None:
         """A keyed digest of the file's bytes (None when it cannot be read: the source says why)."""
@@ -266,7 +293,8 @@ def adapter_run(
             settings, outbox, metrics, client_id=f"hub-adapter-{agency_id}", publisher=publisher
         )
     try:
-        yield AdapterRun(settings, profile, adapter, outbox, forwarder)
+        name = Path(profile_name).stem if profile_name.endswith((".yaml", ".yml")) else profile_name
+        yield AdapterRun(settings, profile, adapter, outbox, forwarder, agreement.partnership, name)
     finally:
         if forwarder is not None:
             forwarder.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 # --- the vocabulary of published cells --------------------------------------------
@@ -52,6 +53,12 @@ CellKey = tuple[str, str, str]
 #: (publication, period start): one period of one publication. The start is whatever
 #: the snapshots carry: a date when decoded from the topic, an ISO string in a row.
 PeriodKey = tuple[str, Any]
+
+
+def release_id(publication: str, period_start: date, revision: int) -> str:
+    """The id of a release's entry on the audit trail (``hub.audit``): what the board pack
+    cites, the same whichever process wrote it."""
+    return f"release/{publication}/{period_start.isoformat()}/r{revision}"
 
 
 def cell_of(snapshot: Mapping[str, Any]) -> CellKey:

@@ -72,12 +72,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from operator import attrgetter
 from typing import TypeVar
 
-from hub.disclosure import DisclosureRule, protect_breakdown
+from hub.disclosure import DisclosureRule, Suppression, protect_breakdown
 from hub.models import AgencyType, Outcome, Role, Sex, Vulnerability
 from hub.taxonomy import CELLS, Taxonomy
 from hub.trends import (
@@ -142,6 +142,9 @@ class Cell:
     value: str
     count: int | None
     suppressed: bool
+    #: Why it is withheld (the audit trail's primary and secondary suppressions), never
+    #: published; not part of a cell's equality.
+    suppression: Suppression = field(default=Suppression.NONE, compare=False)
 
 
 #: What one event, or one child, contributes: age band, sex, area, threshold level,
@@ -408,13 +411,16 @@ def protect_cells(breakdowns: Mapping[Key, Mapping[str, int]], rule: DisclosureR
         else:
             protected = protect_breakdown(counts, rule)
         cells.extend(
-            Cell(measure, dimension, cell.value, cell.count, cell.count is None)
+            Cell(measure, dimension, cell.value, cell.count, cell.count is None, cell.suppression)
             for cell in protected.cells
         )
     shown = {c.measure: c.count for c in cells if (c.dimension, c.value) == (TOTAL, ALL)}
     if _joined_derivable(shown.get(PSEUDONYMS), shown.get(CHILDREN), rule):
         cells = [
-            replace(c, count=None, suppressed=True) if c.measure == PSEUDONYMS else c for c in cells
+            replace(c, count=None, suppressed=True, suppression=Suppression.SECONDARY)
+            if c.measure == PSEUDONYMS and not c.suppressed
+            else c
+            for c in cells
         ]
     return cells
 

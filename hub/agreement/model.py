@@ -168,6 +168,25 @@ class Retention(_Frozen):
     case_events_days: int = Field(ge=1)
     #: Days a published cell stays on its publication topic; None: kept.
     trends_days: int | None = Field(default=None, ge=1)
+    #: Days an entry stays on the audit topic (`hub.audit`); None: kept.
+    audit_days: int | None = Field(default=None, ge=1)
+
+
+class Audit(_Frozen):
+    """Who may read the audit trail (`hub.audit`, ``hub audit``) besides the operator:
+    an information-governance lead, an auditor. Nobody else reads it."""
+
+    readers: tuple[str, ...] = ()
+
+    @field_validator("readers")
+    @classmethod
+    def _principals(cls, readers: tuple[str, ...]) -> tuple[str, ...]:
+        for reader in readers:
+            if not re.fullmatch(_PRINCIPAL, reader):
+                raise ValueError(f"{reader!r} is not a principal such as User:ig-lead")
+        if len(set(readers)) != len(readers):
+            raise ValueError("a reader is listed twice")
+        return readers
 
 
 class LocalRiskCode(_Frozen):
@@ -232,6 +251,8 @@ class Agreement(_Frozen):
     readers: tuple[Reader, ...] = ()
     #: The hub's own principals (defaults: User:hub-workers, User:hub-publisher).
     services: Services = Field(default_factory=Services)
+    #: Who reads the audit trail besides the operator.
+    audit: Audit = Field(default_factory=Audit)
     retention: Retention
     local_risk_codes: tuple[LocalRiskCode, ...] = ()
     #: The closed vocabulary of area cells (none listed: no area cell is accepted).

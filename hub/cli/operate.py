@@ -180,6 +180,21 @@ def topics_apply(settings: HubSettings) -> None:
     for name in report.updated:
         click.echo(f"updated {name}")
     click.echo(f"topics: {report.summary()}")
+    _record_agreement(settings)
+
+
+def _record_agreement(settings: HubSettings) -> None:
+    """Put the agreement on the audit trail when it is not the last one recorded there."""
+    from hub import audit
+
+    agreement = current_agreement()
+    document = agreement.model_dump(mode="json")
+    written = audit.record_agreement(settings, agreement.partnership, document, settings.agreement)
+    if written is not None:
+        changes = written["agreement"]["changes"]
+        click.echo(f"agreement {written['agreement']['sha256'][:12]} recorded on the audit trail:")
+        for line in changes:
+            click.echo(f"  {line}")
 
 
 # --- keys -----------------------------------------------------------------------
@@ -217,18 +232,50 @@ def keys_new(settings: HubSettings, out: Path, key_id: str | None, encrypt: bool
     help="How many previous keys stay for linkage across the change.",
 )
 @click.option("--encrypt", is_flag=True)
+@click.option(
+    "--agency",
+    default=None,
+    help="The agency whose adapters use the key file, named on the audit trail.",
+)
 @click.pass_obj
 @friendly
 def keys_rotate(
-    settings: HubSettings, key_file: Path, out: Path, key_id: str | None, keep: int, encrypt: bool
+    settings: HubSettings,
+    key_file: Path,
+    out: Path,
+    key_id: str | None,
+    keep: int,
+    encrypt: bool,
+    agency: str | None,
 ) -> None:
-    """Write a key file with a new current key, keeping previous keys and the record secret."""
+    """Write a key file with a new current key, keeping previous keys and the record secret.
+    The rotation (key ids only) goes on the audit trail through the outbox at HUB_OUTBOX,
+    with the adapter's next send."""
+    from adapters.outbox import audited
+    from hub import audit
     from hub.pseudonymise import read_key_file
 
-    ring = read_key_file(key_file, settings.passphrase).rotated(key_id, keep)
+    before = read_key_file(key_file, settings.passphrase)
+    ring = before.rotated(key_id, keep)
+    if out.exists():
+        raise ConfigError(f"{out} exists; a key file is never overwritten")
+    held = [k.key_id for k in ring.keys]
+    detail = {
+        "agency": agency,
+        "key_id": ring.current.key_id,
+        "previous_key_id": before.current.key_id,
+        "kept_key_ids": held[1:],
+        "dropped_key_ids": [k.key_id for k in before.keys if k.key_id not in held],
+    }
+    partnership = current_agreement().partnership
+    audited(settings, audit.entry("KEY_ROTATION", partnership, settings, detail))
     _write_keys(settings, out, ring, encrypt)
-    kept = ", ".join(k.key_id for k in ring.keys[1:]) or "none"
+    kept = ", ".join(held[1:]) or "none"
     click.echo(f"wrote {out}: current key {ring.current.key_id}, previous kept: {kept}")
+    click.echo(
+        f"the rotation is in the outbox {settings.outbox}; it reaches the audit trail with"
+        " the next `hub adapter run` or `hub adapter drain`"
+    )
 
 
 def _write_keys(settings: HubSettings, out: Path, ring: KeyRing, encrypt: bool) -> None:
@@ -269,10 +316,19 @@ def security_acls(settings: HubSettings, apply_: bool) -> None:
     for grant in derived_acls(agreement, settings):
         click.echo(str(grant))
     if apply_:
+        from hub import audit
+
         changes = apply_acls(settings, agreement)
         for rule in changes.removed:
             click.echo(f"removed: {rule_text(rule)}", err=True)
         click.echo(f"{changes.summary()} on {settings.bootstrap_servers}", err=True)
+        detail = {
+            "created": sorted(rule_text(rule) for rule in changes.created),
+            "removed": sorted(rule_text(rule) for rule in changes.removed),
+            "agreement_sha256": audit.file_sha256(settings.agreement),
+        }
+        audit.write(settings, audit.entry("ACL_APPLY", agreement.partnership, settings, detail))
+        _record_agreement(settings)
 
 
 @security.command("set-password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -68,26 +69,40 @@ def streams_replay_deferred(settings: HubSettings, timeout: float) -> None:
     show_default=True,
     help="Seconds to wait for the stream workers to catch up.",
 )
+@click.option(
+    "--reason",
+    required=True,
+    help="Why it cannot wait for the timetable; kept on the audit trail (no names, dates"
+    " or numbers of a child or case).",
+)
 @click.pass_obj
 @friendly
 def publish(
-    settings: HubSettings, now: bool, period: str, publication: str | None, wait: float
+    settings: HubSettings,
+    now: bool,
+    period: str,
+    publication: str | None,
+    wait: float,
+    reason: str,
 ) -> None:
-    """Force the release of one ended PERIOD now (logged); a revision if it changed."""
+    """Force the release of one ended PERIOD now, for --reason (audited); a revision if it
+    changed."""
+    from hub.audit import checked_reason
     from hub.periods import period_label
     from streams.publish.publisher import Publisher
     from streams.publish.requests import ask
 
     agreement = current_agreement()
+    reason = checked_reason(reason)
     # The running publisher service already holds the changelog: ask it (one period's
     # cells); without one, read and index the changelog here.
-    release = ask(settings, period, publication, wait)
+    release = ask(settings, period, publication, wait, reason)
     if release is not None:
         click.echo("asked the running publisher service, which released it", err=True)
     else:
         publisher = Publisher(settings, agreement, worker_timeout=wait, role="forced")
         try:
-            release = publisher.publish_now(period, publication)
+            release = publisher.publish_now(period, publication, reason=reason)
         finally:
             publisher.close()
     kind = agreement.schedule(release.publication).closes
@@ -101,6 +116,7 @@ def publish(
                 if release.linked
                 else ""
             )
+            + f"; audit entry {release.audit_id}"
         )
         if release.withheld:
             shown = ", ".join(f"{m} by {d}" for m, d in release.withheld)
@@ -162,10 +178,42 @@ def report(settings: HubSettings, period: str, out: Path) -> None:
     )
 
 
+@click.command()
+@click.option(
+    "--from",
+    "since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+    default=None,
+    help="First day (UTC) of the entries shown; default: all.",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["RELEASE", "ACL_APPLY", "KEY_ROTATION", "AGREEMENT_CHANGE", "SUBMISSION"]),
+    help="Only entries of this kind (repeatable).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.pass_obj
+@friendly
+def audit(settings: HubSettings, since: datetime | None, kinds: tuple[str, ...], fmt: str) -> None:
+    """Print the audit trail: releases, ACL applies, key rotations, agreement changes and
+    agency submissions, oldest first (the operator and the agreement's audit readers)."""
+    from hub.audit import read_entries, to_csv, to_jsonl
+
+    start = None if since is None else since.replace(tzinfo=UTC)
+    records = read_entries(settings, start, kinds)
+    click.echo((to_jsonl if fmt == "jsonl" else to_csv)(records), nl=False)
+    click.echo(f"{len(records)} audit entries", err=True)
+
+
 #: The commands `hub` gets from this module.
 COMMANDS: tuple[click.Command, ...] = (
     streams,
     publish,
     subscribe,
     report,
+    audit,
 )

@@ -11,7 +11,9 @@ each with exactly what it needs:
 - the publisher (``services.publisher``) reads the workers' changelog, looks
   up the case topics' end offsets, reads back and writes the publication
   topics, in transactions with its own transactional ids;
-- a reader reads (and describes) the topics listed for it.
+- a reader reads (and describes) the topics listed for it;
+- partners and the publisher write the audit topic (``hub.audit``) and cannot read
+  it; the agreement's audit readers read it.
 
 `apply_acls` (``hub security acls --apply``) reconciles the cluster with them:
 it creates what is missing and removes every other allow rule on the
@@ -40,6 +42,7 @@ from kafka.admin import (
 from kafka.errors import KafkaError
 
 from hub.agreement.model import Agreement
+from hub.audit import audit_topic
 from hub.errors import BrokerError, ConfigError
 from hub.kafka.client import admin_client
 from hub.settings import HubSettings, case_topic_name
@@ -144,10 +147,13 @@ def derived_acls(agreement: Agreement, settings: HubSettings) -> list[Grant]:
     publication_topics += [settings.topic(t) for t in agreement.publication_topics]
     grants: set[Grant] = set()
 
+    audit = audit_topic(settings)
     for partner in agreement.partners:
         grants.update(
             _grants(partner.principal, ("WRITE", "DESCRIBE"), settings.topic(partner.topic))
         )
+        # Its submissions and key rotations (hub.audit), written, never read.
+        grants.update(_grants(partner.principal, ("WRITE", "DESCRIBE"), audit))
 
     workers = agreement.services.workers.principal
     for topic in case_topics:
@@ -187,6 +193,11 @@ def derived_acls(agreement: Agreement, settings: HubSettings) -> list[Grant]:
         _grants(publisher, ("READ", "WRITE", "DESCRIBE"), settings.publish_requests_topic)
     )
     grants.update(_grants(publisher, ("READ", "DESCRIBE"), f"{app}-publisher-requests", "GROUP"))
+    # Each release's audit entry, in the release's transaction: written, never read.
+    grants.update(_grants(publisher, ("WRITE", "DESCRIBE"), audit))
+    # The audit trail is read by the operator (a super user) and the audit readers only.
+    for auditor in agreement.audit.readers:
+        grants.update(_grants(auditor, ("READ", "DESCRIBE"), audit))
 
     # `hub subscribe` reads without a consumer group (TopicReader) too: topics only.
     for reader in agreement.readers:
@@ -198,8 +209,9 @@ def derived_acls(agreement: Agreement, settings: HubSettings) -> list[Grant]:
 def managed(agreement: Agreement, settings: HubSettings, resource: ResourcePattern) -> bool:
     """True for a resource whose allow rules are the agreement's alone: a topic under the
     case topics' prefix (``cases.``, partners past and present), the deferred topic, a
-    publication topic, a topic or transactional id named ``<app id>-...``, and the groups
-    ``<app id>`` and ``<app id>-...``. Never the cluster, nor any other resource."""
+    publication topic, the audit topic, a topic or transactional id named
+    ``<app id>-...``, and the groups ``<app id>`` and ``<app id>-...``. Never the
+    cluster, nor any other resource."""
     name = str(resource.resource_name)
     app = settings.worker_app_id
     if resource.resource_type == ResourceType.TOPIC:
@@ -208,6 +220,7 @@ def managed(agreement: Agreement, settings: HubSettings, resource: ResourcePatte
             name.startswith(settings.topic(case_topic_name("")))
             or name == settings.deferred_topic
             or name == settings.publish_requests_topic
+            or name == audit_topic(settings)
             or name in publication
             or name.startswith(f"{app}-")
         )

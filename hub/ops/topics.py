@@ -17,6 +17,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTo
 from kafka.errors import AuthorizationError, InvalidPartitionsError, TopicAlreadyExistsError
 
 from hub.agreement.model import Agreement, Retention
+from hub.audit import audit_topic
 from hub.errors import BrokerError
 from hub.kafka.client import admin_client
 from hub.kafka.security import principal
@@ -47,8 +48,9 @@ class ApplyReport:
 
 def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSpec]:
     """Every topic the hub owns, from the agreement: each partner's case topic, the
-    deferred topic, the publish-requests topic, and each publication's topic, with the
-    agreement's retention. Faust creates its own changelog and repartition topics."""
+    deferred topic, the publish-requests topic, each publication's topic and the audit
+    topic, with the agreement's retention. Faust creates its own changelog and repartition
+    topics."""
     case_config = case_topic_config(agreement.retention)
     topics = [
         TopicSpec(settings.topic(topic), settings.case_partitions, case_config)
@@ -63,6 +65,8 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
     topics.extend(
         TopicSpec(settings.topic(topic), 3, trends_config) for topic in agreement.publication_topics
     )
+    # The audit trail (hub.audit): one partition, so entries keep the order written.
+    topics.append(TopicSpec(audit_topic(settings), 1, audit_topic_config(agreement.retention)))
     return topics
 
 
@@ -87,6 +91,12 @@ def publication_topic_config(retention: Retention) -> dict[str, str]:
     else:
         policy, ms = "compact,delete", retention.trends_days * _DAY_MS
     return {"cleanup.policy": policy, "retention.ms": str(ms), "min.insync.replicas": "1"}
+
+
+def audit_topic_config(retention: Retention) -> dict[str, str]:
+    """The audit topic is never compacted: every entry stays, for `audit_days` or for ever."""
+    ms = -1 if retention.audit_days is None else retention.audit_days * _DAY_MS
+    return {"cleanup.policy": "delete", "retention.ms": str(ms), "min.insync.replicas": "1"}
 
 
 def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:

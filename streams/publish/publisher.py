@@ -33,11 +33,11 @@ state of its own.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -45,8 +45,11 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from hub import audit
 from hub.agreement.model import Agreement, Schedule
+from hub.audit import checked_reason
 from hub.codec import Codec
+from hub.disclosure import Suppression
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka.client import TopicReader
 from hub.kafka.security import client_config
@@ -210,6 +213,15 @@ class TrendsLog:
 
 
 @dataclass(frozen=True)
+class Who:
+    """Who forced a release: the account, the principal that asked, and why."""
+
+    account: str
+    principal: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Release:
     """One publication of one period: what was (or would have been) sent."""
 
@@ -224,6 +236,8 @@ class Release:
     linked: int = 0
     #: (measure, dimension) breakdowns withheld whole for the same reason.
     withheld: tuple[tuple[str, str], ...] = ()
+    #: The release's entry on the audit topic (``hub.audit.release_id``).
+    audit_id: str = ""
 
 
 def _as_published(cells: Iterable[Cell]) -> dict[CellKey, tuple[int | None, bool]]:
@@ -302,6 +316,7 @@ class Publisher:
                 " publisher's revisions, `hub subscribe`, `hub report`)"
             )
         self.codec = Codec("trend_snapshot")
+        self.audit_topic = audit.audit_topic(settings)
         self.versions = VersionLog(settings, agreement.taxonomy)
         #: period -> (its ``RecordIndex.changes``, its cells) when last computed.
         self._cells: dict[Period, tuple[int, list[Cell]]] = {}
@@ -374,12 +389,16 @@ class Publisher:
         period_text: str,
         schedule_name: str | None = None,
         *,
+        reason: str,
         user: str | None = None,
+        principal: str | None = None,
         worker_timeout: float | None = None,
     ) -> Release:
-        """An operator's forced release of one ended period, logged with `user` (by
-        default this process's account); waits `worker_timeout` seconds at most (by
-        default the publisher's) for the stream workers to catch up."""
+        """An operator's forced release of one ended period, for `reason`, audited with
+        `user` (by default this process's account) and the `principal` that asked (by
+        default this process's); waits `worker_timeout` seconds at most (by default the
+        publisher's) for the stream workers to catch up."""
+        reason = checked_reason(reason)
         kind, period = parse_period(period_text)
         schedule = self._schedule_for(kind, schedule_name)
         now = self.now()
@@ -390,10 +409,11 @@ class Publisher:
                 " only a closed period can be released"
             )
         self._catch_up(worker_timeout)
-        release = self._release(schedule.name, period, now, forced=True)
+        who = Who(user or audit.account(), principal or audit.principal_name(self.settings), reason)
+        release = self._release(schedule.name, period, now, forced=True, who=who)
         log.warning(
             "forced release by %s at %s: %s %s revision %d (%d cells, %s)",
-            user or getpass.getuser(),
+            who.account,
             now.isoformat(timespec="seconds"),
             schedule.name,
             period_label(kind, period),
@@ -449,7 +469,12 @@ class Publisher:
         return cells
 
     def _release(
-        self, publication: str, period: Period, at: datetime, forced: bool = False
+        self,
+        publication: str,
+        period: Period,
+        at: datetime,
+        forced: bool = False,
+        who: Who | None = None,
     ) -> Release:
         cells = self.cells(period)
         held = self.trends.periods.get((publication, period[0]))
@@ -477,7 +502,10 @@ class Publisher:
             return Release(
                 publication, period, held.revision, len(cells), suppressed, False, forced
             )
-        self._send(publication, period, revision, cells, at)
+        entry = self._audit_entry(
+            publication, period, revision, cells, at, forced, who, withheld, len(linked)
+        )
+        self._send(publication, period, revision, cells, at, entry)
         log.info(
             "published %s %s..%s revision %d: %d cells, %d suppressed (%d of them for what"
             " the topic already holds)",
@@ -511,10 +539,58 @@ class Publisher:
             forced,
             linked=len(linked),
             withheld=withheld,
+            audit_id=entry["id"],
         )
 
+    def _audit_entry(
+        self,
+        publication: str,
+        period: Period,
+        revision: int,
+        cells: Sequence[Cell],
+        at: datetime,
+        forced: bool,
+        who: Who | None,
+        withheld: Iterable[tuple[str, str]],
+        linked: int,
+    ) -> dict[str, Any]:
+        """The release's ``RELEASE`` entry on the audit trail (``hub.audit``)."""
+        withheld_cells = [c for c in cells if c.suppressed]
+        kinds = Counter(c.suppression for c in withheld_cells)
+        detail = {
+            "publication": publication,
+            "topic": self.topics[publication],
+            "period_start": period[0],
+            "period_end": period[1],
+            "revision": revision,
+            "forced": forced,
+            "cells": len(cells),
+            "published": len(cells) - len(withheld_cells),
+            "suppressed_primary": kinds[Suppression.PRIMARY],
+            "suppressed_secondary": kinds[Suppression.SECONDARY],
+            # Hidden for what the topic already holds: no reason of their own.
+            "suppressed_linked": kinds[Suppression.NONE],
+            "withheld": [f"{m} by {d}" for m, d in withheld],
+        }
+        return audit.entry(
+            "RELEASE",
+            self.agreement.partnership,
+            self.settings,
+            detail,
+            id=audit.release_id(publication, period[0], revision),
+            at=at,
+            reason=None if who is None else who.reason,
+            user=None if who is None else who.account,
+        ) | ({} if who is None else {"principal": who.principal})
+
     def _send(
-        self, publication: str, period: Period, revision: int, cells: Iterable[Cell], at: datetime
+        self,
+        publication: str,
+        period: Period,
+        revision: int,
+        cells: Iterable[Cell],
+        at: datetime,
+        entry: Mapping[str, Any],
     ) -> None:
         messages = []
         for cell in cells:
@@ -540,6 +616,10 @@ class Publisher:
                 self._producer.send(self.topics[publication], key=key, value=value)
                 for key, value in messages
             ]
+            # The audit entry in the same transaction: on the audit topic exactly when
+            # the release is on the trends topic.
+            key, value = audit.encode(entry)
+            futures.append(self._producer.send(self.audit_topic, key=key, value=value))
             self._producer.commit_transaction()
             for future in futures:
                 future.get(timeout=0)

@@ -17,13 +17,13 @@ reading and indexing the whole changelog itself:
    busy with a long scheduled run, or the member it saw had died) computes
    the release itself, as it does when no service runs: the service will not
    carry that request out, so one release is never made twice at once.
-A request carries no identifier of a child, only a period, a publication and
-the asking account's name for the forced-release log line.
+A request carries no identifier of a child, only a period, a publication, the
+asking account's name and principal, and its reason, for the release's audit
+entry (``hub.audit``).
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import time
@@ -35,6 +35,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
+from hub.audit import account, checked_reason, principal_name
 from hub.errors import BrokerError, PublishError
 from hub.kafka.client import admin_client
 from hub.kafka.security import client_config
@@ -58,6 +59,9 @@ class Request:
     period: str
     publication: str | None
     user: str
+    #: The asker's reason and Kafka principal, for the release's audit entry.
+    reason: str
+    principal: str
     accept_by: float  # epoch seconds: read later, the request is not carried out
     deadline: float  # epoch seconds: the asker stops waiting for the answer then
     wait: float  # seconds to wait for the stream workers to catch up
@@ -77,6 +81,7 @@ def release_to_json(release: Release) -> dict[str, Any]:
         "forced": release.forced,
         "linked": release.linked,
         "withheld": [list(pair) for pair in release.withheld],
+        "audit_id": release.audit_id,
     }
 
 
@@ -92,6 +97,7 @@ def release_from_json(data: dict[str, Any]) -> Release:
         forced=data["forced"],
         linked=data["linked"],
         withheld=tuple((m, d) for m, d in data["withheld"]),
+        audit_id=str(data.get("audit_id", "")),
     )
 
 
@@ -177,6 +183,8 @@ def _request(value: bytes | None) -> Request | None:
             period=str(data["period"]),
             publication=None if data["publication"] is None else str(data["publication"]),
             user=str(data["user"]),
+            reason=str(data.get("reason", "")),
+            principal=str(data.get("principal", "unknown")),
             accept_by=float(data["accept_by"]),
             deadline=float(data["deadline"]),
             wait=float(data["wait"]),
@@ -205,6 +213,7 @@ def ask(
     period: str,
     publication: str | None,
     wait: float,
+    reason: str,
     accept_within: float = ACCEPT_WITHIN,
 ) -> Release | None:
     """The running service's release of `period`; None when no service is running or
@@ -220,7 +229,9 @@ def ask(
         id=uuid.uuid4().hex,
         period=period,
         publication=publication,
-        user=getpass.getuser(),
+        user=account(),
+        reason=checked_reason(reason),
+        principal=principal_name(settings),
         accept_by=time.time() + accept_within,
         deadline=time.time() + accept_within + wait + 30,
         wait=wait,

@@ -129,7 +129,9 @@ class Scheduler:
             release = self.publisher.publish_now(
                 request.period,
                 request.publication,
+                reason=request.reason,
                 user=request.user,
+                principal=request.principal,
                 worker_timeout=max(0.0, min(request.wait, request.deadline - time.time() - 5)),
             )
         except HubError as exc:

@@ -204,7 +204,9 @@ def ingest_everything(
                 if agency.full:
                     partnership.adapter(agency, [exports[agency.name, month]])
     for period in MONTHS:
-        released = partnership.run("publish", "--now", "--period", period, "--wait", "240")
+        released = partnership.run(
+            "publish", "--now", "--period", period, "--wait", "240", "--reason", "test release"
+        )
         assert f"released monthly {period}" in released, released
 
 

@@ -54,9 +54,10 @@ def test_the_example_agreement_implies_exactly_these_grants() -> None:
     mine = by_principal(grants)
     cases = [f"ns.cases.{partner}" for partner in PARTNERS]
 
+    audit = "ns.partnership.audit.v1"
     assert mine["User:camhs-adapter"] == topic(
         "User:camhs-adapter", "ns.cases.camhs", "WRITE", "DESCRIBE"
-    )
+    ) | topic("User:camhs-adapter", audit, "WRITE", "DESCRIBE")
 
     workers = "User:hub-workers"
     expected_workers = {
@@ -87,6 +88,8 @@ def test_the_example_agreement_implies_exactly_these_grants() -> None:
         *topic(publisher, f"{APP}-record-versions-changelog", "READ", "DESCRIBE"),
         *(g for name in cases for g in topic(publisher, name, "DESCRIBE")),
         *topic(publisher, "ns.partnership.trends.v1", "READ", "WRITE", "DESCRIBE"),
+        # Each release's audit entry, never reading the trail.
+        *topic(publisher, audit, "WRITE", "DESCRIBE"),
         # Forced releases asked of the service, and its group of one.
         *topic(publisher, "ns.publish.requests", "READ", "WRITE", "DESCRIBE"),
         *(
@@ -114,12 +117,17 @@ def test_the_example_agreement_implies_exactly_these_grants() -> None:
     assert mine["User:analysts"] == topic(
         "User:analysts", "ns.partnership.trends.v1", "READ", "DESCRIBE"
     )
-    # Every partner, both services and the one reader; nobody else.
+    # The audit trail's one reader besides the operator reads it and nothing else.
+    assert mine["User:ig-lead"] == topic("User:ig-lead", audit, "READ", "DESCRIBE")
+    audit_readers = {g.principal for g in grants if g.name == audit and g.operation == "READ"}
+    assert audit_readers == {"User:ig-lead"}
+    # Every partner, both services, the one reader and the auditor; nobody else.
     assert set(mine) == {
         *(f"User:{partner}-adapter" for partner in PARTNERS),
         workers,
         publisher,
         "User:analysts",
+        "User:ig-lead",
     }
     assert not any(grant.resource == "CLUSTER" for grant in grants)
 
@@ -129,7 +137,9 @@ def test_a_partner_may_write_its_own_topic_and_touch_no_other() -> None:
     mine = by_principal(derived_acls(agreement, SETTINGS))
     for partner in agreement.partners:
         own = f"ns.{partner.topic}"
-        assert mine[partner.principal] == topic(partner.principal, own, "WRITE", "DESCRIBE")
+        assert mine[partner.principal] == topic(
+            partner.principal, own, "WRITE", "DESCRIBE"
+        ) | topic(partner.principal, "ns.partnership.audit.v1", "WRITE", "DESCRIBE")
         others = {f"ns.{p.topic}" for p in agreement.partners} - {own}
         assert not any(grant.name in others for grant in mine[partner.principal])
     # Only the workers read a case topic; only the publisher writes the trends.

@@ -299,7 +299,17 @@ def test_the_workers_and_the_publisher_run_as_their_own_principals(
         )
         assert samples["hub_events_deferred_waiting"] == 0  # the replay group described
         publisher = as_user(secure, "hub-publisher", passwords["hub-publisher"])
-        released = hub(publisher, "publish", "--now", "--period", "2026-10", "--wait", "60")
+        released = hub(
+            publisher,
+            "publish",
+            "--now",
+            "--period",
+            "2026-10",
+            "--wait",
+            "60",
+            "--reason",
+            "test release",
+        )
         assert released.returncode == 0, released.stderr[-3000:]
         assert "released monthly 2026-10 revision 0" in released.stdout
     finally:

@@ -60,6 +60,7 @@ def test_the_agreements_partners_and_publications_are_the_declared_topics() -> N
         "ns.deferred.cases",
         "ns.publish.requests",
         "ns.partnership.trends.v1",
+        "ns.partnership.audit.v1",
     ]
 
 

@@ -56,9 +56,14 @@ def test_worker_topics_declared_topics_and_acls_name_the_same_partners(
     grants = derived_acls(agreement, settings)
     partners = {partner.principal for partner in agreement.partners}
     writes = {
-        g.name: g.principal for g in grants if g.operation == "WRITE" and g.principal in partners
+        g.name: g.principal
+        for g in grants
+        if g.operation == "WRITE" and g.principal in partners and ".cases." in g.name
     }
     assert writes == {topic: f"User:{partner}-adapter" for topic, partner in case_topics.items()}
+    # Besides its own case topic, a partner writes only its audit entries.
+    others = {g.name for g in grants if g.principal in partners and ".cases." not in g.name}
+    assert others == {"ns.partnership.audit.v1"}
 
     # What an agency's adapter writes to is the same name.
     assert {settings.case_topic(partner) for partner in PARTNERS} == set(case_topics)
@@ -132,14 +137,17 @@ def test_the_publisher_waits_for_the_partners_and_sends_to_the_publication_topic
     now = datetime(2026, 11, 20, 9, tzinfo=UTC)
     publisher = Publisher(settings, agreement, now=lambda: now)
     try:
-        monthly = publisher.publish_now("2026-10")
-        quarterly = publisher.publish_now("2026Q3")
+        monthly = publisher.publish_now("2026-10", reason="test release")
+        quarterly = publisher.publish_now("2026Q3", reason="test release")
     finally:
         publisher.close()
     assert (monthly.publication, quarterly.publication) == ("monthly", "board-quarterly")
     assert waited_for == [[f"ns.cases.{partner}" for partner in PARTNERS]] * 2
-    sent = _Producer.sent
+    # Each release's cells, and its one entry on the audit trail.
+    sent = [(topic, key) for topic, key in _Producer.sent if topic != "ns.partnership.audit.v1"]
+    entries = [key for topic, key in _Producer.sent if topic == "ns.partnership.audit.v1"]
     assert len(sent) == monthly.cells + quarterly.cells > 0
+    assert entries == [b"RELEASE", b"RELEASE"]
     topics = {schedule.topic for schedule in agreement.publication}
     assert {topic for topic, _ in sent} == {f"ns.{topic}" for topic in topics}
     assert {topic for topic, _ in sent} == {settings.trends_topic}

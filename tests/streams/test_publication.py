@@ -192,7 +192,17 @@ def test_published_cells_and_revisions_match_ground_truth(
         assert between == {}  # revisions wait for a scheduled time
 
         # An operator forces October's revision now; it is logged and numbered.
-        forced = hub(settings, "publish", "--now", "--period", "2026-10", "--wait", "240")
+        forced = hub(
+            settings,
+            "publish",
+            "--now",
+            "--period",
+            "2026-10",
+            "--wait",
+            "240",
+            "--reason",
+            "test release",
+        )
         assert forced.returncode == 0, forced.stderr
         assert "released monthly 2026-10 revision 1" in forced.stdout
         assert "forced release by" in forced.stderr

@@ -51,14 +51,34 @@ def test_a_forced_release_is_served_by_the_running_publisher(
 
         # Late October records after the service's first release of October.
         send(settings, scenario.new_records(300, *OCTOBER), scenario.rnd, replay=0.0)
-        forced = hub(settings, "publish", "--now", "--period", "2026-10", "--wait", "120")
+        forced = hub(
+            settings,
+            "publish",
+            "--now",
+            "--period",
+            "2026-10",
+            "--wait",
+            "120",
+            "--reason",
+            "test release",
+        )
         assert forced.returncode == 0, forced.stderr
         assert "released monthly 2026-10 revision 1" in forced.stdout
         assert "asked the running publisher service" in forced.stderr
         assert "forced release by" not in forced.stderr  # not computed here
         assert "forced release by" in log.read_text()
 
-        early = hub(settings, "publish", "--now", "--period", "2099-01", "--wait", "10")
+        early = hub(
+            settings,
+            "publish",
+            "--now",
+            "--period",
+            "2099-01",
+            "--wait",
+            "10",
+            "--reason",
+            "test release",
+        )
         assert early.returncode != 0
         assert "has not ended" in early.stderr and "Traceback" not in early.stderr
     finally:
@@ -68,7 +88,17 @@ def test_a_forced_release_is_served_by_the_running_publisher(
     try:
         # Alone, the command computes the release itself: nothing new to send.
         assert not service_running(settings)
-        alone = hub(settings, "publish", "--now", "--period", "2026-10", "--wait", "120")
+        alone = hub(
+            settings,
+            "publish",
+            "--now",
+            "--period",
+            "2026-10",
+            "--wait",
+            "120",
+            "--reason",
+            "test release",
+        )
     finally:
         worker.stop()
     assert alone.returncode == 0, alone.stderr

@@ -275,9 +275,12 @@ class Forcing:
         period: str,
         publication: str | None = None,
         *,
+        reason: str,
         user: str | None = None,
+        principal: str | None = None,
         worker_timeout: float | None = None,
     ) -> Release:
+        assert (reason, principal) == ("board meeting brought forward", "User:ops")
         self.calls.append((period, publication, user, worker_timeout))
         if period == "2099-01":
             raise PublishError("period 2099-01 has not ended")
@@ -286,7 +289,17 @@ class Forcing:
 
 def request(id: str, period: str, accept_in: float) -> Request:
     now = time.time()
-    return Request(id, period, None, "operator", now + accept_in, now + accept_in + 60, 30.0)
+    return Request(
+        id,
+        period,
+        None,
+        "operator",
+        "board meeting brought forward",
+        "User:ops",
+        now + accept_in,
+        now + accept_in + 60,
+        30.0,
+    )
 
 
 def test_requests_are_carried_out_answered_and_expired_ones_refused(

@@ -307,7 +307,15 @@ def run_path(
         with timed(run.timings, "publish"):
             for month in months:
                 released = hub_ok(
-                    roles.publisher, "publish", "--now", "--period", month, "--wait", "120"
+                    roles.publisher,
+                    "publish",
+                    "--now",
+                    "--period",
+                    month,
+                    "--wait",
+                    "120",
+                    "--reason",
+                    "test release",
                 )
                 run.releases.append(released.strip())
         with timed(run.timings, "subscribe"):
