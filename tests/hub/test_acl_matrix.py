@@ -101,6 +101,7 @@ def secured(
             agreement.services.workers.principal,
             agreement.services.publisher.principal,
             *(reader.principal for reader in agreement.readers),
+            *agreement.audit.readers,
         ]
         passwords = {principal: new_password() for principal in [*named, STRANGER]}
         for principal, password in passwords.items():
@@ -144,11 +145,15 @@ def documented_rules(settings: HubSettings, agreement: Agreement) -> dict[str, l
     app = settings.worker_app_id
     cases = [settings.topic(partner.topic) for partner in agreement.partners]
     publications = {settings.trends_topic, *map(settings.topic, agreement.publication_topics)}
+    audit = settings.topic("partnership.audit.v1")
     rules: dict[str, list[Rule]] = {}
     for partner in agreement.partners:
-        # Each partner: WRITE, DESCRIBE on its own case topic.
-        rules.setdefault(partner.principal, []).append(
-            rule("topic", settings.topic(partner.topic), "WRITE", "DESCRIBE")
+        # Each partner: WRITE, DESCRIBE on its own case topic, and on the audit topic.
+        rules.setdefault(partner.principal, []).extend(
+            [
+                rule("topic", settings.topic(partner.topic), "WRITE", "DESCRIBE"),
+                rule("topic", audit, "WRITE", "DESCRIBE"),
+            ]
         )
     workers = rules.setdefault(agreement.services.workers.principal, [])
     workers += [rule("topic", topic, "READ", "DESCRIBE") for topic in cases]
@@ -165,10 +170,13 @@ def documented_rules(settings: HubSettings, agreement: Agreement) -> dict[str, l
     publisher.append(
         rule("transactional-id", f"{app}-publisher-", "WRITE", "DESCRIBE", prefixed=True)
     )
+    publisher.append(rule("topic", audit, "WRITE", "DESCRIBE"))
     for reader in agreement.readers:
         rules.setdefault(reader.principal, []).extend(
             rule("topic", settings.topic(topic), "READ", "DESCRIBE") for topic in reader.topics
         )
+    for auditor in agreement.audit.readers:
+        rules.setdefault(auditor, []).append(rule("topic", audit, "READ", "DESCRIBE"))
     return rules
 
 
@@ -251,6 +259,7 @@ def resources(s: Secured) -> list[Resource]:
     app = settings.worker_app_id
     topics = [settings.topic(topic) for topic in s.agreement.case_topics]
     topics += [settings.deferred_topic, settings.trends_topic, changelog(settings)]
+    topics.append(settings.topic("partnership.audit.v1"))
     topics.append(f"{app}-__assignor-__leader")  # another of the workers' own topics
     return [
         *(Resource("topic", topic) for topic in topics),
