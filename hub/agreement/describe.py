@@ -226,6 +226,28 @@ def describe(agreement: Agreement, source: Path, now: datetime) -> list[Block]:
                     if agreement.retention.trends_days
                     else "kept."
                 ),
+                "The audit trail: "
+                + (
+                    f"{agreement.retention.audit_days} days."
+                    if agreement.retention.audit_days
+                    else "kept."
+                ),
+            )
+        ),
+        Heading("The audit trail"),
+        Para(
+            "The hub records what is done with the data on its own topic,"
+            " `partnership.audit.v1`, which is never compacted: every release, every change"
+            " of the access rules applied to the cluster, every key rotation (by key id, never"
+            " the key), every change of this agreement as applied (its SHA-256 and what"
+            " changed) and every agency submission (rows read, new, corrected, withdrawn,"
+            " unchanged and rejected by field). No entry holds an identifier or a pseudonym."
+            " Partners and the publisher may write it and not read it; it is read with"
+            " `hub audit` by the operator"
+            + (
+                " and by " + ", ".join(f"`{r}`" for r in agreement.audit.readers) + "."
+                if agreement.audit.readers
+                else " only."
             )
         ),
         Heading("What is recorded of each release"),
@@ -233,8 +255,11 @@ def describe(agreement: Agreement, source: Path, now: datetime) -> list[Block]:
             (
                 "Every published cell carries its publication, period and revision number;"
                 " each revision stays on the publication's topic (see Retention).",
-                "A release forced outside the timetable (`hub publish --now`) is logged"
-                " with who forced it and when.",
+                "Every release, scheduled or forced, is an entry of the audit trail"
+                " (`partnership.audit.v1`), written in the release's own transaction: who"
+                " released it and when, the cells published and withheld (as primary,"
+                " secondary and linked suppressions) and, for a release forced outside the"
+                " timetable (`hub publish --now`), the reason given.",
             )
         ),
     ]

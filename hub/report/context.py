@@ -20,7 +20,7 @@ from hub.report.charts import pack_charts
 from hub.report.headlines import headlines, show_count, show_share
 from hub.report.pack import Pack, cell_label, code_label, type_label
 from hub.report.stats import CONFIDENCE, POINTS
-from hub.trends import REFERRALS, SUBJECT_BASES
+from hub.trends import REFERRALS, SUBJECT_BASES, release_id
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,8 @@ def context(pack: Pack, generated_at: datetime) -> dict[str, Any]:
         "linkage": linkage(pack),
         "revisions": revisions(pack),
         "revision": pack.revision(),
+        # The release's entry on the audit trail (hub.audit): who released it, when, why.
+        "audit_id": release_id(pack.schedule.name, pack.start, pack.revision()),
         "cell_count": len(pack.period_rows()),
         "suppressed_count": pack.suppressed_count(),
         "threshold": rule.suppress_at_or_below,

@@ -23,8 +23,9 @@ the publisher
    again with the next revision number.
 
 Nothing is published before its time: the scheduler only acts at scheduled
-times, and ``hub publish --now`` (an operator's forced release, logged with
-who and when) refuses a period that has not ended.
+times, and ``hub publish --now`` (an operator's forced release, with a reason)
+refuses a period that has not ended. Every release is an entry of the audit
+trail (``hub.audit``), sent in the release's own transaction.
 
 What has been published is read back from the trends topic itself, so a
 restarted publisher knows the latest revision of every period without any

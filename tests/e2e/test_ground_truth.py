@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 import time
@@ -101,6 +102,8 @@ class Partnership:
     memory: AdapterMemory = field(default_factory=AdapterMemory)
     problems: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: (agency, what the file holds) for every file an adapter ran, in order.
+    submitted: list[tuple[str, Summary]] = field(default_factory=list)
 
     def run(self, *args: str) -> str:
         started = time.monotonic()
@@ -122,6 +125,7 @@ class Partnership:
         said = {m["path"]: m for m in map(SUMMARY.match, stdout.splitlines()) if m is not None}
         for export in exports:
             expected = self.memory.expect(export)
+            self.submitted.append((agency.name, expected))
             line = said.get(str(export.path))
             if line is None:
                 printed = [t for t in stdout.splitlines() if t.startswith(f"{export.path}: ")]
@@ -306,11 +310,51 @@ def check_publication(partnership: Partnership, scenario: Scenario) -> None:
     )
 
 
+def check_audit(partnership: Partnership, scenario: Scenario) -> None:
+    """The audit trail (`hub audit`): each adapter run's submission says what the file
+    holds, and each month's release counts every small true count as a primary
+    suppression and the cells the reader sees."""
+    listed = partnership.run("audit", "--format", "jsonl")
+    entries = [json.loads(line) for line in listed.splitlines() if line.strip()]
+    said: dict[str, list[tuple[int, ...]]] = {}
+    for entry in entries:
+        if entry["kind"] == "SUBMISSION":
+            s = entry["submission"]
+            counts = (s["read"], s["new"], s["changed"], s["withdrawn"], s["unchanged"])
+            said.setdefault(s["agency"], []).append((*counts, sum(s["rejected"].values())))
+    held: dict[str, list[tuple[int, ...]]] = {}
+    for agency, summary in partnership.submitted:
+        held.setdefault(agency, []).append(astuple(summary)[:6])
+    assert said == held, "the audit trail's submissions differ from what the files hold"
+
+    truth = true_counts(scenario)
+    rows = list(csv.DictReader(io.StringIO(partnership.run("subscribe", "--format", "csv"))))
+    releases = {e["release"]["period_start"][:7]: e for e in entries if e["kind"] == "RELEASE"}
+    assert sorted(releases) == sorted(MONTHS)
+    for month, entry in releases.items():
+        release = entry["release"]
+        assert (entry["reason"], release["forced"], release["revision"]) == (
+            "test release",
+            True,
+            0,
+        )
+        small = sum(
+            1 for key, n in truth.items() if key[3] == month and 0 < n <= SUPPRESS_AT_OR_BELOW
+        )
+        assert release["suppressed_primary"] >= small > 0, (month, release)
+        shown = [r for r in rows if r["period_start"].startswith(month)]
+        hidden = sum(1 for r in shown if r["suppressed"] == "True")
+        assert (release["cells"], release["published"]) == (len(shown), len(shown) - hidden)
+        kinds = ("suppressed_primary", "suppressed_secondary", "suppressed_linked")
+        assert sum(release[k] for k in kinds) == hidden
+
+
 def test_published_cells_equal_the_ground_truth(
     partnership: Partnership, scenario: Scenario, worker: WorkerProcess
 ) -> None:
     ingest_everything(partnership, scenario, worker, crash=False)
     check_publication(partnership, scenario)
+    check_audit(partnership, scenario)
 
 
 def test_ground_truth_survives_a_killed_worker_and_a_lost_outbox(

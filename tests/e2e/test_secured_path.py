@@ -18,15 +18,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from hub.agreement.model import Agreement
 from hub.ops.broker import Broker
 from hub.settings import HubSettings
 from tests.support.agreements import agreement_of
 from tests.support.processes import free_port, hub
-from tests.support.secured_path import Roles, counted, run_path
+from tests.support.secured_path import PathRun, Roles, counted, run_path
 
 OPERATOR_PASSWORD = secrets.token_urlsafe(18)
 #: The partners of the `hub_settings` agreement, each with the rows of its export.
@@ -107,6 +109,9 @@ def test_the_secured_path_publishes_the_same_cells_as_the_plain_one(
     # step of the path was refused anything on the way.
     refused = hub(roles.reader, "subscribe", roles.reader.case_topic("camhs"))
     assert refused.returncode == 1 and "may not read" in refused.stderr, refused.stderr
+    # Nor may they read the audit trail.
+    refused = hub(roles.reader, "audit")
+    assert refused.returncode == 1 and "may not read" in refused.stderr, refused.stderr
     secured.stop()  # its CPU to the plain run
     denied = [
         line
@@ -114,8 +119,11 @@ def test_the_secured_path_publishes_the_same_cells_as_the_plain_one(
         if " is Denied " in line
     ]
     case_topic = f"Topic:LITERAL:{roles.reader.case_topic('camhs')} "
+    audit_topic = f"Topic:LITERAL:{roles.reader.topic('partnership.audit.v1')} "
     assert denied, "the broker logs no denial: its authorizer log is off"
-    assert all("Principal = User:analysts " in d and case_topic in d for d in denied), denied
+    assert all(
+        "Principal = User:analysts " in d and (case_topic in d or audit_topic in d) for d in denied
+    ), denied
     for log in secure.worker_logs:  # no authorization error, nothing that crashed
         text = log.read_text(errors="replace")
         assert "uthoriz" not in text and "Traceback" not in text, f"{log.name}:\n{text[-4000:]}"
@@ -141,3 +149,46 @@ def test_the_secured_path_publishes_the_same_cells_as_the_plain_one(
     assert {cell["period_start"][:7] for cell in secure.cells} == set(MONTHS)
     with_count = [cell for cell in secure.cells if cell["count"]]
     assert len(with_count) >= COUNTED_AT_LEAST, len(with_count)
+    check_audit(secure, plain, agreement)
+
+
+def kinds(run: PathRun) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for entry in run.audit:
+        found.setdefault(entry["kind"], []).append(entry)
+    return found
+
+
+def check_audit(secure: PathRun, plain: PathRun, agreement: Agreement) -> None:
+    """Each step left its entry, written as its own principal under the ACLs, and the
+    secured and plain runs recorded the same submissions and releases."""
+    ours, theirs = kinds(secure), kinds(plain)
+    (applied,) = ours["ACL_APPLY"]
+    assert applied["principal"] == "User:hub-operator" and applied["acls"]["created"]
+    assert "ACL_APPLY" not in theirs  # no ACLs on the plain broker
+    assert [len(ours["AGREEMENT_CHANGE"]), len(theirs["AGREEMENT_CHANGE"])] == [1, 1]
+
+    partners = {p.id: p.principal for p in agreement.partners}
+    submitted = {e["submission"]["agency"]: e for e in ours["SUBMISSION"]}
+    assert len(submitted) == len(ours["SUBMISSION"]) == len(EXPORT_ROWS)
+    for agency, entry in submitted.items():
+        assert entry["principal"] == partners[agency], entry
+        (said,) = [line for line in secure.summaries[agency] if "rows read" in line]
+        assert said.startswith(f"{entry['submission']['read']} rows read;"), said
+        assert f"{entry['submission']['new']} new," in said, said
+    assert sorted(e["submission"] for e in theirs["SUBMISSION"]) == sorted(
+        e["submission"] for e in ours["SUBMISSION"]
+    )
+
+    releases = {e["release"]["period_start"][:7]: e for e in ours["RELEASE"]}
+    assert list(releases) == list(MONTHS)
+    for month, entry in releases.items():
+        assert entry["principal"] == agreement.services.publisher.principal
+        assert entry["reason"] == "test release" and entry["release"]["forced"]
+        shown = [c for c in secure.cells if c["period_start"].startswith(month)]
+        hidden = sum(1 for c in shown if c["suppressed"])
+        detail = entry["release"]
+        assert detail["cells"] == len(shown) and detail["published"] == len(shown) - hidden
+        suppressed = detail["suppressed_primary"] + detail["suppressed_secondary"]
+        assert suppressed + detail["suppressed_linked"] == hidden
+    assert [e["release"] for e in theirs["RELEASE"]] == [e["release"] for e in ours["RELEASE"]]

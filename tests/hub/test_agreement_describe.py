@@ -82,6 +82,20 @@ def test_the_disclosure_rule_and_retention_are_the_files(tmp_path: Path) -> None
         assert reader["principal"] in table_rows(text, "Principal")
 
 
+def test_the_audit_trail_and_who_reads_it_are_the_files(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE_AGREEMENT.read_text(encoding="utf-8"))
+    text = described(tmp_path, "--as-of", "2026-12-01")
+    readers = data["audit"]["readers"]
+    assert readers and f"by the operator and by {', '.join(f'`{r}`' for r in readers)}." in text
+    assert "The audit trail: kept." in text
+    data["audit"] = {"readers": []}
+    data["retention"]["audit_days"] = 3650
+    source = tmp_path / "agreement.yaml"
+    source.write_text(yaml.safe_dump(data), encoding="utf-8")
+    text = described(tmp_path, "--as-of", "2026-12-01", source=source)
+    assert "by the operator only." in text and "The audit trail: 3650 days." in text
+
+
 def test_html_is_one_escaped_page(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE_AGREEMENT.read_text(encoding="utf-8"))
     data["local_risk_codes"][0]["label"] = "<script>alert(1)</script> & more"

@@ -3,7 +3,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -151,12 +153,18 @@ def test_keys_cli_new_and_rotate(tmp_path: Path) -> None:
         check=True,
     )
     assert "wrote key k-2026" in made.stdout
+    outbox = tmp_path / "outbox.sqlite"
     rotated = subprocess.run(
         [*run, "rotate", "--key-file", str(first), "--out", str(second), "--key-id", "k-2027"],
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "HUB_OUTBOX": str(outbox)},
     )
     assert "current key k-2027, previous kept: k-2026" in rotated.stdout
+    # The rotation waits in the outbox for the adapter's next send to the audit trail.
+    with sqlite3.connect(outbox) as db:
+        (entry,) = db.execute("SELECT entry_id, topic FROM audit").fetchall()
+    assert entry[0].startswith("audit-") and entry[1] == "partnership.audit.v1"
     again = subprocess.run([*run, "new", "--out", str(first)], capture_output=True, text=True)
     assert again.returncode == 1 and "never overwritten" in again.stderr

@@ -261,6 +261,14 @@ def test_the_pack_is_self_contained(agreement: Agreement) -> None:
     assert page.count("<svg ") == 8  # seven charts and the monthly detail
 
 
+def test_the_methods_cite_the_releases_audit_entry(agreement: Agreement) -> None:
+    rows = both_publications(agreement, rising)
+    page = build_pack(rows, agreement, "2026Q3", GENERATED)
+    assert "entry <code>release/board-quarterly/2026-07-01/r0</code> of the" in page
+    page = build_pack(rows, agreement, "2026-09", GENERATED)
+    assert "entry <code>release/monthly/2026-09-01/r0</code> of the" in page
+
+
 def test_labels_are_escaped(agreement: Agreement) -> None:
     local = LocalRiskCode(code="CSAM_LOCAL", cell="CONTACT_SEXUAL", label="<b>bad</b> & 'x'")
     agreement = agreement.model_copy(update={"local_risk_codes": (local,)})

@@ -119,6 +119,8 @@ class PathRun:
     cells: list[dict[str, Any]] = field(default_factory=list)
     summaries: dict[str, list[str]] = field(default_factory=dict)
     releases: list[str] = field(default_factory=list)
+    #: The audit trail as the operator reads it (`hub audit --format jsonl`).
+    audit: list[dict[str, Any]] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
     worker_metrics: list[dict[str, float]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -321,6 +323,8 @@ def run_path(
         with timed(run.timings, "subscribe"):
             listed = hub_ok(roles.reader, "subscribe", "--format", "jsonl")
         run.cells = [json.loads(line) for line in listed.splitlines() if line.strip()]
+        trail = hub_ok(operator, "audit", "--format", "jsonl")
+        run.audit = [json.loads(line) for line in trail.splitlines() if line.strip()]
         with timed(run.timings, "committed"):
             wait_committed(operator, topics)
         run.worker_metrics = [worker.metrics() for worker in workers]
