@@ -49,7 +49,8 @@ def choose_publication(
     seen = f" (its latest released period starts {latest})" if latest else " (nothing released)"
     raise NotPublishedError(
         f"{label} has not been published by {names}{seen}. Wait for its scheduled release,"
-        f" or release it now with `hub publish --now --period {label} --reason ...`; then run the report again"
+        f" or release it now with `hub publish --now --period {label} --reason ...`; then run"
+        " the report again"
     )
 
 
