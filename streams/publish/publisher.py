@@ -503,9 +503,7 @@ class Publisher:
             return Release(
                 publication, period, held.revision, len(cells), suppressed, False, forced
             )
-        entry = self._audit_entry(
-            publication, period, revision, cells, at, forced, who, withheld, len(linked)
-        )
+        entry = self._audit_entry(publication, period, revision, cells, at, forced, who, withheld)
         self._send(publication, period, revision, cells, at, entry)
         log.info(
             "published %s %s..%s revision %d: %d cells, %d suppressed (%d of them for what"
@@ -553,7 +551,6 @@ class Publisher:
         forced: bool,
         who: Who | None,
         withheld: Iterable[tuple[str, str]],
-        linked: int,
     ) -> dict[str, Any]:
         """The release's ``RELEASE`` entry on the audit trail (``hub.audit``)."""
         withheld_cells = [c for c in cells if c.suppressed]

@@ -173,12 +173,15 @@ def check_audit(secure: PathRun, plain: PathRun, agreement: Agreement) -> None:
     assert len(submitted) == len(ours["SUBMISSION"]) == len(EXPORT_ROWS)
     for agency, entry in submitted.items():
         assert entry["principal"] == partners[agency], entry
-        (said,) = [line for line in secure.summaries[agency] if "rows read" in line]
-        assert said.startswith(f"{entry['submission']['read']} rows read;"), said
-        assert f"{entry['submission']['new']} new," in said, said
-    assert sorted(e["submission"] for e in theirs["SUBMISSION"]) == sorted(
-        e["submission"] for e in ours["SUBMISSION"]
-    )
+        detail = entry["submission"]
+        said = f"{detail['read']} rows read; {detail['new']} new, {detail['changed']} corrected,"
+        assert any(line.startswith(said) for line in secure.summaries[agency]), (
+            said,
+            secure.summaries[agency],
+        )
+    assert {e["submission"]["agency"]: e["submission"] for e in theirs["SUBMISSION"]} == {
+        agency: e["submission"] for agency, e in submitted.items()
+    }
 
     releases = {e["release"]["period_start"][:7]: e for e in ours["RELEASE"]}
     assert list(releases) == list(MONTHS)

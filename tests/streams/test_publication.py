@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.agreement.model import Agreement, load_agreement
+from hub.audit import read_entries
 from hub.codec import Codec
 from hub.errors import PublishError
 from hub.settings import HubSettings
@@ -237,8 +238,37 @@ def test_published_cells_and_revisions_match_ground_truth(
             assert f'<div class="value">{cell["count"]:,}</div>' in html, measure
         unpublished = hub(settings, "report", "--period", "2027Q1", "--out", str(pack))
         assert unpublished.returncode == 1 and "2027Q1" in unpublished.stderr
+        assert "<code>release/board-quarterly/2026-07-01/r1</code>" in html
+
+        scheduled = [early, on_time, december, january]
+        made = {(p, start, r): False for run in scheduled for (p, start), r in run.items()}
+        check_release_entries(settings, made | {("monthly", OCT[0], 1): True})
     finally:
         publisher.close()
+
+
+def check_release_entries(settings: HubSettings, made: dict[tuple[str, date, int], bool]) -> None:
+    """Every release above (publication, period start, revision -> forced) has its entry
+    on the audit trail, and the entry counts the cells of that revision as the trends
+    topic holds them."""
+    entries = read_entries(settings, kinds=("RELEASE",))
+    forced = {f"release/{p}/{start}/r{r}": f for (p, start, r), f in made.items()}
+    assert sorted(e["id"] for e in entries) == sorted(forced)
+    codec = Codec("trend_snapshot")
+    revisions: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    for _, value in read_trends(settings):
+        cell = codec.decode(value)
+        key = f"release/{cell['publication']}/{cell['period_start']}/r{cell['revision']}"
+        revisions.setdefault(key, []).append(cell)
+    for entry in entries:
+        release = entry["release"]
+        assert release["forced"] == forced[entry["id"]]
+        assert entry["reason"] == ("test release" if release["forced"] else None)
+        cells = revisions[entry["id"]]
+        hidden = sum(1 for c in cells if c["suppressed"])
+        assert (release["cells"], release["published"]) == (len(cells), len(cells) - hidden)
+        kinds = ("suppressed_primary", "suppressed_secondary", "suppressed_linked")
+        assert sum(release[k] for k in kinds) == hidden, entry
 
 
 def consumed(worker: WorkerProcess) -> float:
