@@ -96,6 +96,23 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class Pruned:
+    """What one `Outbox.prune` deleted."""
+
+    events: int
+    audit_entries: int
+    record_states: int
+    file_digests: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.events} sent events, {self.audit_entries} audit entries,"
+            f" {self.record_states} withdrawn record states and {self.file_digests} file"
+            " digests past retention deleted"
+        )
+
+
+@dataclass(frozen=True)
 class RecordState:
     """What the adapter last sent of one source record."""
 
@@ -271,6 +288,50 @@ class Outbox:
             )
             if entries:
                 db.executemany("UPDATE audit SET sent_at = ? WHERE entry_id = ?", entries)
+
+    @_guarded
+    def prune(self, sent_before: float) -> Pruned:
+        """Delete what Kafka acknowledged before `sent_before` (Unix time) and the outbox
+        no longer needs: sent events (never a live record's last event: a full export
+        that drops the record withdraws it from that event), sent audit entries, the
+        states of withdrawn records whose withdrawal is gone, and the digests of files
+        ingested before then. One transaction; pending events are never touched."""
+        with self._transaction() as db:
+            events = db.execute(
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?"
+                " AND event_id NOT IN (SELECT event_id FROM records WHERE live = 1)",
+                (sent_before,),
+            ).rowcount
+            entries = db.execute(
+                "DELETE FROM audit WHERE sent_at IS NOT NULL AND sent_at < ?", (sent_before,)
+            ).rowcount
+            states = db.execute(
+                "DELETE FROM records WHERE live = 0"
+                " AND event_id NOT IN (SELECT event_id FROM outbox)"
+            ).rowcount
+            files = db.execute("DELETE FROM files WHERE ingested_at < ?", (sent_before,)).rowcount
+        return Pruned(events, entries, states, files)
+
+    @_guarded
+    def oldest(self) -> dict[str, float | None]:
+        """Unix time of the oldest thing of each kind held: a sent event, a live record's
+        last event (kept while the record is live), a pending event, a sent audit entry, an
+        ingested file's digest (None where there is none)."""
+        queries = {
+            "sent event": "SELECT MIN(sent_at) FROM outbox WHERE sent_at IS NOT NULL"
+            " AND event_id NOT IN (SELECT event_id FROM records WHERE live = 1)",
+            "live record's last event": "SELECT MIN(sent_at) FROM outbox"
+            " WHERE sent_at IS NOT NULL"
+            " AND event_id IN (SELECT event_id FROM records WHERE live = 1)",
+            "pending event": _OLDEST_PENDING,
+            "sent audit entry": "SELECT MIN(sent_at) FROM audit WHERE sent_at IS NOT NULL",
+            "ingested file digest": "SELECT MIN(ingested_at) FROM files",
+        }
+        found: dict[str, float | None] = {}
+        for what, query in queries.items():
+            row = self._db.execute(query).fetchone()
+            found[what] = None if row is None or row[0] is None else float(row[0])
+        return found
 
     @_guarded
     def counts(self) -> tuple[int, int]:

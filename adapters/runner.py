@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -35,7 +36,7 @@ from adapters.drain import counting_sent_elsewhere, drain_process, forwarding_th
 from adapters.mapping import check_risk_codes
 from adapters.metrics import AdapterMetrics, OutboxHealth, outbox_health, reject_field
 from adapters.metrics import serve as serve_metrics
-from adapters.outbox import Outbox, audit_item, pending_summary
+from adapters.outbox import Outbox, Pruned, audit_item, pending_summary
 from adapters.pipeline import Adapter, Forwarder, RunSummary, summarise
 from adapters.profile import Profile, load_profile, sharing_scope
 from adapters.publishers.factory import make_publisher
@@ -44,14 +45,16 @@ from adapters.sources.delimited import CsvSource, FileError
 from adapters.sources.jsonl import JsonLinesSource
 from adapters.versions import SnapshotCheck
 from hub import audit
-from hub.agreement.model import Agreement, load_agreement
+from hub.agreement.model import Agreement, Retention, load_agreement
 from hub.errors import HubError, OutboxError
 from hub.minimise import Minimiser
+from hub.ops.retention import StoreAge
 from hub.pseudonymise import Pseudonymiser
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 PROGRESS_ABOVE_BYTES = 1_000_000
+DAY = 24 * 60 * 60
 #: Kinds of source read from a text file, whose lines a progress bar can count.
 TEXT_KINDS: tuple[SourceKind, ...] = ("csv", "tsv", "jsonl")
 #: Workbooks, read by adapters.sources.spreadsheet (python-calamine, the `spreadsheet` extra).
@@ -84,6 +87,9 @@ class AdapterRun:
     #: The partnership and the profile's name, for the submissions' audit entries.
     partnership: str = ""
     profile_name: str = ""
+    #: The agreement's retention (`apply_retention`) and where quarantine reports go.
+    retention: Retention | None = None
+    quarantine: Path | None = None
 
     @property
     def metrics(self) -> AdapterMetrics | None:
@@ -94,6 +100,11 @@ class AdapterRun:
     def storing(self) -> bool:
         """False for a dry run."""
         return self.outbox is not None
+
+    def retain(self) -> None:
+        """Apply the agreement's retention to the outbox and the quarantine reports."""
+        if self.outbox is not None and self.retention is not None:
+            apply_retention(self.outbox, self.quarantine, self.retention)
 
     def ingest(self, source: Source) -> RunSummary:
         """Read `source` into the outbox (a pushed request); returns once it is committed."""
@@ -294,7 +305,19 @@ def adapter_run(
         )
     try:
         name = Path(profile_name).stem if profile_name.endswith((".yaml", ".yml")) else profile_name
-        yield AdapterRun(settings, profile, adapter, outbox, forwarder, agreement.partnership, name)
+        run = AdapterRun(
+            settings,
+            profile,
+            adapter,
+            outbox,
+            forwarder,
+            agreement.partnership,
+            name,
+            agreement.retention,
+            quarantine,
+        )
+        yield run
+        run.retain()
     finally:
         if forwarder is not None:
             forwarder.close()
@@ -305,6 +328,65 @@ def adapter_run(
                 log.warning("the Kafka client did not close cleanly: %s", exc)
         if outbox is not None:
             outbox.close()
+
+
+#: A quarantine report's name (`adapters.pipeline.Adapter`): ``<source>.rejects.csv``.
+QUARANTINE_REPORTS = "*.rejects.csv"
+
+
+def apply_retention(
+    outbox: Outbox,
+    quarantine: Path | None,
+    retention: Retention,
+    now: Callable[[], float] = time.time,
+) -> tuple[Pruned, int]:
+    """Delete from the outbox what was sent more than the agreement's `outbox_days` ago,
+    and quarantine reports older than its `quarantine_keep_days` (by when they were
+    written); what was deleted, said in one line when anything was."""
+    pruned = outbox.prune(now() - retention.outbox_days * DAY)
+    reports = 0
+    if quarantine is not None and quarantine.is_dir():
+        cutoff = now() - retention.quarantine_keep_days * DAY
+        for report in quarantine.glob(QUARANTINE_REPORTS):
+            if report.stat().st_mtime < cutoff:
+                report.unlink(missing_ok=True)
+                reports += 1
+    if pruned.events or pruned.audit_entries or pruned.record_states or pruned.file_digests:
+        say(f"outbox: {pruned.summary()} ({retention.outbox_days} days)")
+    if reports:
+        days = retention.quarantine_keep_days
+        say(f"quarantine: {reports} reports older than {days} days deleted")
+    return pruned, reports
+
+
+def local_ages(
+    outbox_path: Path | None, quarantine: Path | None, retention: Retention
+) -> list[StoreAge]:
+    """The agency's stores for `hub retention report`: what its outbox holds (sent events,
+    events not yet sent, sent audit entries, ingested files' digests) and its quarantine
+    reports, each with its oldest item and the agreement's retention."""
+    ages: list[StoreAge] = []
+    if outbox_path is not None:
+        outbox = Outbox(outbox_path)
+        try:
+            held = outbox.oldest()
+        finally:
+            outbox.close()
+        kept = {
+            "pending event": "kept until Kafka acknowledges it",
+            "live record's last event": "kept while the record is live, to withdraw it",
+        }
+        for what, when in held.items():
+            days = None if what in kept else retention.outbox_days
+            note = kept.get(what, "")
+            oldest = None if when is None else datetime.fromtimestamp(when, UTC)
+            ages.append(StoreAge(f"outbox {what}", oldest, days, note))
+    if quarantine is not None:
+        times = [p.stat().st_mtime for p in quarantine.glob(QUARANTINE_REPORTS)]
+        oldest = datetime.fromtimestamp(min(times), UTC) if times else None
+        days = retention.quarantine_keep_days
+        ages.append(StoreAge(f"quarantine reports in {quarantine}", oldest, days))
+    return ages
 
 
 @contextmanager
@@ -484,3 +566,4 @@ def _take_file(run: AdapterRun, path: Path, done: Path, failed: Path) -> None:
         shutil.move(path, done / path.name)
     else:
         _move_failed(run, path, failed)
+    run.retain()

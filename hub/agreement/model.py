@@ -162,7 +162,8 @@ class Services(_Frozen):
 
 
 class Retention(_Frozen):
-    """How long the hub's topics keep what they hold (`hub topics apply` sets it)."""
+    """How long each store keeps what it holds: the hub's topics (`hub topics apply` sets
+    it), the agency's outbox and quarantine reports (each adapter run applies it)."""
 
     #: Days a case event stays on its partner's case topic (and on the deferred topic).
     case_events_days: int = Field(ge=1)
@@ -170,6 +171,35 @@ class Retention(_Frozen):
     trends_days: int | None = Field(default=None, ge=1)
     #: Days an entry stays on the audit topic (`hub.audit`); None: kept.
     audit_days: int | None = Field(default=None, ge=1)
+    #: Days the agency's outbox keeps an event after Kafka acknowledged it (None: 30, or
+    #: case_events_days if shorter). A live record's last event stays while the record is
+    #: live: a later full export that no longer lists it withdraws it from that event.
+    outbox_sent_days: int | None = Field(default=None, ge=1)
+    #: Days a quarantine report (rejected rows, at the agency) is kept (None: 90, or
+    #: case_events_days if shorter).
+    quarantine_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _within_case_events(self) -> Retention:
+        for name in ("outbox_sent_days", "quarantine_days"):
+            days = getattr(self, name)
+            if days is not None and days > self.case_events_days:
+                raise ValueError(
+                    f"{name} ({days}) is longer than case_events_days"
+                    f" ({self.case_events_days}): nothing about a case is kept longer than"
+                    " its events"
+                )
+        return self
+
+    @property
+    def outbox_days(self) -> int:
+        """Days a sent event stays in the agency's outbox."""
+        return self.outbox_sent_days or min(30, self.case_events_days)
+
+    @property
+    def quarantine_keep_days(self) -> int:
+        """Days a quarantine report stays at the agency."""
+        return self.quarantine_days or min(90, self.case_events_days)
 
 
 class Audit(_Frozen):

@@ -197,6 +197,62 @@ def _record_agreement(settings: HubSettings) -> None:
             click.echo(f"  {line}")
 
 
+# --- retention --------------------------------------------------------------------
+@click.group()
+def retention() -> None:
+    """How old the data every store holds is, against what the agreement allows."""
+
+
+@retention.command("report")
+@click.option(
+    "--topics/--no-topics",
+    default=True,
+    show_default=True,
+    help="The hub's topics (needs the operator's access); --no-topics at an agency.",
+)
+@click.option(
+    "--outbox",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="An agency's outbox; default: HUB_OUTBOX when it exists.",
+)
+@click.option(
+    "--quarantine",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="An agency's quarantine reports; default: ./quarantine when it exists.",
+)
+@click.pass_obj
+@friendly
+def retention_report(
+    settings: HubSettings, topics: bool, outbox: Path | None, quarantine: Path | None
+) -> None:
+    """Each store, the oldest data it holds, its age in days, what the agreement allows,
+    and whether it is within that; exit status 1 when any store holds data past it."""
+    from datetime import UTC
+
+    from adapters.runner import local_ages
+    from hub.ops.retention import topic_ages
+
+    agreement = current_agreement()
+    now = datetime.now(UTC)
+    ages = topic_ages(settings, agreement) if topics else []
+    outbox = outbox or (settings.outbox if settings.outbox.exists() else None)
+    quarantine = quarantine or (Path("quarantine") if Path("quarantine").is_dir() else None)
+    ages += local_ages(outbox, quarantine, agreement.retention)
+    rows = [("store", "oldest (UTC)", "age (days)", "allowed (days)", "status")]
+    rows += [age.row(now) for age in ages]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4]
+        )
+    over = [age.store for age in ages if age.over(now)]
+    if over:
+        click.echo(f"{len(over)} store(s) hold data past what the agreement allows", err=True)
+        sys.exit(1)
+
+
 # --- keys -----------------------------------------------------------------------
 @click.group()
 def keys() -> None:
@@ -400,6 +456,7 @@ COMMANDS: tuple[click.Command, ...] = (
     schema,
     agreement,
     topics,
+    retention,
     keys,
     security,
     demo,

@@ -142,14 +142,14 @@ def _await_visible(admin: KafkaAdminClient, spec: TopicSpec, timeout: float = 15
         (described,) = admin.describe_topics([spec.name])
         if (
             len(described.get("partitions") or ()) == spec.partitions
-            and _current_config(admin, spec.name).items() >= spec.config.items()
+            and current_config(admin, spec.name).items() >= spec.config.items()
         ):
             return
         time.sleep(0.1)
     raise BrokerError(f"topic {spec.name} was created but is not visible after {timeout:.0f}s")
 
 
-def _current_config(admin: KafkaAdminClient, name: str) -> dict[str, str]:
+def current_config(admin: KafkaAdminClient, name: str) -> dict[str, str]:
     response = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
     return {key: entry["value"] for key, entry in response["topic"].get(name, {}).items()}
 
@@ -173,7 +173,7 @@ def _reconcile(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
             (described,) = admin.describe_topics([spec.name])
             if len(described["partitions"]) < spec.partitions:
                 raise
-    current = _current_config(admin, spec.name)
+    current = current_config(admin, spec.name)
     if any(current.get(k) != v for k, v in spec.config.items()):
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.config)])
         changed = True
