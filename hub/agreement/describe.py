@@ -232,6 +232,10 @@ def describe(agreement: Agreement, source: Path, now: datetime) -> list[Block]:
                     if agreement.retention.audit_days
                     else "kept."
                 ),
+                f"At each agency, events its adapter sent: {agreement.retention.outbox_days}"
+                " days after Kafka took them (a live record's last event stays while the record"
+                " is live, so that its withdrawal can be sent); reports of rejected rows:"
+                f" {agreement.retention.quarantine_keep_days} days.",
             )
         ),
         Heading("The audit trail"),
