@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import yaml
-from kafka import KafkaConsumer
 
 from adapters.profile import load_profile
 from adapters.synth.cases import child_pool
@@ -31,6 +30,7 @@ from hub.codec import Codec
 from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
 from tests.support.agreements import agreement_of
+from tests.support.messages import read_all
 from tests.support.processes import WorkerProcess, hub
 
 PERIOD = "2026-03"
@@ -49,20 +49,6 @@ def ok(settings: HubSettings, *args: str) -> str:
 def trail(settings: HubSettings, *args: str) -> list[dict[str, Any]]:
     listed = ok(settings, "audit", "--format", "jsonl", *args)
     return [json.loads(line) for line in listed.splitlines() if line.strip()]
-
-
-def raw(settings: HubSettings, *topics: str) -> list[Any]:
-    consumer = KafkaConsumer(
-        *topics,
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=6000,
-    )
-    try:
-        return list(consumer)
-    finally:
-        consumer.close()
 
 
 def sha256(path: Path) -> str:
@@ -186,7 +172,9 @@ def test_the_trail_records_what_was_done_and_carries_no_identifier(
 
     # The attacker: every byte on the audit topic.
     audit_topic = settings.topic("partnership.audit.v1")
-    blob = b"\n".join((m.key or b"") + b"\0" + (m.value or b"") for m in raw(settings, audit_topic))
+    blob = b"\n".join(
+        (m.key or b"") + b"\0" + (m.value or b"") for m in read_all(settings, audit_topic)
+    )
     assert len(trail(settings)) == 5 and len(blob) > 1000
     planted = set()
     for row in expected_rows:
@@ -207,7 +195,8 @@ def test_the_trail_records_what_was_done_and_carries_no_identifier(
     codec = Codec("case_event")
     events = [
         codec.decode(m.value)
-        for m in raw(settings, *(settings.topic(t) for t in agreement_of(settings).case_topics))
+        for topic in agreement_of(settings).case_topics
+        for m in read_all(settings, settings.topic(topic))
     ]
     assert len(events) >= new > 0
     secret: set[str] = set()
