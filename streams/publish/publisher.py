@@ -625,7 +625,8 @@ class Publisher:
             self._abort()
             raise PublishError(
                 f"the trends topic did not take revision {revision} of {publication}"
-                f" {period[0]}: {exc}; nothing of it is visible, and it will be released"
-                " again at the next run"
+                f" {period[0]} with its audit entry: {exc}; nothing of it is visible, and it"
+                " will be released again at the next run (a topic missing? run `hub topics"
+                " apply`)"
             ) from exc
         self.trends.catch_up()

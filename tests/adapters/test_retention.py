@@ -22,9 +22,9 @@ from adapters.runner import DAY, apply_retention, local_ages
 from hub.agreement.model import Retention
 from hub.models import EventType
 from hub.settings import HubSettings
-from tests.adapters.test_versions import POLICE, Agency, changes, police_row, write
 from tests.support.agreements import EXAMPLE_AGREEMENT
 from tests.support.processes import hub
+from tests.support.versioning import POLICE, Agency, changes, police_row, write
 
 RETENTION = Retention(case_events_days=365, outbox_sent_days=30, quarantine_days=60)
 
