@@ -290,17 +290,24 @@ class Outbox:
                 db.executemany("UPDATE audit SET sent_at = ? WHERE entry_id = ?", entries)
 
     @_guarded
-    def prune(self, sent_before: float) -> Pruned:
-        """Delete what Kafka acknowledged before `sent_before` (Unix time) and the outbox
-        no longer needs: sent events (never a live record's last event: a full export
-        that drops the record withdraws it from that event), sent audit entries, the
-        states of withdrawn records whose withdrawal is gone, and the digests of files
-        ingested before then. One transaction; pending events are never touched."""
+    def prune(self, sent_before: float, forget_before: float) -> Pruned:
+        """Delete what Kafka acknowledged and the outbox no longer needs; pending events are
+        never touched. One transaction.
+
+        - Sent events and audit entries acknowledged before `sent_before` (Unix time),
+          except a live record's last event (a full export that drops the record withdraws
+          it from that event) and a withdrawal acknowledged since `forget_before`;
+        - the state of a withdrawn record whose withdrawal was acknowledged before
+          `forget_before`, with that withdrawal: until then the state keeps the record's
+          versions rising if it comes back;
+        - the digests of files ingested before `sent_before`.
+        """
         with self._transaction() as db:
             events = db.execute(
                 "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?"
-                " AND event_id NOT IN (SELECT event_id FROM records WHERE live = 1)",
-                (sent_before,),
+                " AND (event_id NOT IN (SELECT event_id FROM records)"
+                " OR (sent_at < ? AND event_id IN (SELECT event_id FROM records WHERE live = 0)))",
+                (sent_before, forget_before),
             ).rowcount
             entries = db.execute(
                 "DELETE FROM audit WHERE sent_at IS NOT NULL AND sent_at < ?", (sent_before,)
@@ -315,14 +322,18 @@ class Outbox:
     @_guarded
     def oldest(self) -> dict[str, float | None]:
         """Unix time of the oldest thing of each kind held: a sent event, a live record's
-        last event (kept while the record is live), a pending event, a sent audit entry, an
-        ingested file's digest (None where there is none)."""
+        last event (kept while the record is live), a withdrawn record's state (by when its
+        withdrawal was sent), a pending event, a sent audit entry, an ingested file's digest
+        (None where there is none)."""
         queries = {
             "sent event": "SELECT MIN(sent_at) FROM outbox WHERE sent_at IS NOT NULL"
-            " AND event_id NOT IN (SELECT event_id FROM records WHERE live = 1)",
+            " AND event_id NOT IN (SELECT event_id FROM records)",
             "live record's last event": "SELECT MIN(sent_at) FROM outbox"
             " WHERE sent_at IS NOT NULL"
             " AND event_id IN (SELECT event_id FROM records WHERE live = 1)",
+            "withdrawn record's state": "SELECT MIN(sent_at) FROM outbox"
+            " WHERE sent_at IS NOT NULL"
+            " AND event_id IN (SELECT event_id FROM records WHERE live = 0)",
             "pending event": _OLDEST_PENDING,
             "sent audit entry": "SELECT MIN(sent_at) FROM audit WHERE sent_at IS NOT NULL",
             "ingested file digest": "SELECT MIN(ingested_at) FROM files",

@@ -340,10 +340,13 @@ def apply_retention(
     retention: Retention,
     now: Callable[[], float] = time.time,
 ) -> tuple[Pruned, int]:
-    """Delete from the outbox what was sent more than the agreement's `outbox_days` ago,
-    and quarantine reports older than its `quarantine_keep_days` (by when they were
-    written); what was deleted, said in one line when anything was."""
-    pruned = outbox.prune(now() - retention.outbox_days * DAY)
+    """Delete from the outbox what was sent more than the agreement's `outbox_days` ago
+    (a withdrawn record's state and its withdrawal: `case_events_days`), and quarantine
+    reports older than its `quarantine_keep_days` (by when they were written); what was
+    deleted, said in one line when anything was."""
+    pruned = outbox.prune(
+        now() - retention.outbox_days * DAY, now() - retention.case_events_days * DAY
+    )
     reports = 0
     if quarantine is not None and quarantine.is_dir():
         cutoff = now() - retention.quarantine_keep_days * DAY
@@ -378,6 +381,8 @@ def local_ages(
         }
         for what, when in held.items():
             days = None if what in kept else retention.outbox_days
+            if what == "withdrawn record's state":
+                days = retention.case_events_days
             note = kept.get(what, "")
             oldest = None if when is None else datetime.fromtimestamp(when, UTC)
             ages.append(StoreAge(f"outbox {what}", oldest, days, note))

@@ -82,10 +82,30 @@ def test_sent_events_past_retention_go_but_a_live_records_last_event_stays(
     withdrawal = police.events()[-1]
     assert withdrawal.event_type is EventType.WITHDRAWN
     send_everything(police.outbox)
-    # Once the withdrawal is past retention, it goes with the record's state.
+    # The withdrawn record's older version goes after 30 days; its withdrawal and state
+    # stay as long as case events do (365 days), so a record that comes back goes on
+    # from a higher version.
     age(path, 31)
     pruned, _ = apply_retention(police.outbox, None, RETENTION)
-    assert (pruned.events, pruned.record_states) == (2, 1)
+    assert (pruned.events, pruned.record_states) == (1, 0)
+    assert rows_of(path, "records") == 6 and rows_of(path, "outbox") == 6
+    back = police.run(write(tmp_path / "m4.csv", POLICE, rows))
+    assert sum(back.changes.values()) == 6 and back.changes["unchanged"] == 5
+    returned = police.events()[-1]
+    assert returned.record_key == withdrawal.record_key
+    assert returned.record_version > withdrawal.record_version
+    send_everything(police.outbox)
+    withdrawn = police.run(write(tmp_path / "m5.csv", POLICE, rows[1:]))
+    assert changes(withdrawn) == (0, 0, 1, 5)
+    send_everything(police.outbox)
+    # 335 days on: the first withdrawal and the version that came back are gone; the
+    # second withdrawal, 335 days old, stays with the state; at 366 days both go.
+    age(path, 335)
+    pruned, _ = apply_retention(police.outbox, None, RETENTION)
+    assert (pruned.events, pruned.record_states) == (2, 0)
+    age(path, 31)
+    pruned, _ = apply_retention(police.outbox, None, RETENTION)
+    assert (pruned.events, pruned.record_states) == (1, 1)
     assert rows_of(path, "records") == 5 and rows_of(path, "outbox") == 5
     police.outbox.close()
 
