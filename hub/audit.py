@@ -42,8 +42,9 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -51,7 +52,7 @@ from kafka.errors import KafkaError
 from hub.codec import Codec
 from hub.errors import BrokerError, ConfigError
 from hub.kafka.client import TopicReader
-from hub.kafka.security import client_config
+from hub.kafka.security import client_config, principal_name
 from hub.settings import HubSettings
 from hub.trends import release_id
 
@@ -61,13 +62,7 @@ __all__ = ["AUDIT_TOPIC", "KINDS", "AuditWriter", "entry", "read_entries", "rele
 AUDIT_TOPIC = "partnership.audit.v1"
 
 Kind = Literal["RELEASE", "ACL_APPLY", "KEY_ROTATION", "AGREEMENT_CHANGE", "SUBMISSION"]
-KINDS: tuple[Kind, ...] = (
-    "RELEASE",
-    "ACL_APPLY",
-    "KEY_ROTATION",
-    "AGREEMENT_CHANGE",
-    "SUBMISSION",
-)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 #: The detail field each kind sets.
 DETAIL: dict[Kind, str] = {
     "RELEASE": "release",
@@ -77,25 +72,14 @@ DETAIL: dict[Kind, str] = {
     "SUBMISSION": "submission",
 }
 
-_CODEC: Codec | None = None
 
-
+@cache
 def codec() -> Codec:
-    global _CODEC
-    if _CODEC is None:
-        _CODEC = Codec("audit_entry")
-    return _CODEC
+    return Codec("audit_entry")
 
 
 def audit_topic(settings: HubSettings) -> str:
     return settings.topic(AUDIT_TOPIC)
-
-
-def principal_name(settings: HubSettings) -> str:
-    """The Kafka principal this process logs in as, as the broker names it."""
-    if settings.security_protocol.startswith("SASL") and settings.sasl_username:
-        return f"User:{settings.sasl_username}"
-    return "ANONYMOUS"
 
 
 def account() -> str:
@@ -116,14 +100,16 @@ def entry(
     at: datetime | None = None,
     reason: str | None = None,
     user: str | None = None,
+    principal: str | None = None,
 ) -> dict[str, Any]:
-    """An ``AuditEntry`` ready to encode; `user` is the account (by default this process's)."""
+    """An ``AuditEntry`` ready to encode; `user` is the account and `principal` the Kafka
+    principal that did it (by default this process's)."""
     record: dict[str, Any] = {
         "id": id or uuid.uuid4().hex,
         "kind": kind,
         "partnership": partnership,
         "at": (at or datetime.now(UTC)).astimezone(UTC),
-        "principal": principal_name(settings),
+        "principal": principal or principal_name(settings),
         "account": user or account(),
         "reason": reason,
     }

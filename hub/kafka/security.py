@@ -197,11 +197,18 @@ def client_config(settings: HubSettings) -> ClientConfig:
     )
 
 
-def principal(settings: HubSettings) -> str:
-    """Who the clients authenticate as, for messages."""
+def principal_name(settings: HubSettings) -> str:
+    """The principal the clients authenticate as, as the broker names it (``User:<name>``,
+    or ``ANONYMOUS`` without SASL)."""
     if settings.security_protocol.startswith("SASL") and settings.sasl_username:
         return f"User:{settings.sasl_username}"
-    return "the unauthenticated (ANONYMOUS) principal"
+    return "ANONYMOUS"
+
+
+def principal(settings: HubSettings) -> str:
+    """Who the clients authenticate as, for messages."""
+    name = principal_name(settings)
+    return "the unauthenticated (ANONYMOUS) principal" if name == "ANONYMOUS" else name
 
 
 def _no_passphrase() -> str:

@@ -53,7 +53,7 @@ from hub.codec import Codec
 from hub.disclosure import Suppression
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka.client import TopicReader
-from hub.kafka.security import client_config
+from hub.kafka.security import client_config, principal_name
 from hub.linked import Release as LinkedRelease
 from hub.linked import secure_release
 from hub.models import TrendSnapshot
@@ -410,7 +410,7 @@ class Publisher:
                 " only a closed period can be released"
             )
         self._catch_up(worker_timeout)
-        who = Who(user or audit.account(), principal or audit.principal_name(self.settings), reason)
+        who = Who(user or audit.account(), principal or principal_name(self.settings), reason)
         release = self._release(schedule.name, period, now, forced=True, who=who)
         log.warning(
             "forced release by %s at %s: %s %s revision %d (%d cells, %s)",
@@ -579,7 +579,8 @@ class Publisher:
             at=at,
             reason=None if who is None else who.reason,
             user=None if who is None else who.account,
-        ) | ({} if who is None else {"principal": who.principal})
+            principal=None if who is None else who.principal,
+        )
 
     def _send(
         self,

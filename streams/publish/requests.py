@@ -35,10 +35,10 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from hub.audit import account, checked_reason, principal_name
+from hub.audit import account, checked_reason
 from hub.errors import BrokerError, PublishError
 from hub.kafka.client import admin_client
-from hub.kafka.security import client_config
+from hub.kafka.security import client_config, principal_name
 from hub.settings import HubSettings
 from streams.publish.publisher import Release
 
