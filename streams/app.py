@@ -24,6 +24,12 @@ Exactness without a state write per event:
    of the partition and then tombstones every key it covers
    (``streams.changelog``), so the changelog grows with the records, not with
    every version ever written.
+5. Retention (``streams.retention``): an event whose version was shared
+   longer ago than the agreement's ``case_events_days`` is never counted;
+   at start, after each recovery and each UTC day, the worker removes the
+   records that passed it from every partition it owns and writes a
+   snapshot without them, whose tombstones remove every earlier message that
+   held them from the changelog (and from Faust's local copy of it).
 
 The publisher (``streams.publish.publisher``) reads the same changelog, so published
 counts are computed from exactly the durable state.
@@ -65,6 +71,7 @@ from streams.checks import Bounds, Reason
 from streams.deferred import deferred_headers
 from streams.metrics import WorkerMetrics
 from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch, encode_batch
+from streams.retention import cutoff, expired
 from streams.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -100,6 +107,10 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+#: Seconds between the worker's checks for a new retention day (``Worker.sweep``).
+SWEEP_EVERY = 60.0
 
 
 #: Allocations between the collector's youngest-generation passes (Python's default:
@@ -187,6 +198,12 @@ class Worker:
         self.pending: dict[int, Pending] = {}
         self.logs: dict[int, PartitionLog] = {}  # per owned partition, its changelog
         self.snapshot_bytes = settings.changelog_snapshot_bytes
+        self.retention_days = agreement.retention.case_events_days
+        state.since = self.retention_since()
+        #: Partitions whose changelog may hold versions past retention: each gets a
+        #: snapshot without them at the next sweep.
+        self.to_sweep: set[int] = set()
+        self.swept = ""  # the retention day of the last sweep
         self.snapshotting: set[int] = set()
         self.writer = uuid.uuid4().hex[:12]
         self.sequence = 0
@@ -228,6 +245,7 @@ class Worker:
         app.on_partitions_assigned.connect(self.assigned)  # type: ignore[arg-type]
         app.agent(source, name="record-versions")(self.process)
         app.timer(flush_interval)(self.flush_all)
+        app.timer(SWEEP_EVERY)(self.sweep)
 
     async def flush(self, partition: int) -> None:
         """Write the partition's changed versions as one changelog message, then ack."""
@@ -272,10 +290,42 @@ class Worker:
                 await delivery  # on the broker before any key it replaces is deleted
             for key in snapshot.tombstones():
                 await topic.send(key=key, value=None, partition=partition)
+                # Faust's local copy of the changelog (its RocksDB store) too: the next
+                # recovery would delete it on reading the tombstone; this is at once.
+                self.table.data.pop(key, None)
             kept.replaced(snapshot, written)
             self.metrics.snapshots.inc()
         finally:
             self.snapshotting.discard(partition)
+
+    def retention_since(self) -> str:
+        """Versions shared before this day (ISO) have passed retention."""
+        return cutoff(datetime.now(UTC).date(), self.retention_days)
+
+    async def sweep(self) -> None:
+        """Once a UTC day, and after each recovery: remove the records past retention
+        from every owned partition, and write a snapshot of each partition that held
+        any (its tombstones remove them from the changelog)."""
+        if self.recovering:
+            return
+        since = self.state.since = self.retention_since()
+        if since == self.swept and not self.to_sweep:
+            return
+        due = set(self.to_sweep) if since == self.swept else set(self.state.partitions)
+        for partition in sorted(due):
+            state = self.state.partitions.get(partition)
+            if state is None:
+                continue
+            await self.flush(partition)  # what is pending goes into the snapshot's cover
+            gone = state.expire(since)
+            if gone:
+                self.metrics.expired.inc(gone)
+                log.info("partition %d: %d records past retention removed", partition, gone)
+            if gone or partition in self.to_sweep:
+                await self.snapshot(partition)
+            if partition not in self.snapshotting:
+                self.to_sweep.discard(partition)
+        self.swept = since
 
     async def flush_all(self) -> None:
         for partition in list(self.pending):
@@ -315,6 +365,10 @@ class Worker:
             self.settled = True
         log.info("record versions recovered for partitions %s", sorted(missing))
         self.recovering = False
+        try:
+            await self.sweep()  # what passed retention while the partitions were elsewhere
+        except Exception as exc:  # the timer sweeps again; recovery itself is done
+            log.warning("removing the records past retention failed (tried again): %s", exc)
 
     def _read_back(self, actives: set[int], missing: set[int]) -> list[Any]:
         """Merge what the table holds for `actives` into the partitions `missing` (and,
@@ -331,7 +385,10 @@ class Worker:
                 continue
             if partition in missing or self.in_memory:
                 versions, offsets = decode_batch(value)
-                self.state.partitions[partition].merge(versions)
+                left = self.state.partitions[partition].merge(versions, self.state.since)
+                if left:  # the changelog holds versions past retention: swept next
+                    self.metrics.expired.inc(left)
+                    self.to_sweep.add(partition)
                 # Only a key whose versions are in the state may be replaced by its
                 # snapshot (and tombstoned); one not merged here is left on the changelog.
                 self.logs.setdefault(partition, PartitionLog()).recovered(
@@ -379,7 +436,9 @@ class Worker:
         except UnknownSchemaError as exc:  # most likely newer than this worker: kept
             await self.defer(event, str(exc))
             version = None
-        if version is not None:
+        if version is not None and expired(version, self.state.since):
+            self.metrics.count("expired")  # past retention already: never counted
+        elif version is not None:
             kind = self.state.partition(partition).apply(version)
             self.metrics.count(kind)
             if kind not in ("duplicate", "stale"):

@@ -74,6 +74,10 @@ class Bounds:
             reported = reported.replace(tzinfo=UTC)
         if not EARLIEST_REPORT <= reported <= self.latest:
             return "reported_at"
+        if occurred > (reported + FUTURE_TOLERANCE).date():
+            return "occurred_on"  # reported before it happened: a version's retention
+            # runs from its report (streams.retention), so a period's records cannot pass it
+            # before the period has begun
         version = record.get("record_version")
         if not isinstance(version, int) or not 0 <= version <= self.ceiling:
             return "record_version"
@@ -83,7 +87,8 @@ class Bounds:
 def implausible(record: Mapping[str, Any], now: datetime) -> str | None:
     """Which field of a decoded case event no real record could have, or None.
 
-    Dates before 1990 or more than two days ahead; a record version below 0, or
+    Dates before 1990 or more than two days ahead; a date more than two days after the
+    event was reported; a record version below 0, or
     beyond the adapters' clock version a day from now (profiles with their own
     version column use small numbers; a version that high would block every
     later correction of the record).

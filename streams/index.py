@@ -60,6 +60,7 @@ from streams.aggregate import (
     known_to,
 )
 from streams.records import RecordVersion, same_content, supersedes
+from streams.retention import expired
 
 
 class Linkage:
@@ -177,10 +178,14 @@ class RecordIndex:
         self._tallies: dict[tuple[date, date], _Tally] = {}  # the periods kept up to date
         self._by_month: dict[str, list[_Tally]] = {}  # YYYY-MM -> the tallies holding it
 
-    def merge(self, versions: Iterable[RecordVersion]) -> int:
-        """Fold versions in (any order, any number of times); how many changed a count."""
+    def merge(self, versions: Iterable[RecordVersion], since: str = "") -> int:
+        """Fold versions in (any order, any number of times); how many changed a count.
+        Versions shared before `since` have passed retention (``streams.retention``):
+        left out."""
         changes = 0
         for version in versions:
+            if since and expired(version, since):
+                continue
             held = self.records.get(version.record_key)
             if not supersedes(version, held):
                 continue
@@ -190,24 +195,38 @@ class RecordIndex:
                     self._replace(held, version)
                 continue
             changes += 1
-            old = held if held is not None and held.live else None
-            new = version if version.live else None
-            if not self._tallies:  # no period's counts are kept yet
-                self._apply(old, new)
-                continue
-            # Every contribution the change can alter is taken out as it stands, the
-            # change applied, and the same contributions counted again: what a child or
-            # a pseudonym contributes is a function of the index's records, so the counts
-            # stay the sum of the contributions of the records and children they hold.
-            tallies = self._reached(old, new)
-            named = _named(old) | _named(new)
-            subjects = {r.subject for r in (old, new) if r is not None and r.subject is not None}
-            self._contribute(tallies, old, named, subjects, -1)
-            self._apply(old, new)
-            self._contribute(tallies, new, named, subjects, 1)
-            for tally in tallies:
-                tally.changes += 1
+            self._change(held if held is not None and held.live else None, version)
         return changes
+
+    def expire(self, since: str) -> int:
+        """Remove every record whose version was shared before `since`, as if withdrawn
+        and forgotten; how many."""
+        gone = [r for r in self.records.values() if expired(r, since)]
+        for r in gone:
+            del self.records[r.record_key]
+            if r.live:
+                self._change(r, None)
+        return len(gone)
+
+    def _change(self, old: RecordVersion | None, version: RecordVersion | None) -> None:
+        """Replace the live version `old` (None: none) by `version` (None, or not live:
+        nothing counts) in the counts of every kept period."""
+        new = version if version is not None and version.live else None
+        if not self._tallies:  # no period's counts are kept yet
+            self._apply(old, new)
+            return
+        # Every contribution the change can alter is taken out as it stands, the
+        # change applied, and the same contributions counted again: what a child or
+        # a pseudonym contributes is a function of the index's records, so the counts
+        # stay the sum of the contributions of the records and children they hold.
+        tallies = self._reached(old, new)
+        named = _named(old) | _named(new)
+        subjects = {r.subject for r in (old, new) if r is not None and r.subject is not None}
+        self._contribute(tallies, old, named, subjects, -1)
+        self._apply(old, new)
+        self._contribute(tallies, new, named, subjects, 1)
+        for tally in tallies:
+            tally.changes += 1
 
     def first_day(self) -> date | None:
         """When the earliest live record occurred."""

@@ -51,6 +51,13 @@ class WorkerMetrics:
             "Records withdrawn: their contribution retracted.",
             registry=registry,
         )
+        self.expired = Counter(
+            "hub_versions_expired",
+            "Record versions past the agreement's retention (case_events_days from the day"
+            " they were shared): arriving already past it, never counted, or removed from the"
+            " state and the changelog when it passed.",
+            registry=registry,
+        )
         self.undecodable = Counter(
             "hub_undecodable_messages",
             "Messages not counted as a case event for any reason but deduplication: every"
@@ -92,6 +99,7 @@ class WorkerMetrics:
             "stale": self.stale,
             "correction": self.corrections,
             "withdrawal": self.withdrawals,
+            "expired": self.expired,
         }
         self._collector = _StateCollector(state)
         registry.register(self._collector)

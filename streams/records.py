@@ -16,14 +16,19 @@ Two versions of one record with the same number but different content (an
 agency re-using a version number) are ordered by their content so every
 reader picks the same one. A higher version with the same content (an
 adapter that lost its outbox re-sends what it sent before, under new version
-numbers) supersedes the held one but changes no count: `classify` calls it a
-replay.
+numbers), or the same version shared again on a later day, supersedes the
+held one but changes no count: `classify` calls it a replay.
+
+Each version carries the day it was shared, and is kept the agreement's
+``retention.case_events_days`` from then, as its event is on the case topic:
+after that it counts nowhere and is held nowhere (``streams.retention``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from sys import intern
 from typing import Any, Literal, NamedTuple
 
@@ -32,8 +37,9 @@ import msgspec
 #: The stream workers' Faust table whose changelog holds the batches of versions.
 RECORD_VERSIONS_TABLE = "record-versions"
 
-#: ``replay``: a higher version with the same content (see the module docstring).
-Kind = Literal["new", "duplicate", "stale", "replay", "correction", "withdrawal"]
+#: ``replay``: a higher version with the same content (see the module docstring);
+#: ``expired``: a version already past the agreement's retention when it arrived.
+Kind = Literal["new", "duplicate", "stale", "replay", "correction", "withdrawal", "expired"]
 
 #: ``RecordVersion.online`` when the agency's system does not record the online component.
 NOT_RECORDED = "NOT_RECORDED"
@@ -64,6 +70,10 @@ class RecordVersion(NamedTuple):
     #: the other identifiers the record carries (``other_subjects``): the same child,
     #: linked by ``streams.aggregate.linked_subjects``.
     previous: tuple[str, ...] = ()
+    #: The UTC day the version was shared (its event's ``reported_at``): the version is
+    #: kept the agreement's ``case_events_days`` from then (``streams.retention``).
+    #: Empty in batches written before versions carried it.
+    shared_on: str = ""
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> RecordVersion:
@@ -76,6 +86,7 @@ class RecordVersion(NamedTuple):
         subject = record.get("subject")
         earlier = [*(record.get("previous_subjects") or ()), *(record.get("other_subjects") or ())]
         occurred = record["occurred_on"]
+        reported = record["reported_at"]
         online = record["online_component"]
         if online == "NOT_ASSESSED" and not record.get("online_recorded", True):
             online = NOT_RECORDED
@@ -99,6 +110,7 @@ class RecordVersion(NamedTuple):
             role=_text(record["role"]),
             outcome=_text(record["outcome"]),
             previous=_aliases(subject, earlier) if earlier else (),
+            shared_on=_text(_utc_day(reported)),
         )
 
     def to_json(self) -> list[Any]:
@@ -111,11 +123,13 @@ class RecordVersion(NamedTuple):
             self.role,
             self.outcome,
             list(self.previous),
+            self.shared_on,
         ]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RecordVersion:
-        """From ``to_json``'s list (18 fields, before ``previous``, read too)."""
+        """From ``to_json``'s list (18 fields, before ``previous``, and 19, before
+        ``shared_on``, read too)."""
         values = list(data)
         for index in (13, 15, 18):
             if index < len(values):
@@ -126,6 +140,22 @@ class RecordVersion(NamedTuple):
     def month(self) -> str:
         """YYYY-MM of occurred_on."""
         return self.occurred_on[:7]
+
+    @property
+    def retained_from(self) -> str:
+        """The day the version's retention runs from: when it was shared, or for a
+        version written before that was kept, the day it occurred (no later: an event
+        is not reported before it happens, ``streams.checks``)."""
+        return self.shared_on or self.occurred_on
+
+
+def _utc_day(reported: Any) -> str:
+    """The UTC day of a report time (a datetime, or ISO text)."""
+    if isinstance(reported, str):
+        reported = datetime.fromisoformat(reported)
+    if reported.tzinfo is None:
+        return str(reported.date().isoformat())
+    return str(reported.astimezone(UTC).date().isoformat())
 
 
 def _aliases(subject: Mapping[str, Any] | None, others: list[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -176,8 +206,9 @@ def classify(new: RecordVersion, held: RecordVersion | None) -> Kind:
 
 
 def same_content(a: RecordVersion, b: RecordVersion) -> bool:
-    """True when two versions of a record differ in their version number at most."""
-    return a[2:] == b[2:]
+    """True when two versions of a record differ in their version number and the day
+    they were shared at most."""
+    return a[2:-1] == b[2:-1]
 
 
 def merge(records: dict[str, RecordVersion], versions: Iterable[RecordVersion]) -> None:
@@ -239,4 +270,5 @@ def _shared_values(v: RecordVersion) -> RecordVersion:
         intern(v.role),
         intern(v.outcome),
         tuple(intern(p) for p in v.previous) if v.previous else (),
+        intern(v.shared_on),
     )

@@ -8,6 +8,8 @@ subject pseudonym, so a partition holds every event of its children):
   and older versions are dropped; a higher version retracts the old
   contribution and adds the new; a withdrawal retracts and stays as a
   tombstone so an older version cannot come back.
+* records whose version has passed the agreement's retention are removed
+  (``expire``) and never merged back (``streams.retention``).
 * the live view derived from it: current records per risk code and per linkage
   basis, and per subject the agencies that know the child, giving the number
   of children known to two or more agencies.
@@ -26,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.records import Kind, RecordVersion, classify, supersedes
+from streams.retention import expired
 from streams.store import Disk, MemoryRecords, Records
 
 
@@ -54,11 +57,26 @@ class PartitionState:
         self.records[version.record_key] = version
         return kind
 
-    def merge(self, versions: Iterable[RecordVersion]) -> None:
-        """Fold versions from the changelog in; any order, any number of times."""
+    def merge(self, versions: Iterable[RecordVersion], since: str = "") -> int:
+        """Fold versions from the changelog in; any order, any number of times. Versions
+        shared before `since` have passed retention (``streams.retention``): left out;
+        how many were."""
+        left = 0
         for version in versions:
-            if supersedes(version, self.records.get(version.record_key)):
+            if since and expired(version, since):
+                left += 1
+            elif supersedes(version, self.records.get(version.record_key)):
                 self.apply(version)
+        return left
+
+    def expire(self, since: str) -> int:
+        """Remove every record whose version was shared before `since`; how many."""
+        gone = [v for v in self.records.values() if expired(v, since)]
+        for version in gone:
+            if version.live:
+                self._count(version, -1)
+            del self.records[version.record_key]
+        return len(gone)
 
     def _count(self, version: RecordVersion, sign: int) -> None:
         self.live += sign
@@ -85,6 +103,9 @@ class WorkerState:
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     #: Where the records are kept (``HUB_STORE=rocksdb://``); None: in memory.
     disk: Disk | None = None
+    #: Versions shared before this day (ISO) have passed retention (``streams.retention``);
+    #: empty: none yet worked out.
+    since: str = ""
 
     def partition(self, number: int) -> PartitionState:
         state = self.partitions.get(number)

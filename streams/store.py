@@ -38,6 +38,8 @@ class Records(Protocol):
 
     def __setitem__(self, key: str, version: RecordVersion) -> None: ...
 
+    def __delitem__(self, key: str) -> None: ...
+
     def values(self) -> Iterator[RecordVersion]: ...
 
 
@@ -96,6 +98,9 @@ class DiskRecords:
 
     def __setitem__(self, key: str, version: RecordVersion) -> None:
         self.db.put(self.prefix + key.encode(), self._encode(version))
+
+    def __delitem__(self, key: str) -> None:
+        self.db.delete(self.prefix + key.encode())
 
     def values(self) -> Iterator[RecordVersion]:
         cursor = self.db.iter()

@@ -20,7 +20,12 @@ the publisher
    measure | dimension | value;
 4. re-checks every period this publication released before: when late or
    corrected data changed any published cell, the whole period is released
-   again with the next revision number.
+   again with the next revision number, until the period is final: once a
+   record it counts may have passed the agreement's retention, its last
+   revision stands (``streams.retention``).
+
+Record versions past retention are left out of every period not yet
+released, and of the publisher's memory.
 
 Nothing is published before its time: the scheduler only acts at scheduled
 times, and ``hub publish --now`` (an operator's forced release, with a reason)
@@ -64,6 +69,7 @@ from hub.trends import CellKey, PeriodKey, Published, PublishedPeriod
 from streams.aggregate import Cell, protect_cells
 from streams.index import RecordIndex
 from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch
+from streams.retention import cutoff, final_from
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +106,10 @@ class VersionLog:
         """``reader``: where the changelog's messages come from (by default the topic)."""
         self.topic = changelog_topic(settings)
         self.index = RecordIndex(taxonomy)
+        #: Versions shared before this day (ISO) have passed retention: never folded in
+        #: (``streams.retention``); empty: none yet worked out.
+        self.since = ""
+        self._expired = ""  # the day records were last removed for
         #: (agency topic, partition) -> the last offset the workers have applied.
         self.read: dict[tuple[str, int], int] = {}
         self._reader = reader or TopicReader(
@@ -125,7 +135,7 @@ class VersionLog:
         for message in self._reader.read_to_end():
             if message.value is not None:
                 versions, read = decode_batch(message.value)
-                self.index.merge(versions)
+                self.index.merge(versions, self.since)
                 for topic, offset in read.items():
                     key = (topic, message.partition)
                     self.read[key] = max(offset, self.read.get(key, -1))
@@ -149,6 +159,18 @@ class VersionLog:
                 time.monotonic() - started,
             )
         return batches
+
+    def retain(self, since: str) -> int:
+        """From now on, leave out versions shared before `since`, and remove the records
+        held whose version was; how many were removed."""
+        self.since = since
+        if since == self._expired:
+            return 0
+        self._expired = since
+        gone = self.index.expire(since)
+        if gone:
+            log.info("%d records past retention (shared before %s) removed", gone, since)
+        return gone
 
     @property
     def records(self) -> dict[str, RecordVersion]:
@@ -437,8 +459,14 @@ class Publisher:
 
     def _catch_up(self, worker_timeout: float | None = None) -> None:
         timeout = self.worker_timeout if worker_timeout is None else worker_timeout
+        self.versions.retain(self.retention_since())
         wait_for_workers(self.settings, self.case_topics, self.versions, timeout)
         self.trends.catch_up()
+
+    def retention_since(self) -> str:
+        """Versions shared before this day (ISO) have passed retention."""
+        today = self.now().astimezone(UTC).date()
+        return cutoff(today, self.agreement.retention.case_events_days)
 
     def _first_record_day(self) -> date | None:
         """When the earliest live record occurred: how far back the history goes."""
@@ -477,8 +505,24 @@ class Publisher:
         forced: bool = False,
         who: Who | None = None,
     ) -> Release:
-        cells = self.cells(period)
         held = self.trends.periods.get((publication, period[0]))
+        days = self.agreement.retention.case_events_days
+        if held is not None and at.astimezone(UTC).date() >= final_from(period[0], days):
+            # Records it counts may have passed retention: the period is final.
+            log.info(
+                "%s %s..%s is final (records it counts may have passed the %d days'"
+                " retention): revision %d stands",
+                publication,
+                period[0],
+                period[1],
+                days,
+                held.revision,
+            )
+            hidden = sum(1 for _, suppressed in held.cells.values() if suppressed)
+            return Release(
+                publication, period, held.revision, len(held.cells), hidden, False, forced
+            )
+        cells = self.cells(period)
         revision = 0 if held is None else held.revision + 1
         linked: list[CellKey] = []
         withheld: tuple[tuple[str, str], ...] = ()

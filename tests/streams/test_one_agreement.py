@@ -109,6 +109,9 @@ class _Log:
     def catch_up(self) -> None:
         pass
 
+    def retain(self, since: str) -> int:
+        return 0
+
     def releases(self) -> list[Any]:
         return []
 

@@ -3,6 +3,7 @@ a reader of a Prometheus endpoint."""
 
 from __future__ import annotations
 
+import glob
 import http.client
 import os
 import socket
@@ -48,13 +49,26 @@ def settings_env(settings: HubSettings) -> dict[str, str]:
     return settings.to_env()
 
 
+#: Debian's libfaketime (package faketime): a process's clock moved by the test.
+FAKETIME_LIBRARIES = "/usr/lib/*/faketime/libfaketime.so.1"
+
+
+def clock_env(days: int) -> dict[str, str]:
+    """The environment that runs a process `days` days from now (negative: ago), its
+    clock going on from there: libfaketime, preloaded. Fails when it is not installed."""
+    found = sorted(glob.glob(FAKETIME_LIBRARIES))
+    assert found, "libfaketime is missing: install Debian's faketime (`.ci/run` does)"
+    return {"LD_PRELOAD": found[0], "FAKETIME": f"{days:+d}d"}
+
+
 def hub(
-    settings: HubSettings, *args: str, input: str | None = None
+    settings: HubSettings, *args: str, input: str | None = None, days: int = 0
 ) -> subprocess.CompletedProcess[str]:
-    """Run `hub ARGS...` as a user would, with `settings` as its environment."""
+    """Run `hub ARGS...` as a user would, with `settings` as its environment; with
+    `days`, on a clock that many days from now (``clock_env``)."""
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
-        env=settings_env(settings),
+        env={**settings_env(settings), **(clock_env(days) if days else {})},
         input=input,
         capture_output=True,
         text=True,
@@ -66,9 +80,10 @@ def hub(
 class WorkerProcess:
     """`hub streams worker` as a child process that a test can SIGKILL."""
 
-    def __init__(self, settings: HubSettings, log: Path) -> None:
+    def __init__(self, settings: HubSettings, log: Path, days: int = 0) -> None:
         self.settings = settings
         self.log = log
+        self.days = days  # its clock that many days from now (``clock_env``)
         self.url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -76,7 +91,7 @@ class WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hub.cli", "streams", "worker"],
-                env=settings_env(self.settings),
+                env={**settings_env(self.settings), **(clock_env(self.days) if self.days else {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
