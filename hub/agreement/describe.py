@@ -219,7 +219,10 @@ def describe(agreement: Agreement, source: Path, now: datetime) -> list[Block]:
         Items(
             (
                 f"Case events: {agreement.retention.case_events_days} days on the partners'"
-                " topics.",
+                " topics, and what the hub derives from each (the record versions its stream"
+                " workers and publisher hold) as long, from the day it was shared. A period"
+                " not yet published counts no record past that; a published period is no"
+                " longer revised once its records may have passed it.",
                 "Published trends: "
                 + (
                     f"{agreement.retention.trends_days} days."

@@ -91,7 +91,7 @@ def topic_ages(settings: HubSettings, agreement: Agreement) -> list[StoreAge]:
         if name not in oldest:
             note = "no such topic"
         elif name.endswith("-record-versions-changelog"):
-            note = "compacted: record versions are not deleted by age"
+            note = "compacted: the workers remove versions past retention, compaction deletes them"
         elif ms is not None:
             expected = -1 if days is None else days * _DAY_MS
             if ms != expected:

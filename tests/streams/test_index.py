@@ -29,6 +29,7 @@ TYPES = {"camhs": "CAMHS", "police": "POLICE", "nursing": "SCHOOL_NURSING"}
 MONTHS = [period_starting("month", date(2025, m, 1)) for m in (1, 2, 3, 4)]
 PERIODS = [*MONTHS, period_starting("quarter", date(2025, 1, 1))]
 PSEUDONYMS = ["p1", "p2", "p3", "p4"]
+SHARED = ["2025-01-06", "2025-02-11", "2025-04-03"]  # the days versions were shared
 DAYS = ["2025-01-05", "2025-01-20", "2025-02-10", "2025-03-31", "2025-04-02", "2024-12-30"]
 
 
@@ -58,6 +59,7 @@ def versions(draw: st.DrawFn) -> RecordVersion:
         role=draw(st.sampled_from(["VICTIM", "PERPETRATOR"])),
         outcome="UNKNOWN",
         previous=tuple(p for p in previous if p != subject),
+        shared_on=draw(st.sampled_from(SHARED)),
     )
 
 
@@ -110,6 +112,35 @@ def test_incremental_cells_equal_cells_from_scratch(
             seen[start, end] = (changes, expected)
     live = [r.occurred_on for r in scratch.values() if r.live]
     assert index.first_day() == (date.fromisoformat(min(live)) if live else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sequences(), st.sampled_from(SHARED), st.booleans())
+def test_records_past_retention_leave_every_count(
+    sequence: list[RecordVersion], since: str, kept_first: bool
+) -> None:
+    """Removed once held (``expire``), or never folded in (``merge`` with ``since``): the
+    counts are those of the records that remain, from scratch."""
+    index = RecordIndex(TAXONOMY)
+    if kept_first:  # periods' counts kept before the records go
+        for start, end in PERIODS:
+            index.counts(start, end)
+    held: dict[str, RecordVersion] = {}
+    merge(held, sequence)
+    index.merge(sequence)
+    index.expire(since)
+    remaining = {k: r for k, r in held.items() if r.shared_on >= since}
+    assert index.records == remaining
+    folded = RecordIndex(TAXONOMY)
+    folded.merge(sequence, since)
+    never: dict[str, RecordVersion] = {}
+    merge(never, [v for v in sequence if v.shared_on >= since])
+    assert folded.records == never
+    for start, end in PERIODS:
+        expected = true_breakdowns(remaining.values(), start, end, TAXONOMY, PARTNERS)
+        assert index.breakdowns(start, end, PARTNERS) == expected
+        expected = true_breakdowns(never.values(), start, end, TAXONOMY, PARTNERS)
+        assert folded.breakdowns(start, end, PARTNERS) == expected
 
 
 @settings(max_examples=100, deadline=None)
