@@ -5,7 +5,10 @@ Every entry is an Avro ``AuditEntry`` (``schemas/audit_entry``) of one kind:
 
 - ``RELEASE``: a revision of a period sent to a publication topic, scheduled or
   forced (with the operator's reason), with the cells published and withheld as
-  primary, secondary and linked suppressions. The publisher writes it in the
+  primary, secondary and linked suppressions. Of a two-person publication
+  (``streams.publish.approval``), its ``status`` says whether it was staged,
+  rejected or published; a published one names who staged it, its principal is
+  the approver's. The publisher writes it in the
   release's own transaction, so the topic holds an entry for a release exactly
   when readers can see the release. Its id, ``release/<publication>/<period
   start>/r<revision>``, is what the board pack cites.
@@ -236,8 +239,18 @@ def summary(record: Mapping[str, Any]) -> str:
     detail = record[DETAIL[kind]]
     if kind == "RELEASE":
         how = "forced" if detail["forced"] else "scheduled"
+        status = detail.get("status") or "PUBLISHED"
+        if status == "STAGED":
+            how = f"{how} release staged for approval ({detail['staged_id']}) of"
+        elif status == "REJECTED":
+            how = f"rejected {how} release ({detail['staged_id']}, staged by"
+            how += f" {detail['staged_by']}) of"
+        elif detail.get("staged_by"):
+            how = f"{how} release approved (staged by {detail['staged_by']}) of"
+        else:
+            how = f"{how} release of"
         return (
-            f"{how} release of {detail['publication']} {detail['period_start']}.."
+            f"{how} {detail['publication']} {detail['period_start']}.."
             f"{detail['period_end']} revision {detail['revision']}: {detail['cells']} cells,"
             f" {detail['published']} published, {detail['suppressed_primary']} primary,"
             f" {detail['suppressed_secondary']} secondary and {detail['suppressed_linked']}"

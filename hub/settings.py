@@ -361,6 +361,12 @@ class HubSettings(BaseSettings):
         return self.topic("publish.requests")
 
     @property
+    def staged_releases_topic(self) -> str:
+        """Releases of two-person publications waiting for approval, and what became of
+        them (`hub release`; streams/publish/approval.py). Compacted, keyed by release."""
+        return self.topic("partnership.releases.staged.v1")
+
+    @property
     def trends_topic(self) -> str:
         """The topic the hub reads published trends from (`hub subscribe` by default, the
         board pack, the publisher's own read-back), so the publisher requires every

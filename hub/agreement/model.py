@@ -127,6 +127,9 @@ class Schedule(_Frozen):
     at: Cron
     topic: str = Field(pattern=_TOPIC)
     timezone: str | None = None
+    #: ``two-person``: each release is staged, and published only when one of the
+    #: agreement's approvers other than who staged it approves it (``hub release``).
+    approval: Literal["automatic", "two-person"] = "automatic"
 
     @field_validator("timezone")
     @classmethod
@@ -219,6 +222,23 @@ class Audit(_Frozen):
         return readers
 
 
+class Approval(_Frozen):
+    """Who may approve or reject a staged release of a two-person publication
+    (``hub release``): never the principal that staged it."""
+
+    approvers: tuple[str, ...] = ()
+
+    @field_validator("approvers")
+    @classmethod
+    def _principals(cls, approvers: tuple[str, ...]) -> tuple[str, ...]:
+        for approver in approvers:
+            if not re.fullmatch(_PRINCIPAL, approver):
+                raise ValueError(f"{approver!r} is not a principal such as User:ig-lead")
+        if len(set(approvers)) != len(approvers):
+            raise ValueError("an approver is listed twice")
+        return approvers
+
+
 class LocalRiskCode(_Frozen):
     code: str
     cell: str
@@ -283,6 +303,8 @@ class Agreement(_Frozen):
     services: Services = Field(default_factory=Services)
     #: Who reads the audit trail besides the operator.
     audit: Audit = Field(default_factory=Audit)
+    #: Who approves the staged releases of two-person publications.
+    approval: Approval = Field(default_factory=Approval)
     retention: Retention
     local_risk_codes: tuple[LocalRiskCode, ...] = ()
     #: The closed vocabulary of area cells (none listed: no area cell is accepted).
@@ -516,6 +538,10 @@ def _principals(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
             ((section, i, "principal"), e.get("principal"), "") for i, e in _items(data, section)
         )
     uses.extend(named)
+    approval = data.get("approval")
+    approvers = approval.get("approvers") if isinstance(approval, Mapping) else None
+    for i, approver in enumerate(approvers if isinstance(approvers, list) else []):
+        uses.append((("approval", "approvers", i), approver, ""))
     first: dict[str, str] = {}
     for loc, principal, how in uses:
         if not isinstance(principal, str):
@@ -524,11 +550,26 @@ def _principals(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
         if principal in first:
             message = (
                 f"principal {principal!r} is already used at {first[principal]}; each partner,"
-                " reader and service needs a principal of its own"
+                " reader, service and approver needs a principal of its own"
             )
             yield _problem(loc, message)
         else:
             first[principal] = where
+
+
+def _approvers(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
+    """A two-person publication needs someone to approve its releases."""
+    approval = data.get("approval")
+    approvers = approval.get("approvers") if isinstance(approval, Mapping) else None
+    if approvers:
+        return
+    for i, entry in _items(data, "publication"):
+        if entry.get("approval") == "two-person":
+            message = (
+                "a two-person publication needs approvers: list them under"
+                " approval.approvers (principals such as User:ig-lead)"
+            )
+            yield _problem(("publication", i, "approval"), message)
 
 
 def _local_codes(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]:
@@ -574,6 +615,7 @@ def _cross_field_problems(data: Mapping[str, Any]) -> Iterator[InitErrorDetails]
     yield from _publication_topics(data)
     yield from _reader_topics(data)
     yield from _principals(data)
+    yield from _approvers(data)
     yield from _local_codes(data)
     yield from _area_terms(data)
 

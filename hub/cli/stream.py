@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,6 +126,13 @@ def publish(
                 " topic narrow a hidden cell into the suppressed band (earlier revisions'"
                 " cells stay on the topic)"
             )
+    elif release.staged_id:
+        click.echo(
+            f"staged {release.publication} {label} revision {release.revision} for approval:"
+            f" {release.cells} cells, {release.suppressed} suppressed; nothing is published"
+            f" until one of the agreement's approvers runs `hub release approve"
+            f" {release.staged_id}`"
+        )
     else:
         click.echo(
             f"{release.publication} {label} unchanged since revision {release.revision};"
@@ -209,6 +217,85 @@ def audit(settings: HubSettings, since: datetime | None, kinds: tuple[str, ...],
     click.echo(f"{len(records)} audit entries", err=True)
 
 
+# --- two-person release ---------------------------------------------------------------
+@click.group()
+def release() -> None:
+    """Staged releases of two-person publications: list, approve, reject."""
+
+
+@release.command("list")
+@click.option("--cells", is_flag=True, help="Show every cell of each staged release.")
+@click.pass_obj
+@friendly
+def release_list(settings: HubSettings, cells: bool) -> None:
+    """Show the releases waiting for approval, with their suppression summary."""
+    from streams.publish.approval import Approvals
+
+    approvals = Approvals(settings, current_agreement())
+    try:
+        waiting = approvals.waiting()
+    finally:
+        approvals.close()
+    for staged in waiting:
+        kinds = Counter(c.suppression.value for c in staged.cells if c.suppressed)
+        forced = f", forced: {staged.reason}" if staged.forced else ""
+        click.echo(
+            f"{staged.id}  {staged.publication} {staged.period[0]}..{staged.period[1]} revision"
+            f" {staged.revision}  staged by {staged.staged_by} ({staged.staged_account}) at"
+            f" {staged.staged_at:%Y-%m-%d %H:%M} UTC{forced}"
+        )
+        click.echo(
+            f"  {len(staged.cells)} cells: {len(staged.cells) - staged.suppressed} with a count,"
+            f" {staged.suppressed} suppressed ({kinds['PRIMARY']} primary, {kinds['SECONDARY']}"
+            f" secondary, {kinds['NONE']} for what the topic holds)"
+            + (f"; withheld whole: {', '.join(f'{m} by {d}' for m, d in staged.withheld)}"
+               if staged.withheld else "")
+        )  # fmt: skip
+        if cells:
+            for c in staged.cells:
+                shown = "suppressed" if c.suppressed else str(c.count)
+                click.echo(f"    {c.measure} by {c.dimension} = {c.value}: {shown}")
+    click.echo(f"{len(waiting)} staged releases waiting for approval", err=True)
+
+
+@release.command("approve")
+@click.argument("id")
+@click.pass_obj
+@friendly
+def release_approve(settings: HubSettings, id: str) -> None:
+    """Publish the staged release ID (as one of the agreement's approvers, never the
+    principal that staged it)."""
+    from streams.publish.approval import Approvals
+
+    approvals = Approvals(settings, current_agreement())
+    try:
+        done = approvals.approve(id)
+    finally:
+        approvals.close()
+    click.echo(
+        f"approved and published {done.publication} {done.period[0]}..{done.period[1]}"
+        f" revision {done.revision}: {done.cells} cells, {done.suppressed} suppressed;"
+        f" audit entry {done.audit_id}"
+    )
+
+
+@release.command("reject")
+@click.argument("id")
+@click.option("--reason", required=True, help="Why; kept on the audit trail (no identifiers).")
+@click.pass_obj
+@friendly
+def release_reject(settings: HubSettings, id: str, reason: str) -> None:
+    """Discard the staged release ID: it is never published."""
+    from streams.publish.approval import Approvals
+
+    approvals = Approvals(settings, current_agreement())
+    try:
+        entry = approvals.reject(id, reason)
+    finally:
+        approvals.close()
+    click.echo(f"rejected {id}; audit entry {entry}")
+
+
 #: The commands `hub` gets from this module.
 COMMANDS: tuple[click.Command, ...] = (
     streams,
@@ -216,4 +303,5 @@ COMMANDS: tuple[click.Command, ...] = (
     subscribe,
     report,
     audit,
+    release,
 )

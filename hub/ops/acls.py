@@ -13,7 +13,10 @@ each with exactly what it needs:
   topics, in transactions with its own transactional ids;
 - a reader reads (and describes) the topics listed for it;
 - partners and the publisher write the audit topic (``hub.audit``) and cannot read
-  it; the agreement's audit readers read it.
+  it; the agreement's audit readers read it;
+- the publisher writes and reads the staged-releases topic; the agreement's
+  approvers read it, and write it, the publication topics and the audit topic,
+  in transactions with one transactional id of their own.
 
 `apply_acls` (``hub security acls --apply``) reconciles the cluster with them:
 it creates what is missing and removes every other allow rule on the
@@ -199,11 +202,34 @@ def derived_acls(agreement: Agreement, settings: HubSettings) -> list[Grant]:
     for auditor in agreement.audit.readers:
         grants.update(_grants(auditor, ("READ", "DESCRIBE"), audit))
 
+    grants.update(_approval_grants(agreement, settings, publication_topics))
+
     # `hub subscribe` reads without a consumer group (TopicReader) too: topics only.
     for reader in agreement.readers:
         for name in reader.topics:
             grants.update(_grants(reader.principal, ("READ", "DESCRIBE"), settings.topic(name)))
     return sorted(grants)
+
+
+def _approval_grants(
+    agreement: Agreement, settings: HubSettings, publication_topics: Iterable[str]
+) -> list[Grant]:
+    """Two-person release (``streams.publish.approval``): the publisher stages releases,
+    an approver reads them, and publishes one (cells, audit entry and the staged record's
+    new state in one transaction under ``<app id>-release-approval``) or rejects it."""
+    staged = settings.staged_releases_topic
+    grants: list[Grant] = []
+    if any(schedule.approval == "two-person" for schedule in agreement.publication):
+        publisher = agreement.services.publisher.principal
+        grants += _grants(publisher, ("READ", "WRITE", "DESCRIBE"), staged)
+    transactions = f"{settings.worker_app_id}-release-approval"
+    for approver in agreement.approval.approvers:
+        grants += _grants(approver, ("READ", "WRITE", "DESCRIBE"), staged)
+        for topic in publication_topics:
+            grants += _grants(approver, ("READ", "WRITE", "DESCRIBE"), topic)
+        grants += _grants(approver, ("WRITE", "DESCRIBE"), audit_topic(settings))
+        grants += _grants(approver, ("WRITE", "DESCRIBE"), transactions, "TRANSACTIONAL_ID")
+    return grants
 
 
 def managed(agreement: Agreement, settings: HubSettings, resource: ResourcePattern) -> bool:
@@ -220,6 +246,7 @@ def managed(agreement: Agreement, settings: HubSettings, resource: ResourcePatte
             name.startswith(settings.topic(case_topic_name("")))
             or name == settings.deferred_topic
             or name == settings.publish_requests_topic
+            or name == settings.staged_releases_topic
             or name == audit_topic(settings)
             or name in publication
             or name.startswith(f"{app}-")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -68,6 +69,7 @@ from hub.taxonomy import Taxonomy
 from hub.trends import CellKey, PeriodKey, Published, PublishedPeriod
 from streams.aggregate import Cell, protect_cells
 from streams.index import RecordIndex
+from streams.publish.staging import Staged, StagedLog, same_cells
 from streams.records import RECORD_VERSIONS_TABLE, RecordVersion, decode_batch
 from streams.retention import cutoff, final_from
 
@@ -261,6 +263,8 @@ class Release:
     withheld: tuple[tuple[str, str], ...] = ()
     #: The release's entry on the audit topic (``hub.audit.release_id``).
     audit_id: str = ""
+    #: Staged for approval, not published (a two-person publication): its id.
+    staged_id: str = ""
 
 
 def _as_published(cells: Iterable[Cell]) -> dict[CellKey, tuple[int | None, bool]]:
@@ -344,6 +348,9 @@ class Publisher:
         #: period -> (its ``RecordIndex.changes``, its cells) when last computed.
         self._cells: dict[Period, tuple[int, list[Cell]]] = {}
         self.trends = TrendsLog(settings)
+        two_person = any(s.approval == "two-person" for s in agreement.publication)
+        #: The releases staged for approval (two-person publications), None without any.
+        self.staged = StagedLog(settings) if two_person else None
         try:
             # Each release is one transaction: readers (read_committed) see a period's
             # revision whole or not at all, even if this process dies while sending it.
@@ -372,6 +379,8 @@ class Publisher:
     def close(self) -> None:
         self.versions.close()
         self.trends.close()
+        if self.staged is not None:
+            self.staged.close()
         producer = getattr(self, "_producer", None)
         if producer is not None:
             producer.close(timeout=10)
@@ -462,6 +471,8 @@ class Publisher:
         self.versions.retain(self.retention_since())
         wait_for_workers(self.settings, self.case_topics, self.versions, timeout)
         self.trends.catch_up()
+        if self.staged is not None:
+            self.staged.catch_up()
 
     def retention_since(self) -> str:
         """Versions shared before this day (ISO) have passed retention."""
@@ -547,7 +558,26 @@ class Publisher:
             return Release(
                 publication, period, held.revision, len(cells), suppressed, False, forced
             )
-        entry = self._audit_entry(publication, period, revision, cells, at, forced, who, withheld)
+        if self.agreement.schedule(publication).approval == "two-person":
+            return self._stage(
+                Staged(
+                    publication,
+                    period,
+                    revision,
+                    tuple(cells),
+                    forced,
+                    None if who is None else who.reason,
+                    who.principal if who is not None else principal_name(self.settings),
+                    who.account if who is not None else audit.account(),
+                    at,
+                    linked=len(linked),
+                    withheld=withheld,
+                )
+            )
+        entry = release_entry(
+            self.settings, self.agreement, publication, period, revision, cells, at, forced, who,
+            withheld,
+        )  # fmt: skip
         self._send(publication, period, revision, cells, at, entry)
         log.info(
             "published %s %s..%s revision %d: %d cells, %d suppressed (%d of them for what"
@@ -585,46 +615,58 @@ class Publisher:
             audit_id=entry["id"],
         )
 
-    def _audit_entry(
-        self,
-        publication: str,
-        period: Period,
-        revision: int,
-        cells: Sequence[Cell],
-        at: datetime,
-        forced: bool,
-        who: Who | None,
-        withheld: Iterable[tuple[str, str]],
-    ) -> dict[str, Any]:
-        """The release's ``RELEASE`` entry on the audit trail (``hub.audit``)."""
-        withheld_cells = [c for c in cells if c.suppressed]
-        kinds = Counter(c.suppression for c in withheld_cells)
-        detail = {
-            "publication": publication,
-            "topic": self.topics[publication],
-            "period_start": period[0],
-            "period_end": period[1],
-            "revision": revision,
-            "forced": forced,
-            "cells": len(cells),
-            "published": len(cells) - len(withheld_cells),
-            "suppressed_primary": kinds[Suppression.PRIMARY],
-            "suppressed_secondary": kinds[Suppression.SECONDARY],
-            # Hidden for what the topic already holds: no reason of their own.
-            "suppressed_linked": kinds[Suppression.NONE],
-            "withheld": [f"{m} by {d}" for m, d in withheld],
-        }
-        return audit.entry(
-            "RELEASE",
-            self.agreement.partnership,
+    def _stage(self, staged: Staged) -> Release:
+        """Stage a release of a two-person publication instead of publishing it: on the
+        staged-releases topic, with its ``STAGED`` audit entry, in one transaction. A
+        release staged before with the same cells is left as it is, and so is one rejected
+        unless an operator forces it again."""
+        if self.staged is None:  # made whenever a publication is two-person
+            raise ConfigError(f"publication {staged.publication} is not two-person")
+        held = self.staged.get(staged.id)
+        summary = (staged.publication, staged.period, staged.revision, len(staged.cells))
+        if held is not None and same_cells(held.cells, staged.cells):
+            if held.status == "STAGED":
+                return Release(
+                    *summary, held.suppressed, False, staged.forced,
+                    staged_id=staged.id, audit_id=held.audit_id,
+                )  # fmt: skip
+            if held.status == "REJECTED" and not staged.forced:  # an operator may ask again
+                return Release(*summary, held.suppressed, False, False, audit_id=held.audit_id)
+        entry = release_entry(
             self.settings,
-            detail,
-            id=audit.release_id(publication, period[0], revision),
-            at=at,
-            reason=None if who is None else who.reason,
-            user=None if who is None else who.account,
-            principal=None if who is None else who.principal,
+            self.agreement,
+            staged.publication,
+            staged.period,
+            staged.revision,
+            staged.cells,
+            staged.staged_at,
+            staged.forced,
+            None
+            if not staged.forced
+            else Who(staged.staged_account, staged.staged_by, staged.reason or ""),
+            staged.withheld,
+            status="STAGED",
+            staged_by=staged.staged_by,
+            staged_id=staged.id,
         )
+        staged = replace(staged, audit_id=entry["id"])
+        messages = [
+            (self.staged.topic, staged.id.encode(), staged.to_json()),
+            audit_message(self.audit_topic, entry),
+        ]
+        transact(self._producer, messages, f"staging {staged.id}", self._abort)
+        self.staged.catch_up()
+        log.info(
+            "staged %s %s..%s revision %d for approval: %d cells, %d suppressed; `hub release"
+            " approve %s` by one of the agreement's approvers publishes it",
+            *summary[:2], staged.period[1], staged.revision, len(staged.cells), staged.suppressed,
+            staged.id,
+        )  # fmt: skip
+        return Release(
+            *summary, staged.suppressed, False, staged.forced,
+            linked=staged.linked, withheld=staged.withheld, audit_id=entry["id"],
+            staged_id=staged.id,
+        )  # fmt: skip
 
     def _send(
         self,
@@ -635,43 +677,130 @@ class Publisher:
         at: datetime,
         entry: Mapping[str, Any],
     ) -> None:
-        messages = []
-        for cell in cells:
-            snapshot = TrendSnapshot(
-                partnership=self.agreement.partnership,
-                publication=publication,
-                period_start=period[0],
-                period_end=period[1],
-                measure=cell.measure,
-                dimension=cell.dimension,
-                value=cell.value,
-                count=cell.count,
-                suppressed=cell.suppressed,
-                revision=revision,
-                published_at=at.astimezone(UTC),
-            )
-            messages.append(
-                (cell_key(publication, period, cell), self.codec.encode(snapshot.to_avro()))
-            )
-        try:
-            self._producer.begin_transaction()
-            futures = [
-                self._producer.send(self.topics[publication], key=key, value=value)
-                for key, value in messages
-            ]
-            # The audit entry in the same transaction: on the audit topic exactly when
-            # the release is on the trends topic.
-            key, value = audit.encode(entry)
-            futures.append(self._producer.send(self.audit_topic, key=key, value=value))
-            self._producer.commit_transaction()
-            for future in futures:
-                future.get(timeout=0)
-        except KafkaError as exc:
-            self._abort()
-            raise PublishError(
-                f"the trends topic did not take revision {revision} of {publication}"
-                f" {period[0]} with its audit entry: {exc}; nothing of it is visible, and it"
-                " will be released again at the next run (a topic missing? run `hub topics"
-                " apply`)"
-            ) from exc
+        messages = cell_messages(
+            self.codec, self.agreement.partnership, self.topics[publication], publication,
+            period, revision, cells, at,
+        )  # fmt: skip
+        # The audit entry in the same transaction: on the audit topic exactly when
+        # the release is on the trends topic.
+        messages.append(audit_message(self.audit_topic, entry))
+        transact(
+            self._producer, messages, f"revision {revision} of {publication} {period[0]}",
+            self._abort,
+        )  # fmt: skip
         self.trends.catch_up()
+
+
+def release_entry(
+    settings: HubSettings,
+    agreement: Agreement,
+    publication: str,
+    period: Period,
+    revision: int,
+    cells: Sequence[Cell],
+    at: datetime,
+    forced: bool,
+    who: Who | None,
+    withheld: Iterable[tuple[str, str]],
+    *,
+    status: str = "PUBLISHED",
+    staged_by: str | None = None,
+    staged_id: str | None = None,
+    principal: str | None = None,
+) -> dict[str, Any]:
+    """A release's ``RELEASE`` entry on the audit trail (``hub.audit``): published (its id
+    ``release/<publication>/<period start>/r<revision>``), staged or rejected."""
+    withheld_cells = [c for c in cells if c.suppressed]
+    kinds = Counter(c.suppression for c in withheld_cells)
+    detail = {
+        "publication": publication,
+        "topic": settings.topic(agreement.schedule(publication).topic),
+        "period_start": period[0],
+        "period_end": period[1],
+        "revision": revision,
+        "forced": forced,
+        "cells": len(cells),
+        "published": len(cells) - len(withheld_cells),
+        "suppressed_primary": kinds[Suppression.PRIMARY],
+        "suppressed_secondary": kinds[Suppression.SECONDARY],
+        # Hidden for what the topic already holds: no reason of their own.
+        "suppressed_linked": kinds[Suppression.NONE],
+        "withheld": [f"{m} by {d}" for m, d in withheld],
+        "status": status,
+        "staged_by": staged_by,
+        "staged_id": staged_id,
+    }
+    if status == "PUBLISHED":
+        id = audit.release_id(publication, period[0], revision)
+    else:  # each staging and rejection an entry of its own
+        id = f"{staged_id}/{status.lower()}/{uuid.uuid4().hex[:12]}"
+    return audit.entry(
+        "RELEASE",
+        agreement.partnership,
+        settings,
+        detail,
+        id=id,
+        at=at,
+        reason=None if who is None else who.reason,
+        user=None if who is None else who.account,
+        principal=principal or (None if who is None else who.principal),
+    )
+
+
+def cell_messages(
+    codec: Codec,
+    partnership: str,
+    topic: str,
+    publication: str,
+    period: Period,
+    revision: int,
+    cells: Iterable[Cell],
+    at: datetime,
+) -> list[tuple[str, bytes, bytes | None]]:
+    """A release's cells as (topic, key, value) messages of its publication topic."""
+    messages: list[tuple[str, bytes, bytes | None]] = []
+    for cell in cells:
+        snapshot = TrendSnapshot(
+            partnership=partnership,
+            publication=publication,
+            period_start=period[0],
+            period_end=period[1],
+            measure=cell.measure,
+            dimension=cell.dimension,
+            value=cell.value,
+            count=cell.count,
+            suppressed=cell.suppressed,
+            revision=revision,
+            published_at=at.astimezone(UTC),
+        )
+        messages.append(
+            (topic, cell_key(publication, period, cell), codec.encode(snapshot.to_avro()))
+        )
+    return messages
+
+
+def audit_message(topic: str, entry: Mapping[str, Any]) -> tuple[str, bytes, bytes | None]:
+    key, value = audit.encode(entry)
+    return topic, key, value
+
+
+def transact(
+    producer: KafkaProducer,
+    messages: Sequence[tuple[str, bytes, bytes | None]],
+    what: str,
+    abort: Callable[[], None],
+) -> None:
+    """Send `messages` in one transaction: all visible to read_committed readers, or none."""
+    try:
+        producer.begin_transaction()
+        futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
+        producer.commit_transaction()
+        for future in futures:
+            future.get(timeout=0)
+    except KafkaError as exc:
+        abort()
+        raise PublishError(
+            f"Kafka did not take {what} with its audit entry: {exc}; nothing of it is"
+            " visible, and it will be sent again at the next run (a topic missing? run `hub"
+            " topics apply`)"
+        ) from exc

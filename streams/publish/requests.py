@@ -82,6 +82,7 @@ def release_to_json(release: Release) -> dict[str, Any]:
         "linked": release.linked,
         "withheld": [list(pair) for pair in release.withheld],
         "audit_id": release.audit_id,
+        "staged_id": release.staged_id,
     }
 
 
@@ -98,6 +99,7 @@ def release_from_json(data: dict[str, Any]) -> Release:
         linked=data["linked"],
         withheld=tuple((m, d) for m, d in data["withheld"]),
         audit_id=str(data.get("audit_id", "")),
+        staged_id=str(data.get("staged_id", "")),
     )
 
 

@@ -221,8 +221,8 @@ def test_a_principal_serves_one_role_only(tmp_path: Path) -> None:
     found = problems_of(tmp_path, data)
     assert found == {
         "partners[3].principal": "principal 'User:hub-workers' is already used at"
-        " services.workers.principal (the default); each partner, reader and service needs"
-        " a principal of its own"
+        " services.workers.principal (the default); each partner, reader, service and"
+        " approver needs a principal of its own"
     }
 
     data = copy.deepcopy(base)

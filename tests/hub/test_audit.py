@@ -40,6 +40,9 @@ def release_detail() -> dict[str, object]:
         "suppressed_secondary": 3,
         "suppressed_linked": 1,
         "withheld": ["events by sex"],
+        "status": "PUBLISHED",
+        "staged_by": None,
+        "staged_id": None,
     }
 
 
@@ -113,6 +116,27 @@ def test_a_release_entry_is_named_after_its_release() -> None:
         id=audit.release_id("monthly", date(2026, 10, 1), 1),
     )
     assert record["id"] == "release/monthly/2026-10-01/r1"
+
+
+def test_a_two_person_release_says_what_became_of_it() -> None:
+    staged = {"staged_by": "User:hub-publisher", "staged_id": "staged/monthly/2026-10-01/r1"}
+    lines = {}
+    for status in ("STAGED", "REJECTED", "PUBLISHED"):
+        detail = release_detail() | staged | {"status": status, "forced": False}
+        record = audit.entry("RELEASE", "p", SETTINGS, detail, principal="User:ig-lead")
+        decoded = audit.codec().decode(audit.encode(record)[1])
+        assert decoded["release"]["status"] == status
+        lines[status] = audit.summary(decoded)
+    assert lines["STAGED"].startswith(
+        "scheduled release staged for approval (staged/monthly/2026-10-01/r1) of monthly"
+    )
+    assert lines["REJECTED"].startswith(
+        "rejected scheduled release (staged/monthly/2026-10-01/r1, staged by"
+        " User:hub-publisher) of monthly"
+    )
+    assert lines["PUBLISHED"].startswith(
+        "scheduled release approved (staged by User:hub-publisher) of monthly"
+    )
 
 
 def test_csv_and_jsonl_show_every_entry_with_what_it_records() -> None:

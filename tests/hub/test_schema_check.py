@@ -35,6 +35,7 @@ def test_shipped_schemas_pass() -> None:
     result = schema_check()
     assert result.returncode == 0, result.stderr
     assert "case_event, trend_snapshot" in result.stdout and "0 incompatible" in result.stdout
+    assert "2 version pairs checked" in result.stdout  # case_event's and audit_entry's
 
 
 def test_a_field_added_with_a_default_is_compatible(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_a_field_added_with_a_default_is_compatible(tmp_path: Path) -> None:
             }
         ),
     )
-    assert check(root) == (1, [])
+    assert check(root) == (2, [])  # case_event v1/v2, and audit_entry's
 
 
 def test_a_field_without_a_default_fails_naming_it(tmp_path: Path) -> None:
