@@ -212,6 +212,7 @@ def describe(agreement: Agreement, source: Path, now: datetime) -> list[Block]:
             "Each release publishes the period that has just closed; data arriving late"
             " or corrected afterwards is published as a new revision of that period at the"
             " next scheduled time. Nothing is published before its period has ended."
+            + _approval(agreement)
         ),
         Heading("Disclosure control"),
         Items(_disclosure(agreement)),
@@ -365,4 +366,17 @@ def page(blocks: Iterable[Block]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{style}</style></head>"
         "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _approval(agreement: Agreement) -> str:
+    """Which publications a second person checks before anyone sees them, and who."""
+    checked = [s.name for s in agreement.publication if s.approval == "two-person"]
+    if not checked:
+        return " Releases are published as soon as they are computed."
+    approvers = ", ".join(f"`{a}`" for a in agreement.approval.approvers)
+    return (
+        f" Releases of {', '.join(checked)} are staged, seen by no reader, until one of"
+        f" {approvers} (never who staged it) approves them; a rejected release is never"
+        " published. Both are recorded on the audit trail."
     )
