@@ -659,8 +659,8 @@ class Publisher:
         log.info(
             "staged %s %s..%s revision %d for approval: %d cells, %d suppressed; `hub release"
             " approve %s` by one of the agreement's approvers publishes it",
-            *summary[:2], staged.period[1], staged.revision, len(staged.cells), staged.suppressed,
-            staged.id,
+            staged.publication, staged.period[0], staged.period[1], staged.revision,
+            len(staged.cells), staged.suppressed, staged.id,
         )  # fmt: skip
         return Release(
             *summary, staged.suppressed, False, staged.forced,
