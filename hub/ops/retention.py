@@ -76,6 +76,11 @@ def topic_ages(settings: HubSettings, agreement: Agreement) -> list[StoreAge]:
         (settings.deferred_topic, retention.case_events_days, "case events"),
         (settings.trends_topic, retention.trends_days, "published trends"),
         (audit_topic(settings), retention.audit_days, "the audit trail"),
+        *(
+            [(settings.staged_releases_topic, retention.trends_days, "staged releases")]
+            if any(s.approval == "two-person" for s in agreement.publication)
+            else []
+        ),
         (
             f"{settings.worker_app_id}-record-versions-changelog",
             retention.case_events_days,

@@ -66,16 +66,15 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
         TopicSpec(settings.topic(topic), 3, trends_config) for topic in agreement.publication_topics
     )
     # Staged releases of two-person publications, if any (hub release): one per release,
-    # its latest state kept; aggregates as they would be published, never a case.
+    # its latest state kept; cells as they would be published, kept as published ones.
     if any(schedule.approval == "two-person" for schedule in agreement.publication):
-        topics.append(TopicSpec(settings.staged_releases_topic, 1, STAGED_CONFIG))
+        topics.append(TopicSpec(settings.staged_releases_topic, 1, trends_config))
     # The audit trail (hub.audit): one partition, so entries keep the order written.
     topics.append(TopicSpec(audit_topic(settings), 1, audit_topic_config(agreement.retention)))
     return topics
 
 
 REQUESTS_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
-STAGED_CONFIG = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
 
 
 def case_topic_config(retention: Retention) -> dict[str, str]:

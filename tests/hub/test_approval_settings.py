@@ -61,7 +61,7 @@ def test_releases_are_automatic_unless_the_agreement_says_two_person(tmp_path: P
     assert agreement.approval.approvers == ("User:ig-lead",)
     specs = {t.name: t for t in declared_topics(SETTINGS, agreement)}
     assert specs[STAGED].partitions == 1
-    assert specs[STAGED].config["cleanup.policy"] == "compact"
+    assert specs[STAGED].config["cleanup.policy"] == "compact"  # as the trends: trends_days
 
 
 def test_a_two_person_publication_needs_approvers_of_their_own(tmp_path: Path) -> None:

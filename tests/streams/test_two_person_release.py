@@ -172,6 +172,12 @@ def test_a_staged_release_waits_for_a_second_principal(secured_hub: Hub) -> None
     assert f"`hub release approve {sid}`" in staged.stdout, staged.stdout
     # Nothing of it where readers look.
     assert trend_cells(h.operator)[("2026-10-01", 0)] == 0
+    # Asked again with nothing changed: the same staged release, not a second one.
+    again = hub(publisher, "publish", "--now", "--period", "2026-10", "--reason", REASON)
+    assert again.returncode == 0 and sid in again.stdout, again.stdout + again.stderr
+    stagings = [e for e in release_entries(h.operator) if e["release"]["status"] == "STAGED"]
+    assert [e["release"]["staged_id"] for e in stagings] == [sid]
+    assert stagings[0]["principal"] == "User:hub-publisher" and stagings[0]["reason"] == REASON
     shown = hub(h.login(APPROVER), "release", "list", "--cells")
     assert shown.returncode == 0, shown.stderr
     assert sid in shown.stdout and "staged by User:hub-publisher" in shown.stdout
