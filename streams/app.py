@@ -314,7 +314,8 @@ class Worker:
         due = set(self.to_sweep) if since == self.swept else set(self.state.partitions)
         for partition in sorted(due):
             state = self.state.partitions.get(partition)
-            if state is None:
+            if state is None:  # no longer this worker's: its new owner sweeps it
+                self.to_sweep.discard(partition)
                 continue
             await self.flush(partition)  # what is pending goes into the snapshot's cover
             gone = state.expire(since)

@@ -3,18 +3,26 @@ worker's state once they go, and what a version carries for it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from hub.agreement.model import load_agreement
+from hub.settings import HubSettings
+from streams.app import Worker
 from streams.checks import implausible
+from streams.metrics import WorkerMetrics
 from streams.records import RecordVersion, classify
 from streams.retention import cutoff, expired, final_from
-from streams.state import PartitionState
+from streams.state import PartitionState, WorkerState
 from streams.store import Disk
+from tests.support.agreements import write_agreement
 from tests.support.versions import version
 
 SHARED = ["2026-09-01", "2026-10-01", "2026-11-01"]
@@ -149,3 +157,39 @@ def test_records_go_from_the_disk_store(tmp_path: Path) -> None:
         assert [r.record_key for r in state.records.values()] == ["r2"] and state.live == 1
     finally:
         disk.close()
+
+
+def test_the_worker_sweeps_each_new_day_and_what_recovery_found(tmp_path: Path) -> None:
+    """The worker's sweep (``streams.app.Worker.sweep``), its snapshots recorded instead of
+    written to Kafka: a partition that held records past retention loses them and gets a
+    snapshot; one that held none is left alone; once a day, unless recovery found some."""
+    path = write_agreement(tmp_path / "agreement.yaml", ("police", "camhs"))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["retention"].update(case_events_days=40, quarantine_days=40)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    settings = HubSettings(topic_namespace="ns.", agreement=path)
+    state = WorkerState()
+    registry = CollectorRegistry()
+    worker = Worker(settings, load_agreement(path), WorkerMetrics(registry, state), state)
+    snapshots: list[int] = []
+
+    async def snapshot(partition: int) -> None:
+        snapshots.append(partition)
+
+    worker.snapshot = snapshot  # type: ignore[method-assign]
+    worker.recovering = False
+    today = datetime.now(UTC).date()
+    old, recent = (today - timedelta(days=d) for d in (40, 39))  # gone today, kept today
+    state.partition(0).apply(version("a")._replace(shared_on=old.isoformat()))
+    state.partition(0).apply(version("b", subject="s2")._replace(shared_on=recent.isoformat()))
+    state.partition(1).apply(version("c", subject="s3")._replace(shared_on=recent.isoformat()))
+
+    asyncio.run(worker.sweep())
+    assert snapshots == [0] and state.totals()[2] == 2
+    assert state.partitions[0].records.get("a") is None
+    assert registry.get_sample_value("hub_versions_expired_total") == 1
+    asyncio.run(worker.sweep())  # the same day: nothing to do
+    assert snapshots == [0]
+    worker.to_sweep.add(1)  # recovery merged versions past retention into nothing
+    asyncio.run(worker.sweep())
+    assert snapshots == [0, 1] and not worker.to_sweep
