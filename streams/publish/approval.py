@@ -37,8 +37,6 @@ from hub.audit import checked_reason
 from hub.codec import Codec
 from hub.errors import BrokerError, PublishError
 from hub.kafka.security import client_config, principal_name
-from hub.linked import Release as LinkedRelease
-from hub.linked import secure_release
 from hub.settings import HubSettings
 from streams.publish.publisher import (
     Release,
@@ -46,7 +44,8 @@ from streams.publish.publisher import (
     Who,
     audit_message,
     cell_messages,
-    release_entry,
+    secured_cells,
+    staged_entry,
     transact,
 )
 from streams.publish.staging import Staged, StagedLog
@@ -103,43 +102,17 @@ class Approvals:
                 " published since it was staged; the publisher stages the next revision at its"
                 " next run (`hub release list`)"
             )
-        candidate = LinkedRelease(
-            staged.publication,
-            staged.period[0],
-            staged.period[1],
-            staged.revision,
-            {(c.measure, c.dimension, c.value): c.count for c in staged.cells},
-        )
-        secured = secure_release(candidate, self.trends.releases(), self.agreement.disclosure)
-        shown = secured.release.cells
-        cells = tuple(
-            replace(c, count=n, suppressed=n is None)
-            for c in staged.cells
-            for n in (shown[c.measure, c.dimension, c.value],)
-        )
-        withheld = tuple(dict.fromkeys([*staged.withheld, *secured.withheld]))
+        cells, linked, withheld = secured_cells(
+            staged.cells, staged.publication, staged.period, staged.revision,
+            self.trends.releases(), self.agreement.disclosure,
+        )  # fmt: skip
+        withheld = tuple(dict.fromkeys([*staged.withheld, *withheld]))
         now = datetime.now(UTC)
         who = Who(user or audit.account(), self.principal, staged.reason or "")
-        entry = release_entry(
-            self.settings,
-            self.agreement,
-            staged.publication,
-            staged.period,
-            staged.revision,
-            cells,
-            now,
-            staged.forced,
-            who,
-            withheld,
-            staged_by=staged.staged_by,
-            staged_id=id,
-        )
-        if not staged.reason:
-            entry["reason"] = None
+        published = replace(staged, cells=tuple(cells), withheld=withheld)
+        entry = staged_entry(self.settings, self.agreement, published, "PUBLISHED", now, who)
         topic = self.settings.topic(self.agreement.schedule(staged.publication).topic)
-        decided = replace(staged, cells=cells).decided(
-            "APPROVED", self.principal, now, None, entry["id"]
-        )
+        decided = published.decided("APPROVED", self.principal, now, None, entry["id"])
         messages = cell_messages(
             self.codec, self.agreement.partnership, topic, staged.publication, staged.period,
             staged.revision, cells, now,
@@ -157,7 +130,7 @@ class Approvals:
             suppressed,
             True,
             staged.forced,
-            linked=len(secured.linked_suppressions) + staged.linked,
+            linked=len(linked) + staged.linked,
             withheld=withheld,
             audit_id=entry["id"],
         )
@@ -167,21 +140,8 @@ class Approvals:
         reason = checked_reason(reason)
         staged = self._decidable(id, approving=False)
         now = datetime.now(UTC)
-        entry = release_entry(
-            self.settings,
-            self.agreement,
-            staged.publication,
-            staged.period,
-            staged.revision,
-            staged.cells,
-            now,
-            staged.forced,
-            Who(user or audit.account(), self.principal, reason),
-            staged.withheld,
-            status="REJECTED",
-            staged_by=staged.staged_by,
-            staged_id=id,
-        )
+        who = Who(user or audit.account(), self.principal, reason)
+        entry = staged_entry(self.settings, self.agreement, staged, "REJECTED", now, who)
         decided = staged.decided("REJECTED", self.principal, now, reason, entry["id"])
         messages = [
             audit_message(audit.audit_topic(self.settings), entry),

@@ -56,7 +56,7 @@ from hub import audit
 from hub.agreement.model import Agreement, Schedule
 from hub.audit import checked_reason
 from hub.codec import Codec
-from hub.disclosure import Suppression
+from hub.disclosure import DisclosureRule, Suppression
 from hub.errors import BrokerError, ConfigError, PublishError
 from hub.kafka.client import TopicReader
 from hub.kafka.security import client_config, principal_name
@@ -538,21 +538,9 @@ class Publisher:
         linked: list[CellKey] = []
         withheld: tuple[tuple[str, str], ...] = ()
         if held is None or held.cells != _as_published(cells):
-            candidate = LinkedRelease(
-                publication,
-                period[0],
-                period[1],
-                revision,
-                {(c.measure, c.dimension, c.value): c.count for c in cells},
+            cells, linked, withheld = secured_cells(
+                cells, publication, period, revision, self.trends.releases(), self.rule
             )
-            secured = secure_release(candidate, self.trends.releases(), self.rule)
-            shown = secured.release.cells
-            cells = [
-                replace(c, count=n, suppressed=n is None)
-                for c in cells
-                for n in (shown[c.measure, c.dimension, c.value],)
-            ]
-            linked, withheld = secured.linked_suppressions, tuple(secured.withheld)
         suppressed = sum(1 for c in cells if c.suppressed)
         if held is not None and held.cells == _as_published(cells):
             return Release(
@@ -632,23 +620,9 @@ class Publisher:
                 )  # fmt: skip
             if held.status == "REJECTED" and not staged.forced:  # an operator may ask again
                 return Release(*summary, held.suppressed, False, False, audit_id=held.audit_id)
-        entry = release_entry(
-            self.settings,
-            self.agreement,
-            staged.publication,
-            staged.period,
-            staged.revision,
-            staged.cells,
-            staged.staged_at,
-            staged.forced,
-            None
-            if not staged.forced
-            else Who(staged.staged_account, staged.staged_by, staged.reason or ""),
-            staged.withheld,
-            status="STAGED",
-            staged_by=staged.staged_by,
-            staged_id=staged.id,
-        )
+        forcing = Who(staged.staged_account, staged.staged_by, staged.reason or "")
+        who = forcing if staged.forced else None
+        entry = staged_entry(self.settings, self.agreement, staged, "STAGED", staged.staged_at, who)
         staged = replace(staged, audit_id=entry["id"])
         messages = [
             (self.staged.topic, staged.id.encode(), staged.to_json()),
@@ -706,7 +680,6 @@ def release_entry(
     status: str = "PUBLISHED",
     staged_by: str | None = None,
     staged_id: str | None = None,
-    principal: str | None = None,
 ) -> dict[str, Any]:
     """A release's ``RELEASE`` entry on the audit trail (``hub.audit``): published (its id
     ``release/<publication>/<period start>/r<revision>``), staged or rejected."""
@@ -741,10 +714,54 @@ def release_entry(
         detail,
         id=id,
         at=at,
-        reason=None if who is None else who.reason,
+        reason=None if who is None else (who.reason or None),
         user=None if who is None else who.account,
-        principal=principal or (None if who is None else who.principal),
+        principal=None if who is None else who.principal,
     )
+
+
+def staged_entry(
+    settings: HubSettings,
+    agreement: Agreement,
+    staged: Staged,
+    status: str,
+    at: datetime,
+    who: Who | None,
+) -> dict[str, Any]:
+    """The ``RELEASE`` entry of a staged release: staged, rejected or, approved, published."""
+    return release_entry(
+        settings, agreement, staged.publication, staged.period, staged.revision, staged.cells,
+        at, staged.forced, who, staged.withheld,
+        status=status, staged_by=staged.staged_by, staged_id=staged.id,
+    )  # fmt: skip
+
+
+def secured_cells(
+    cells: Sequence[Cell],
+    publication: str,
+    period: Period,
+    revision: int,
+    released: Sequence[LinkedRelease],
+    rule: DisclosureRule,
+) -> tuple[list[Cell], list[CellKey], tuple[tuple[str, str], ...]]:
+    """`cells` with what `released` (everything a reader of the topic has) would let a
+    reader work out hidden too (``hub.linked``); the cells hidden for it, and the
+    breakdowns withheld whole."""
+    candidate = LinkedRelease(
+        publication,
+        period[0],
+        period[1],
+        revision,
+        {(c.measure, c.dimension, c.value): c.count for c in cells},
+    )
+    secured = secure_release(candidate, released, rule)
+    shown = secured.release.cells
+    out = [
+        replace(c, count=n, suppressed=n is None)
+        for c in cells
+        for n in (shown[c.measure, c.dimension, c.value],)
+    ]
+    return out, list(secured.linked_suppressions), tuple(secured.withheld)
 
 
 def cell_messages(

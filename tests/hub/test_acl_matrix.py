@@ -35,20 +35,20 @@ from kafka.errors import (
 
 from adapters.outbox import Outbox, OutboxItem
 from hub.agreement.model import Agreement
-from hub.ops.acls import apply_acls, set_password
 from hub.ops.broker import Broker
 from hub.ops.tls import CA_CERT, create_ca
-from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
 from tests.support.agreements import TEST_PARTNERS, agreement_of, write_agreement
 from tests.support.processes import settings_env
 from tests.support.secured import (
+    agreement_principals,
     as_operator,
     as_principal,
     kafka_options,
     new_password,
     scram_user,
     secured_broker,
+    set_up_partnership,
 )
 
 #: A principal with a password and no ACL at all.
@@ -95,20 +95,9 @@ def secured(
     try:
         operator = as_operator(broker)
         agreement = agreement_of(operator)
-        apply_topics(operator, declared_topics(operator, agreement))
-        named = [
-            *(partner.principal for partner in agreement.partners),
-            agreement.services.workers.principal,
-            agreement.services.publisher.principal,
-            *(reader.principal for reader in agreement.readers),
-            *agreement.audit.readers,
-        ]
-        passwords = {principal: new_password() for principal in [*named, STRANGER]}
-        for principal, password in passwords.items():
-            set_password(operator, scram_user(principal), password)
-        apply_acls(operator, agreement)
+        passwords = set_up_partnership(broker, [STRANGER])
         operator_principal = f"User:{broker.settings.broker_operator}"
-        passwords[operator_principal] = operator_password
+        named = agreement_principals(agreement, operator_principal)
         yield Secured(
             broker=broker,
             operator=operator,

@@ -20,13 +20,13 @@ from kafka.admin import (
 )
 from kafka.errors import NoError
 
-from hub.agreement.model import Agreement, check_agreement, load_agreement
+from hub.agreement.model import Agreement, load_agreement
 from hub.ops import acls
 from hub.ops.acls import Grant, apply_acls, derived_acls, managed, rule_text
 from hub.settings import HubSettings
 from streams.deferred import replay_group
 from streams.publish.publisher import changelog_topic
-from tests.support.agreements import EXAMPLE_AGREEMENT, EXAMPLE_PARTNERS
+from tests.support.agreements import EXAMPLE_AGREEMENT, EXAMPLE_PARTNERS, agreement_problems
 
 PARTNERS = EXAMPLE_PARTNERS
 SETTINGS = HubSettings(topic_namespace="ns.")
@@ -182,16 +182,6 @@ def test_the_services_principals_come_from_the_agreement() -> None:
     )
 
 
-def problems_of(tmp_path: Path, data: dict[str, Any]) -> dict[str, str]:
-    path = tmp_path / "agreement.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    found = {}
-    for line in check_agreement(path):
-        _, loc, message = line.split(": ", 2)
-        found[loc] = message
-    return found
-
-
 def test_a_principal_serves_one_role_only(tmp_path: Path) -> None:
     base = yaml.safe_load(EXAMPLE_AGREEMENT.read_text(encoding="utf-8"))
 
@@ -201,7 +191,7 @@ def test_a_principal_serves_one_role_only(tmp_path: Path) -> None:
         {"principal": "User:police-adapter", "topics": ["partnership.trends.v1"]}
     )
     data["partners"][1]["principal"] = "User:camhs-adapter"
-    found = problems_of(tmp_path, data)
+    found = agreement_problems(tmp_path, data)
     assert set(found) == {
         "services.publisher.principal",
         "readers[1].principal",
@@ -218,7 +208,7 @@ def test_a_principal_serves_one_role_only(tmp_path: Path) -> None:
     data = copy.deepcopy(base)
     del data["services"]
     data["partners"][3]["principal"] = "User:hub-workers"
-    found = problems_of(tmp_path, data)
+    found = agreement_problems(tmp_path, data)
     assert found == {
         "partners[3].principal": "principal 'User:hub-workers' is already used at"
         " services.workers.principal (the default); each partner, reader, service and"
@@ -230,13 +220,13 @@ def test_a_principal_serves_one_role_only(tmp_path: Path) -> None:
         "workers": {"principal": "hub-workers"},
         "publisher": {"principal": "User:hub-workers"},
     }
-    found = problems_of(tmp_path, data)
+    found = agreement_problems(tmp_path, data)
     assert set(found) == {"services.workers.principal"}
     assert "should match pattern" in found["services.workers.principal"]
 
     data = copy.deepcopy(base)
     data["services"]["publisher"]["principal"] = "User:hub-workers"
-    assert set(problems_of(tmp_path, data)) == {"services.publisher.principal"}
+    assert set(agreement_problems(tmp_path, data)) == {"services.publisher.principal"}
 
 
 def test_a_grant_is_one_kafka_acl() -> None:

@@ -11,14 +11,14 @@ from typing import Any
 import yaml
 
 from hub.agreement.describe import describe, markdown
-from hub.agreement.model import Agreement, check_agreement, load_agreement
+from hub.agreement.model import Agreement, load_agreement
 from hub.disclosure import Suppression
 from hub.ops.acls import Grant, derived_acls, managed
 from hub.ops.topics import declared_topics
 from hub.settings import HubSettings
 from streams.aggregate import Cell
 from streams.publish.staging import Staged, same_cells
-from tests.support.agreements import EXAMPLE_AGREEMENT
+from tests.support.agreements import EXAMPLE_AGREEMENT, agreement_problems
 
 SETTINGS = HubSettings(topic_namespace="ns.")
 STAGED = "ns.partnership.releases.staged.v1"
@@ -42,16 +42,6 @@ def load(tmp_path: Path, data: dict[str, Any]) -> Agreement:
     return load_agreement(path)
 
 
-def problems(tmp_path: Path, data: dict[str, Any]) -> dict[str, str]:
-    path = tmp_path / "agreement.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    found = {}
-    for line in check_agreement(path):
-        _, loc, message = line.split(": ", 2)
-        found[loc] = message
-    return found
-
-
 def test_releases_are_automatic_unless_the_agreement_says_two_person(tmp_path: Path) -> None:
     plain = load(tmp_path, example_data())
     assert {s.approval for s in plain.publication} == {"automatic"}
@@ -65,15 +55,15 @@ def test_releases_are_automatic_unless_the_agreement_says_two_person(tmp_path: P
 
 
 def test_a_two_person_publication_needs_approvers_of_their_own(tmp_path: Path) -> None:
-    found = problems(tmp_path, two_person(tmp_path, []))
+    found = agreement_problems(tmp_path, two_person(tmp_path, []))
     assert "needs approvers" in found["publication[0].approval"]
-    found = problems(tmp_path, two_person(tmp_path, ["User:hub-publisher"]))
+    found = agreement_problems(tmp_path, two_person(tmp_path, ["User:hub-publisher"]))
     assert "is already used at services.publisher.principal" in found["approval.approvers[0]"]
-    found = problems(tmp_path, two_person(tmp_path, ["ig-lead"]))
+    found = agreement_problems(tmp_path, two_person(tmp_path, ["ig-lead"]))
     assert "is not a principal such as User:ig-lead" in " ".join(found.values())
     data = two_person(tmp_path, ["User:ig-lead"])
     data["publication"][0]["approval"] = "three-person"
-    assert "publication[0].approval" in problems(tmp_path, data)
+    assert "publication[0].approval" in agreement_problems(tmp_path, data)
 
 
 def test_approvers_read_and_write_the_staged_releases_and_publish_in_transactions(

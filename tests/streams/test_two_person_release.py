@@ -28,9 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from hub.agreement.model import Agreement
 from hub.codec import Codec
-from hub.ops.acls import apply_acls, set_password
 from hub.ops.broker import Broker
-from hub.ops.topics import apply_topics, declared_topics
 from hub.pseudonymise import KeyRing, write_key_file
 from hub.settings import HubSettings
 from tests.support.agreements import TEST_PARTNERS, agreement_of, write_agreement
@@ -42,6 +40,7 @@ from tests.support.secured import (
     new_password,
     scram_user,
     secured_broker,
+    set_up_partnership,
 )
 from tests.support.versioning import POLICE, write
 
@@ -94,20 +93,9 @@ def secured_hub(
     broker = secured_broker(base, tmp / "broker", operator_password)
     broker.start(quiet=True)
     try:
+        passwords = set_up_partnership(broker)
         operator = as_operator(broker)
-        agreement = agreement_of(operator)
-        apply_topics(operator, declared_topics(operator, agreement))
-        named = [
-            *(partner.principal for partner in agreement.partners),
-            agreement.services.workers.principal,
-            agreement.services.publisher.principal,
-            *(a for a in agreement.approval.approvers if a != operator_principal),
-        ]
-        passwords = {principal: new_password() for principal in named}
-        for principal, password in passwords.items():
-            set_password(operator, scram_user(principal), password)
-        apply_acls(operator, agreement)
-        yield Hub(broker, operator, agreement, passwords, tmp)
+        yield Hub(broker, operator, agreement_of(operator), passwords, tmp)
     finally:
         broker.stop()
 
@@ -164,6 +152,9 @@ def test_a_staged_release_waits_for_a_second_principal(secured_hub: Hub) -> None
     assert run.returncode == 0, run.stdout + run.stderr
     worker.start()
     try:
+        deadline = time.monotonic() + 90
+        while worker.metrics().get("hub_events_counted") != 24 and time.monotonic() < deadline:
+            time.sleep(0.5)
         staged = hub(publisher, "publish", "--now", "--period", "2026-10", "--reason", REASON)
     finally:
         worker.stop()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from adapters.profile import load_profile
 from hub import resources
-from hub.agreement.model import Agreement, load_agreement
+from hub.agreement.model import Agreement, check_agreement, load_agreement
 from hub.areas import Areas
 from hub.settings import HubSettings, case_topic_name
 
@@ -66,3 +67,15 @@ def agreement_of(settings: HubSettings) -> Agreement:
 def partner_ids(settings: HubSettings) -> tuple[str, ...]:
     """The agency ids of the partners in the agreement `settings` name."""
     return tuple(partner.id for partner in agreement_of(settings).partners)
+
+
+def agreement_problems(tmp_path: Path, data: dict[str, Any]) -> dict[str, str]:
+    """`data` written as an agreement under `tmp_path`, and what `hub agreement check`
+    says of it: where -> the problem."""
+    path = tmp_path / "agreement.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    found = {}
+    for line in check_agreement(path):
+        _, loc, message = line.split(": ", 2)
+        found[loc] = message
+    return found

@@ -4,15 +4,20 @@ the settings and kafka-python options of the principals that log in to it."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
+from hub.agreement.model import Agreement
 from hub.kafka.security import client_config
+from hub.ops.acls import apply_acls, set_password
 from hub.ops.broker import Broker
 from hub.ops.tls import CA_CERT
+from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
+from tests.support.agreements import agreement_of
 from tests.support.processes import free_port
 
 
@@ -76,3 +81,35 @@ def kafka_options(settings: HubSettings) -> dict[str, Any]:
         "bootstrap_servers": settings.bootstrap_servers,
         **client_config(settings).kafka_python(),
     }
+
+
+def agreement_principals(agreement: Agreement, operator: str) -> list[str]:
+    """Every principal the agreement names (partners, services, readers, audit readers,
+    approvers), each once, the operator's left out: its password is the broker's own."""
+    named = [
+        *(partner.principal for partner in agreement.partners),
+        agreement.services.workers.principal,
+        agreement.services.publisher.principal,
+        *(reader.principal for reader in agreement.readers),
+        *agreement.audit.readers,
+        *agreement.approval.approvers,
+    ]
+    return [p for p in dict.fromkeys(named) if p != operator]
+
+
+def set_up_partnership(broker: Broker, extra: Iterable[str] = ()) -> dict[str, str]:
+    """As an operator sets a started secured broker up for its agreement: the topics, a
+    password for every principal it names and for `extra`, and the ACLs. Principal ->
+    password, the operator's included."""
+    operator = as_operator(broker)
+    agreement = agreement_of(operator)
+    apply_topics(operator, declared_topics(operator, agreement))
+    operator_principal = f"User:{broker.settings.broker_operator}"
+    principals = [*agreement_principals(agreement, operator_principal), *extra]
+    passwords = {principal: new_password() for principal in principals}
+    for principal, password in passwords.items():
+        set_password(operator, scram_user(principal), password)
+    apply_acls(operator, agreement)
+    assert broker.settings.broker_operator_password is not None
+    passwords[operator_principal] = broker.settings.broker_operator_password.get_secret_value()
+    return passwords
