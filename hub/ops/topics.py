@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import AuthorizationError, InvalidPartitionsError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import AuthorizationError, TopicAlreadyExistsError
 
 from hub.agreement.model import Agreement, Retention
 from hub.audit import audit_topic
@@ -51,7 +51,8 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
     deferred topic, the publish-requests topic, each publication's topic and the audit
     topic, with the agreement's retention. Faust creates its own changelog and repartition
     topics."""
-    case_config = case_topic_config(agreement.retention)
+    replication = settings.replication_factor
+    case_config = case_topic_config(agreement.retention, replication)
     topics = [
         TopicSpec(settings.topic(topic), settings.case_partitions, case_config)
         for topic in agreement.case_topics
@@ -60,8 +61,8 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
     topics.append(TopicSpec(settings.deferred_topic, settings.case_partitions, case_config))
     # Forced releases asked of the publisher service, and its answers: one partition,
     # in order; a request is worth nothing once its asker has stopped waiting.
-    topics.append(TopicSpec(settings.publish_requests_topic, 1, REQUESTS_CONFIG))
-    trends_config = publication_topic_config(agreement.retention)
+    topics.append(TopicSpec(settings.publish_requests_topic, 1, requests_config(replication)))
+    trends_config = publication_topic_config(agreement.retention, replication)
     topics.extend(
         TopicSpec(settings.topic(topic), 3, trends_config) for topic in agreement.publication_topics
     )
@@ -70,23 +71,39 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
     if any(schedule.approval == "two-person" for schedule in agreement.publication):
         topics.append(TopicSpec(settings.staged_releases_topic, 1, trends_config))
     # The audit trail (hub.audit): one partition, so entries keep the order written.
-    topics.append(TopicSpec(audit_topic(settings), 1, audit_topic_config(agreement.retention)))
+    audit_config = audit_topic_config(agreement.retention, replication)
+    topics.append(TopicSpec(audit_topic(settings), 1, audit_config))
     return topics
 
 
-REQUESTS_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)}
+def min_insync(replication: int) -> str:
+    """Replicas that must have a message before `acks=all` counts it written: two when
+    there are three or more (one broker may be down), one below that."""
+    return str(max(1, min(2, replication - 1)))
 
 
-def case_topic_config(retention: Retention) -> dict[str, str]:
-    """A case topic keeps each event `case_events_days`, then deletes it."""
+def requests_config(replication: int = 1) -> dict[str, str]:
+    """Forced-release requests and answers, worth nothing after a week."""
     return {
         "cleanup.policy": "delete",
-        "retention.ms": str(retention.case_events_days * _DAY_MS),
-        "min.insync.replicas": "1",
+        "retention.ms": str(7 * _DAY_MS),
+        "min.insync.replicas": min_insync(replication),
     }
 
 
-def publication_topic_config(retention: Retention) -> dict[str, str]:
+def case_topic_config(retention: Retention, replication: int = 1) -> dict[str, str]:
+    """A case topic keeps each event `case_events_days`, then deletes it. Its messages
+    carry the time the broker appended them (not the sender's clock): what lateness and
+    retention are measured by."""
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention.case_events_days * _DAY_MS),
+        "min.insync.replicas": min_insync(replication),
+        "message.timestamp.type": "LogAppendTime",
+    }
+
+
+def publication_topic_config(retention: Retention, replication: int = 1) -> dict[str, str]:
     """A publication topic is compacted: one record per period and cell, the latest
     revision kept. With `trends_days` a cell is also deleted that many days after its
     release; without, nothing is deleted by age."""
@@ -94,13 +111,21 @@ def publication_topic_config(retention: Retention) -> dict[str, str]:
         policy, ms = "compact", -1
     else:
         policy, ms = "compact,delete", retention.trends_days * _DAY_MS
-    return {"cleanup.policy": policy, "retention.ms": str(ms), "min.insync.replicas": "1"}
+    return {
+        "cleanup.policy": policy,
+        "retention.ms": str(ms),
+        "min.insync.replicas": min_insync(replication),
+    }
 
 
-def audit_topic_config(retention: Retention) -> dict[str, str]:
+def audit_topic_config(retention: Retention, replication: int = 1) -> dict[str, str]:
     """The audit topic is never compacted: every entry stays, for `audit_days` or for ever."""
     ms = -1 if retention.audit_days is None else retention.audit_days * _DAY_MS
-    return {"cleanup.policy": "delete", "retention.ms": str(ms), "min.insync.replicas": "1"}
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(ms),
+        "min.insync.replicas": min_insync(replication),
+    }
 
 
 def apply_topics(settings: HubSettings, specs: list[TopicSpec]) -> ApplyReport:
@@ -167,16 +192,17 @@ def _reconcile(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
             f"topic {spec.name} has {have} partitions but {spec.partitions} are declared;"
             " Kafka cannot shrink a topic. Recreate it or change HUB_CASE_PARTITIONS."
         )
-    changed = False
     if have < spec.partitions:
-        try:
-            admin.create_partitions({spec.name: NewPartitions(spec.partitions)})
-            changed = True
-        except InvalidPartitionsError:
-            # Metadata lagged just after creation: the partitions are already there.
-            (described,) = admin.describe_topics([spec.name])
-            if len(described["partitions"]) < spec.partitions:
-                raise
+        # Kafka would send a key's later messages to another partition than its earlier
+        # ones: a child's events to another worker's state, a cell's revisions past
+        # compaction. Refused, with the way to migrate.
+        raise BrokerError(
+            f"topic {spec.name} has {have} partitions and {spec.partitions} are declared;"
+            " adding partitions would move each child's later events to another partition"
+            f" than its earlier ones. Set HUB_CASE_PARTITIONS back to {have}, or migrate to"
+            ' a new topic namespace (docs/deploy.md, "Changing the partition count").'
+        )
+    changed = False
     current = current_config(admin, spec.name)
     if any(current.get(k) != v for k, v in spec.config.items()):
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, spec.config)])

@@ -7,6 +7,7 @@ from hub.agreement.model import Agreement, Retention, load_agreement
 from hub.ops.topics import apply_topics, declared_topics
 from hub.settings import HubSettings
 from tests.support.agreements import TEST_PARTNERS, agreement_of
+from tests.support.processes import hub
 
 _DAY_MS = 24 * 60 * 60 * 1000
 
@@ -83,3 +84,38 @@ def test_retention_comes_from_the_agreement() -> None:
         "compact,delete",
         str(400 * _DAY_MS),
     )
+
+
+def test_acks_all_waits_for_two_copies_where_there_are_three() -> None:
+    """min.insync.replicas on every topic the hub declares: two with three replicas or
+    more (one broker may be down), one with fewer."""
+    for replication, wanted in ((1, "1"), (2, "1"), (3, "2"), (5, "2")):
+        settings = HubSettings(topic_namespace="ns.", replication_factor=replication)
+        specs = declared_topics(settings, example())
+        assert {s.config["min.insync.replicas"] for s in specs} == {wanted}, replication
+
+
+def test_case_topics_carry_the_brokers_time() -> None:
+    settings = HubSettings(topic_namespace="ns.")
+    specs = {s.name: s for s in declared_topics(settings, example())}
+    for name in ("ns.cases.camhs", "ns.deferred.cases"):
+        assert specs[name].config["message.timestamp.type"] == "LogAppendTime"
+
+
+def test_partitions_are_never_added_under_keyed_data(hub_settings: HubSettings) -> None:
+    specs = declared_topics(hub_settings, agreement_of(hub_settings))
+    apply_topics(hub_settings, specs)
+    more = hub_settings.model_copy(update={"case_partitions": hub_settings.case_partitions + 2})
+    result = hub(more, "topics", "apply")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        f"has {hub_settings.case_partitions} partitions and"
+        f" {hub_settings.case_partitions + 2} are declared" in result.stderr
+    )
+    assert f"Set HUB_CASE_PARTITIONS back to {hub_settings.case_partitions}" in result.stderr
+    admin = KafkaAdminClient(bootstrap_servers=hub_settings.bootstrap_servers)
+    try:
+        (described,) = admin.describe_topics([hub_settings.case_topic(TEST_PARTNERS[0])])
+        assert len(described["partitions"]) == hub_settings.case_partitions
+    finally:
+        admin.close()

@@ -174,6 +174,15 @@ def test_what_passed_retention_counts_nowhere_and_released_months_stand(
     finally:
         moved.stop()
 
+    # The agency's next run, six days on: its outbox keeps only what the agreement lets it
+    # (the live records' last events, to withdraw them later; nothing sent past 10 days).
+    run = hub(settings, "adapter", "run", "--profile", "police", "--quarantine", str(quarantine),
+              str(second), days=LATER)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = hub(settings, "retention", "report", "--no-topics", days=LATER)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "kept while the record is live" in report.stdout, report.stdout
+
     cells = published(settings)
     # Released before: its count stands, with no revision.
     assert cells[late, "total", "all", 0] == 10
