@@ -135,7 +135,12 @@ def adapter_run(
 
 
 @adapter.command("check")
-@click.option("--profile", "profile_name", required=True)
+@click.option(
+    "--profile",
+    "profile_name",
+    required=True,
+    help="A shipped profile (e.g. camhs) or a profile YAML file.",
+)
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -155,7 +160,13 @@ def adapter_check(settings: HubSettings, profile_name: str, files: tuple[Path, .
 
 
 @adapter.command("drain")
-@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to keep retrying Kafka before leaving events in the outbox.",
+)
 @click.option("--follow", is_flag=True, help="Keep draining until SIGTERM or Ctrl-C.")
 @click.option("--poll", type=float, default=2.0, show_default=True, help="With --follow.")
 @click.option(
@@ -191,9 +202,13 @@ def adapter_drain(
 
 @click.command()
 @click.option("--agency", required=True, help="A shipped profile: the export takes its shape.")
-@click.option("--rows", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--rows", type=click.IntRange(min=1), default=200, show_default=True, help="Rows to write."
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="The same seed, the same export."
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The export file.")
 @friendly
 def synth(agency: str, rows: int, seed: int, out: Path) -> None:
     """Write a synthetic export in AGENCY's own shape (invented people, realistic mess)."""

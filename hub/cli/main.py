@@ -13,7 +13,8 @@ from hub.cli.common import AGREEMENT, AgreementHolder, configure_logging
 from hub.settings import HubSettings
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="online-risk-hub", prog_name="hub")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """The online-risk data-sharing hub. Settings come from HUB_* environment variables,

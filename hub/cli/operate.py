@@ -128,6 +128,7 @@ def agreement_check(file: Path) -> None:
     type=click.Choice(["markdown", "html"]),
     default="markdown",
     show_default=True,
+    help="Markdown, or one self-contained HTML page.",
 )
 @click.option(
     "--out",
@@ -260,7 +261,9 @@ def keys() -> None:
 
 
 @keys.command("new")
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), required=True, help="The new key file."
+)
 @click.option("--key-id", default=None, help="Defaults to a random k-xxxxxxxx.")
 @click.option(
     "--encrypt", is_flag=True, help="Seal with a passphrase (HUB_KEY_PASSPHRASE, else asked)."
@@ -277,9 +280,14 @@ def keys_new(settings: HubSettings, out: Path, key_id: str | None, encrypt: bool
 
 
 @keys.command("rotate")
-@click.option("--key-file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True)
-@click.option("--key-id", default=None)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The agency's current key file.",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The rotated key file.")
+@click.option("--key-id", default=None, help="The new key's id; defaults to a random k-xxxxxxxx.")
 @click.option(
     "--keep",
     type=click.IntRange(min=0),
@@ -287,7 +295,9 @@ def keys_new(settings: HubSettings, out: Path, key_id: str | None, encrypt: bool
     show_default=True,
     help="How many previous keys stay for linkage across the change.",
 )
-@click.option("--encrypt", is_flag=True)
+@click.option(
+    "--encrypt", is_flag=True, help="Seal with a passphrase (HUB_KEY_PASSPHRASE, else asked)."
+)
 @click.option(
     "--agency",
     default=None,

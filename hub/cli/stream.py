@@ -20,7 +20,7 @@ def streams() -> None:
 
 
 @streams.command("worker")
-@click.option("--loglevel", default="info", show_default=True)
+@click.option("--loglevel", default="info", show_default=True, help="Faust's own log level.")
 @click.pass_obj
 @friendly
 def streams_worker(settings: HubSettings, loglevel: str) -> None:
@@ -144,7 +144,12 @@ def publish(
 @click.argument("topic", required=False)
 @click.option("--from", "since", default=None, help="First period: 2026-01 or 2026Q1.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header, or one JSON object per line.",
 )
 @click.option("--follow", is_flag=True, help="Keep printing new publications until Ctrl-C.")
 @click.pass_obj
@@ -202,7 +207,12 @@ def report(settings: HubSettings, period: str, out: Path) -> None:
     help="Only entries of this kind (repeatable).",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header, or one JSON object per line.",
 )
 @click.pass_obj
 @friendly
