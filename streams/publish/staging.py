@@ -27,6 +27,7 @@ from typing import Literal
 from hub.disclosure import Suppression
 from hub.errors import PublishError
 from hub.kafka.client import TopicReader
+from hub.kafka.security import principal
 from hub.periods import Period
 from hub.settings import HubSettings
 from streams.aggregate import Cell
@@ -146,7 +147,14 @@ class StagedLog:
             settings,
             self.topic,
             "hub-staged-releases",
-            PublishError(f"topic {self.topic} does not exist: run `hub topics apply`"),
+            PublishError(
+                f"topic {self.topic} does not exist: run `hub topics apply` (it is made when a"
+                " publication of the agreement is two-person)"
+            ),
+            PublishError(
+                f"{principal(settings)} may not read the staged releases: only the agreement's"
+                " approvers (approval.approvers), the publisher and the operator do"
+            ),
             isolation_level="read_committed",
         )
 

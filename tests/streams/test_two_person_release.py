@@ -174,6 +174,10 @@ def test_a_staged_release_waits_for_a_second_principal(secured_hub: Hub) -> None
     assert sid in shown.stdout and "staged by User:hub-publisher" in shown.stdout
     assert "events by total = all: 25" in shown.stdout  # 24, rounded to fives
 
+    # A partner cannot even see what waits.
+    peek = hub(h.login("User:police-adapter"), "release", "list")
+    assert peek.returncode != 0 and "Traceback" not in peek.stderr
+    assert "User:police-adapter may not read the staged releases" in peek.stderr, peek.stderr
     # Neither the principal that staged it nor one the agreement does not list approves it.
     for who in ("User:hub-publisher", "User:police-adapter"):
         refused = hub(h.login(who), "release", "approve", sid)
