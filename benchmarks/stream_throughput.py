@@ -222,7 +222,11 @@ def make_events(settings: HubSettings, count: int, subjects: int, seed: int = 5)
             if rng.random() < 0.03
             else Pseudonym(value=pseudonym, key_id="k1", basis=LinkageBasis(basis))
         )
+        shared = reported - timedelta(seconds=rng.randrange(30 * 86_400))
+        # Never after it was reported (beyond clock skew the worker refuses it,
+        # streams.checks): some recorded late.
         occurred = date(2026, 1, 1) + timedelta(days=rng.randrange(300))
+        occurred = min(occurred, shared.date() - timedelta(days=rng.randrange(3)))
         online = rng.choices(("YES", "NO", "NOT_ASSESSED"), (70, 10, 20))[0]
         risks = sorted(set(rng.sample(codes, k=rng.choice((1, 1, 1, 2)), counts=weights)))
         fields = {
@@ -237,7 +241,7 @@ def make_events(settings: HubSettings, count: int, subjects: int, seed: int = 5)
             if rng.random() < 0.5
             else None,
             "occurred_on": occurred,
-            "reported_at": reported - timedelta(seconds=rng.randrange(30 * 86_400)),
+            "reported_at": shared,
             "age_band": rng.choice(AGE_BANDS),
             "sex": rng.choice(("FEMALE", "MALE", "FEMALE", "MALE", "UNKNOWN")),
             "area_code": f"{rng.choice(DISTRICTS)} {rng.randrange(10)}",
