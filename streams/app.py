@@ -63,6 +63,7 @@ from faust.types.auth import CredentialsT
 from hub.agreement.model import Agreement
 from hub.codec import Codec
 from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
+from hub.kafka.client import min_insync
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
 from streams import commits, consumer
@@ -239,6 +240,9 @@ class Worker:
             # Faust's RocksDB defaults (three 64 MiB memtables and a 2 GiB block cache,
             # per partition) would hold what recovery reads in memory all the same.
             options=TABLE_ROCKSDB if settings.store.startswith("rocksdb") else None,
+            # Faust creates the changelog with HUB_REPLICATION_FACTOR replicas; acks=all
+            # then waits for as many in sync as every topic the hub declares.
+            extra_topic_configs={"min.insync.replicas": min_insync(settings.replication_factor)},
         )
         self.table.on_recover(self.recovered)
         app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]

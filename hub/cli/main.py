@@ -8,7 +8,7 @@ import sys
 import click
 from pydantic import ValidationError
 
-from hub.cli import agency, operate, stream
+from hub.cli import agency, deploy, operate, stream
 from hub.cli.common import AGREEMENT, AgreementHolder, configure_logging
 from hub.settings import HubSettings
 
@@ -41,5 +41,5 @@ def _settings() -> HubSettings:
         sys.exit(2)
 
 
-for _command in (*operate.COMMANDS, *agency.COMMANDS, *stream.COMMANDS):
+for _command in (*operate.COMMANDS, *deploy.COMMANDS, *agency.COMMANDS, *stream.COMMANDS):
     main.add_command(_command)

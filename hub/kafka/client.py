@@ -24,6 +24,13 @@ from hub.settings import HubSettings
 _UNREACHABLE = (RetriableError, OSError)
 
 
+def min_insync(replication: int) -> str:
+    """A topic's ``min.insync.replicas`` for its replication factor: two when there are
+    three or more replicas (one broker may be down), one below that. Every topic the hub
+    declares has it, and the workers' changelog, which Faust creates."""
+    return str(max(1, min(2, replication - 1)))
+
+
 def _accepts_connections(bootstrap: str, timeout: float) -> bool:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")

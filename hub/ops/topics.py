@@ -19,7 +19,7 @@ from kafka.errors import AuthorizationError, TopicAlreadyExistsError
 from hub.agreement.model import Agreement, Retention
 from hub.audit import audit_topic
 from hub.errors import BrokerError
-from hub.kafka.client import admin_client
+from hub.kafka.client import admin_client, min_insync
 from hub.kafka.security import principal
 from hub.settings import HubSettings
 
@@ -74,12 +74,6 @@ def declared_topics(settings: HubSettings, agreement: Agreement) -> list[TopicSp
     audit_config = audit_topic_config(agreement.retention, replication)
     topics.append(TopicSpec(audit_topic(settings), 1, audit_config))
     return topics
-
-
-def min_insync(replication: int) -> str:
-    """Replicas that must have a message before `acks=all` counts it written: two when
-    there are three or more (one broker may be down), one below that."""
-    return str(max(1, min(2, replication - 1)))
 
 
 def requests_config(replication: int = 1) -> dict[str, str]:

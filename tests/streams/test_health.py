@@ -8,6 +8,8 @@ import random
 import time
 from datetime import date
 
+from hub.kafka.client import admin_client
+from hub.ops.topics import current_config
 from hub.settings import HubSettings
 from tests.support.agreements import partner_ids
 from tests.support.messages import total, wait_for
@@ -60,3 +62,14 @@ def test_lag_and_counts_right_after_a_restart(topics: HubSettings, worker: Worke
             assert samples["hub_events_counted"] >= len(first)
     assert seen[0]["hub_worker_recovering"] == 1  # the start is reported as recovery
     wait_for(worker, lambda s: total(s, "hub_consumer_group_lag") == 0, "caught up")
+
+    # The changelog Faust created carries the hub's min.insync.replicas explicitly
+    # (kafka-python lists only configs set on the topic, not the broker's defaults).
+    admin = admin_client(settings, "test-health")
+    try:
+        changelog = f"{settings.worker_app_id}-record-versions-changelog"
+        config = current_config(admin, changelog)
+    finally:
+        admin.close()
+    assert config.get("min.insync.replicas") == "1"  # replication factor 1 here
+    assert config.get("cleanup.policy") == "compact"
