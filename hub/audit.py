@@ -167,6 +167,9 @@ class AuditWriter:
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,
+                # A missing audit topic (`hub topics apply` not run yet) is said within
+                # seconds, not after the client's default minute of waiting for it.
+                max_block_ms=10_000,
                 **client_config(settings).kafka_python(),
             )
         except KafkaError as exc:
