@@ -14,7 +14,8 @@ from hub.ops.broker.launcher import port_is_free
 from hub.ops.prometheus import Prometheus
 from hub.settings import HubSettings
 from tests.support.grafana import panel_queries
-from tests.support.processes import free_port, scrape, settings_env
+from tests.support.processes import free_port, metrics_text, scrape, settings_env
+from tests.support.promtool import check_metrics
 
 
 def processes_with(marker: str) -> list[int]:
@@ -45,6 +46,7 @@ def run_demo_until_counts(
 ) -> tuple[dict[str, float], dict[str, float]]:
     url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
     trends_url = f"http://127.0.0.1:{settings.publisher_metrics_port}/metrics"
+    adapters_url = f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics"
     out = cwd / "demo.out"
     with out.open("w") as log:
         demo = subprocess.Popen(
@@ -61,9 +63,11 @@ def run_demo_until_counts(
             assert demo.poll() is None, out.read_text()
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.5)
+        for endpoint in (url, trends_url, adapters_url):
+            check_metrics(metrics_text(endpoint))
         samples = scrape(url)
         trends = scrape(trends_url)
-        adapters = scrape(f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics")
+        adapters = scrape(adapters_url)
         rejected = sum(
             v for k, v in adapters.items() if k.startswith("hub_adapter_rows_rejected_total{")
         )
@@ -105,7 +109,9 @@ def test_demo_shows_counts_and_ctrl_c_leaves_nothing(
         assert trends['hub_trend_revision{publication="monthly"}'] >= 0
         assert trends['hub_trend_revision{publication="board-quarterly"}'] >= 0
         published = [
-            v for k, v in trends.items() if k.startswith("hub_trend_count{") and "risk_code" in k
+            v
+            for k, v in trends.items()
+            if k.startswith("hub_trend_published{") and "risk_code" in k
         ]
         assert published and all(v == 0 or v > 7 for v in published)
         assert sum(published) > 0

@@ -48,13 +48,24 @@ def test_board_shows_suppressed_cells_as_suppressed_not_zero() -> None:
                 assert step["options"]["emptyValue"] == "null", panel["title"]
 
 
+def test_an_empty_operations_panel_says_what_is_missing_not_suppressed() -> None:
+    """Disclosure control applies to the board's published cells only: an empty
+    operations panel means no worker, publisher or adapter answered (or nothing yet)."""
+    for panel in dashboards()["operations"]["panels"]:
+        text = panel["fieldConfig"]["defaults"]["noValue"]
+        assert "suppressed" not in text, panel["title"]
+        assert re.match(r"no (worker|publisher|adapter) scraped|no rejects$", text), text
+    for panel in dashboards()["board"]["panels"]:
+        assert panel["fieldConfig"]["defaults"]["noValue"] == "suppressed or not published"
+
+
 def test_board_draws_month_by_month_history() -> None:
     """The trend panels read the history gauges and lay them out one row per period."""
     board = dashboards()["board"]
     history = [
         panel
         for panel in board["panels"]
-        if "hub_trend_history_count" in panel["targets"][0]["expr"]
+        if "hub_trend_history_published" in panel["targets"][0]["expr"]
     ]
     titles = " ".join(panel["title"] for panel in history)
     for subject in ("4Cs cell", "risk codes", "two or more agencies", "Age profile", "Outcomes"):
@@ -137,7 +148,7 @@ def test_board_shows_linkage() -> None:
 
     expression = latest["targets"][0]["expr"]
     cells = 'publication="monthly",measure=~"pseudonyms|children",dimension="total"'
-    assert expression.startswith(f"hub_trend_count{{{cells}}} or ")
+    assert expression.startswith(f"hub_trend_published{{{cells}}} or ")
     assert f"(hub_trend_suppressed{{{cells}}} == 1) * NaN" in expression
     (mapping,) = latest["fieldConfig"]["defaults"]["mappings"]
     assert mapping["options"]["match"] == "null+nan"

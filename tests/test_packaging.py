@@ -54,6 +54,7 @@ DEPLOY_FILES = (
     "agreement/example.yaml",
     "prometheus/prometheus.yml",
     "prometheus/rules.yml",
+    "prometheus/alerts.yml",
     "kafka/pom.xml",
 )
 

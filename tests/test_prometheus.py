@@ -1,5 +1,6 @@
-"""Debian's Prometheus, with the shipped configuration and recording rules, scraping a
-real worker: every rule returns data, and the sums equal what the worker counted."""
+"""Debian's Prometheus, with the shipped configuration, recording and alerting rules,
+scraping a real worker, publisher and adapter: every rule and panel returns data, the sums
+equal what the worker counted, and every /metrics text passes `promtool check metrics`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from hub.trends import SUBJECT_BASES
 from tests.support.adapter_metrics import label, planted_export, quarantined
 from tests.support.agreements import partner_ids
 from tests.support.grafana import panel_queries
-from tests.support.processes import WorkerProcess, free_port, settings_env
+from tests.support.processes import WorkerProcess, free_port, metrics_text, settings_env
+from tests.support.promtool import check_metrics
 from tests.support.scenario import Scenario, send
 
 
@@ -48,7 +50,7 @@ def history_held(prometheus: Prometheus) -> dict[tuple[str, str, str, str], floa
     return {
         (s["metric"]["period"], s["metric"]["measure"], s["metric"]["dimension"])
         + (s["metric"]["value"],): float(s["value"][1])
-        for s in prometheus.query('hub_trend_history_count{publication="monthly"}')
+        for s in prometheus.query('hub_trend_history_published{publication="monthly"}')
     }
 
 
@@ -85,6 +87,29 @@ def linkage_panels_match(
         assert math.isnan(value) if row["suppressed"] else value == row["count"], series
 
 
+def rejects_panel_matches(prometheus: Prometheus, report: Path) -> None:
+    """The adapter's rejects per field, counted as the quarantine report lists them; the
+    panel shows their increase over the last day. That extrapolates past the last sample
+    by up to a scrape interval (never below the count: the series started at 0), a share
+    that shrinks as the samples span longer."""
+    expected = dict(Counter(label(r["field"]) for r in quarantined(report)))
+    rejects = {
+        s["metric"]["field"]: float(s["value"][1])
+        for s in wait_for(prometheus, 'hub_adapter_rows_rejected_total{agency="camhs"} > 0')
+    }
+    assert rejects == expected and rejects
+    query = 'hub:adapter_rows_rejected:increase1d{agency="camhs"} > 0'
+    deadline = time.monotonic() + 60
+    while True:
+        increase = {s["metric"]["field"]: float(s["value"][1]) for s in prometheus.query(query)}
+        if increase.keys() == expected.keys() and all(
+            count <= increase[field] <= count * 1.05 for field, count in expected.items()
+        ):
+            return
+        assert time.monotonic() < deadline, (increase, expected)
+        time.sleep(1)
+
+
 def test_config_points_at_this_hubs_ports(topics: HubSettings) -> None:
     config = render_config(topics, interval="1s")
     targets = {
@@ -112,6 +137,7 @@ def test_prometheus_scrapes_the_worker_and_every_rule_records(
         assert time.monotonic() < deadline, worker.metrics()
         time.sleep(0.2)
     samples = worker.metrics()
+    check_metrics(metrics_text(worker.url))
 
     prometheus = Prometheus(topics, tmp_path / "prometheus", free_port(), interval="1s")
     prometheus.start()
@@ -135,6 +161,9 @@ def test_prometheus_scrapes_the_worker_and_every_rule_records(
         assert by_code == expected and sum(by_code.values()) > 0
         submitted = prometheus.query("hub:agency_submitted_for_period:max")
         assert {r["metric"]["agency"] for r in submitted} >= set(partner_ids(topics))
+        # The alerting rules are loaded: no publisher runs here, so its target is down.
+        down = wait_for(prometheus, 'ALERTS{alertname="HubScrapeTargetDown"}')
+        assert {r["metric"]["job"] for r in down} == {"hub-publisher", "hub-adapters"}
     finally:
         prometheus.stop()
 
@@ -165,7 +194,8 @@ def test_every_dashboard_query_returns_data(
         scenario.new_records(160, *history[-1])
     send(settings, list(scenario.events), scenario.rnd, replay=0.05)
     worker.start()
-    # An agency's adapter in watch mode, given an export with bad rows.
+    # An agency's adapter in watch mode, given an export with bad rows once Prometheus has
+    # scraped its counters at 0 (increase() counts from a series' first sample).
     drop, quarantine = tmp_path / "drop", tmp_path / "quarantine"
     drop.mkdir()
     export = tmp_path / "camhs-export.csv"
@@ -178,7 +208,6 @@ def test_every_dashboard_query_returns_data(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    export.rename(drop / export.name)
     with (tmp_path / "publisher.log").open("wb") as log:
         publisher = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "streams", "publisher"],
@@ -190,13 +219,18 @@ def test_every_dashboard_query_returns_data(
     prometheus = Prometheus(settings, tmp_path / "prometheus", free_port(), interval="1s")
     try:
         prometheus.start()
+        wait_for(prometheus, 'hub_adapter_rows_read_total{agency="camhs"}', timeout=60)
+        export.rename(drop / export.name)
         wait_for(prometheus, 'up{job="hub-publisher"} == 1', timeout=120)
         wait_for(prometheus, 'hub_trend_revision{publication="monthly"}', timeout=180)
+        # Every /metrics endpoint the hub serves, with data in it, as promtool reads it.
+        for port in (settings.metrics_port, settings.publisher_metrics_port):
+            check_metrics(metrics_text(f"http://127.0.0.1:{port}/metrics"))
         for dashboard, title, expression in panel_queries():
             result = wait_for(prometheus, expression, timeout=60)
             assert result, (dashboard, title)
         # The published counts Prometheus holds are never in 1..7.
-        for name in ("hub_trend_count", "hub_trend_history_count"):
+        for name in ("hub_trend_published", "hub_trend_history_published"):
             for series in prometheus.query(name):
                 value = float(series["value"][1])
                 assert value == 0 or value > 7, series
@@ -231,12 +265,8 @@ def test_every_dashboard_query_returns_data(
             assert float(series["value"][1]) == part / referrals, series
         linkage_panels_match(prometheus, published, latest)
         # The operations dashboard's rejects: the quarantine report, per field.
-        report = quarantined(quarantine / f"{export.name}.rejects.csv")
-        rejects = {
-            s["metric"]["field"]: float(s["value"][1])
-            for s in wait_for(prometheus, 'hub:adapter_rows_rejected:sum{agency="camhs"} > 0')
-        }
-        assert rejects == dict(Counter(label(r["field"]) for r in report)) and rejects
+        rejects_panel_matches(prometheus, quarantine / f"{export.name}.rejects.csv")
+        check_metrics(metrics_text(f"http://127.0.0.1:{settings.adapter_metrics_port}/metrics"))
     finally:
         prometheus.stop()
         for process in (publisher, adapter):

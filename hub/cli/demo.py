@@ -153,7 +153,7 @@ def run_demo(base: HubSettings, agreement: Agreement) -> None:
             f"  curl -s {url} | grep hub_events_by_risk_code   (events per online-risk code)\n"
             "  hub_events_counted, hub_duplicates_dropped_total: records, replays dropped\n"
             f"Published trends (after disclosure control): {trends_url}\n"
-            f"  curl -s {trends_url} | grep 'hub_trend_count{{.*risk_code'\n"
+            f"  curl -s {trends_url} | grep 'hub_trend_published{{.*risk_code'\n"
             f"The agencies' adapters (rows read, rejected by field, sent): {adapter_url}\n"
             + (f"The board pack of the last quarter: {pack.resolve()}\n" if pack.exists() else "")
             + (
@@ -259,7 +259,7 @@ def _show_trends(url: str, timeout: float = 120.0) -> None:
         print(f"      nothing released yet; see {DEMO_DIR}/publisher.log", flush=True)
         return
     for key, value in sorted(samples.items()):
-        if key.startswith("hub_trend_count{") and 'dimension="total"' in key:
+        if key.startswith("hub_trend_published{") and 'dimension="total"' in key:
             labels = {
                 name: text.strip('"')
                 for name, text in (part.split("=", 1) for part in key[16:-1].split(","))

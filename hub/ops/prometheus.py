@@ -1,9 +1,10 @@
 """Debian's Prometheus, run by the hub for the demo and the tests.
 
 The configuration is ``deploy/prometheus/prometheus.yml`` with its recording
-rules; only the scrape targets (the ports in use) and, for tests, the
-intervals are rewritten. Prometheus itself is not bundled: it is the
-``prometheus`` package of the machine (``apt-get install prometheus``).
+rules (``rules.yml``) and alerting rules (``alerts.yml``); only the scrape
+targets (the ports in use) and, for tests, the intervals are rewritten.
+Prometheus itself is not bundled: it is the ``prometheus`` package of the
+machine (``apt-get install prometheus``).
 """
 
 from __future__ import annotations

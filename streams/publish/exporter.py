@@ -3,10 +3,12 @@
 Bounded labels: publication names, measures, dimensions and their values come
 from the agreement and the taxonomy; never a pseudonym.
 
-* ``hub_trend_count{publication,measure,dimension,value}``: the latest
+* ``hub_trend_published{publication,measure,dimension,value}``: the latest
   released period's published count (absent when suppressed);
-* ``hub_trend_suppressed{...}``: 1 when that cell is suppressed;
-* ``hub_trend_history_count{publication,period,measure,dimension,value}`` and
+* ``hub_trend_suppressed{...}``: 1 for each suppressed cell of that period, and
+  only for those (a published cell has no ``_suppressed`` series, so a release
+  of thousands of cells does not add thousands of zeros);
+* ``hub_trend_history_published{publication,period,measure,dimension,value}`` and
   ``hub_trend_history_suppressed{...}``: the same for every released period
   of the last ``HUB_HISTORY_MONTHS`` (``period`` is ``2026-10`` or
   ``2026Q3``), each at its latest revision and only that revision's cells
@@ -53,14 +55,15 @@ class TrendsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         labels = ["publication", "measure", "dimension", "value"]
         count = GaugeMetricFamily(
-            "hub_trend_count",
+            "hub_trend_published",
             "Published count of the latest released period, after disclosure control"
             " (absent when suppressed).",
             labels=labels,
         )
         suppressed = GaugeMetricFamily(
             "hub_trend_suppressed",
-            "1 when the cell of the latest released period is suppressed (not zero: withheld).",
+            "1 for each suppressed cell of the latest released period (withheld, not zero);"
+            " absent for a published cell.",
             labels=labels,
         )
         start = GaugeMetricFamily(
@@ -85,14 +88,15 @@ class TrendsCollector(Collector):
         )
         history_labels = ["publication", "period", "measure", "dimension", "value"]
         history = GaugeMetricFamily(
-            "hub_trend_history_count",
+            "hub_trend_history_published",
             "Published count of every released period of the history window, latest"
             " revision (absent when suppressed).",
             labels=history_labels,
         )
         history_suppressed = GaugeMetricFamily(
             "hub_trend_history_suppressed",
-            "1 when the cell of that period is suppressed (not zero: withheld).",
+            "1 for each suppressed cell of that period (withheld, not zero); absent for a"
+            " published cell.",
             labels=history_labels,
         )
         periods = self.trends.copy().periods  # the latest revision of each period, whole
@@ -117,13 +121,14 @@ class TrendsCollector(Collector):
                 )
                 for snapshot in mine[period_start].snapshots.values():
                     cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
-                    flag = 1 if snapshot["suppressed"] else 0
-                    history_suppressed.add_metric([name, label, *cell[1:]], flag)
+                    latest_cell = period_start == latest_start
+                    if snapshot["suppressed"]:
+                        history_suppressed.add_metric([name, label, *cell[1:]], 1)
+                        if latest_cell:
+                            suppressed.add_metric(cell, 1)
                     if snapshot["count"] is not None:
                         history.add_metric([name, label, *cell[1:]], snapshot["count"])
-                    if period_start == latest_start:
-                        suppressed.add_metric(cell, flag)
-                        if snapshot["count"] is not None:
+                        if latest_cell:
                             count.add_metric(cell, snapshot["count"])
         yield from (count, suppressed, history, history_suppressed)
         yield from (start, revision, last, upcoming)

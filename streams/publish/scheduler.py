@@ -23,6 +23,9 @@ from streams.publish.requests import Request, RequestQueue
 
 log = logging.getLogger(__name__)
 
+#: The outcomes of a scheduled run, the ``outcome`` label of hub_publication_runs_total.
+OUTCOMES = ("released", "unchanged", "failed")
+
 
 class Scheduler:
     """Runs the publisher at every scheduled time until stopped."""
@@ -65,6 +68,12 @@ class Scheduler:
             ["publication"],
             registry=registry,
         )
+        # Every series exists at 0 from the start, so increase() sees the first failure.
+        for schedule in self.agreement.publication:
+            for outcome in OUTCOMES:
+                self.runs.labels(schedule.name, outcome)
+            self.linked.labels(schedule.name)
+            self.withheld.labels(schedule.name)
 
     def next_time(self) -> datetime:
         now = self.now()

@@ -27,6 +27,7 @@ from adapters.metrics import (
     FORWARDER_STATES,
     REJECT_FIELDS,
     AdapterMetrics,
+    ForwarderStatus,
     reject_field,
     serve,
     source_kind,
@@ -50,7 +51,8 @@ from hub.settings import HubSettings
 from tests.support.adapter_metrics import label, planted_export, quarantined
 from tests.support.agreements import example_areas
 from tests.support.outbox import event_ids_on, outbox_counts, wait_for
-from tests.support.processes import free_port, hub, scrape, settings_env
+from tests.support.processes import free_port, hub, metrics_text, scrape, settings_env
+from tests.support.promtool import check_metrics
 
 SUFFIX = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl"}
 
@@ -282,10 +284,20 @@ def test_a_taken_port_names_the_setting_to_change() -> None:
 
 
 def test_serve_answers_scrapes_and_stops() -> None:
+    """Every family the adapter serves (counters, outbox, forwarder), as promtool accepts."""
     registry = CollectorRegistry()
-    AdapterMetrics(registry, "camhs").sent(3)
+    metrics = AdapterMetrics(registry, "camhs")
+    metrics.sent(3)
+    metrics.watch_outbox(lambda: (2, time.time() - 60))
+    status = ForwarderStatus()
+    status.set("waiting_for_kafka", "no broker")
+    metrics.watch_forwarder(status, stale_after=30)
     with serve(registry, "127.0.0.1", 0) as url:
-        assert scrape(url)['hub_adapter_events_sent_total{agency="camhs"}'] == 3
+        scraped = scrape(url)
+        assert scraped['hub_adapter_events_sent_total{agency="camhs"}'] == 3
+        assert scraped['hub_adapter_outbox_pending{agency="camhs"}'] == 2
+        assert scraped['hub_adapter_forwarder_stalled{agency="camhs"}'] == 1
+        check_metrics(metrics_text(url))
     with pytest.raises(OSError):
         scrape(url)
 

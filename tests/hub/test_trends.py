@@ -143,13 +143,15 @@ def exporter_seen(registry: CollectorRegistry) -> set[Seen]:
     for family in registry.collect():
         for sample in family.samples:
             key = tuple(sample.labels.values())
-            if sample.name == "hub_trend_history_count":
+            if sample.name == "hub_trend_history_published":
                 counts[key] = sample.value
             elif sample.name == "hub_trend_history_suppressed":
                 flags[key] = sample.value
-    assert set(counts) <= set(flags)
+    assert not set(counts) & set(flags)  # a cell is published or suppressed, never both
+    assert set(flags.values()) <= {1.0}  # only suppressed cells have the series
     cells: set[Seen] = set()
-    for key, flag in flags.items():
+    for key in counts.keys() | flags.keys():
+        flag = flags.get(key, 0.0)
         publication, label, measure, dimension, value = key
         start = parse_period(label)[1][0]
         count = counts.get(key)

@@ -121,6 +121,18 @@ def runs(registry: CollectorRegistry, publication: str, outcome: str) -> float:
     return registry.get_sample_value("hub_publication_runs_total", labels) or 0.0
 
 
+def test_every_outcome_is_served_at_zero_before_any_run(
+    agreement: Agreement, trends: TrendsLog
+) -> None:
+    """A counter series that appears only at its first increment would hide that increment
+    from increase() (the publication-failed alert)."""
+    _, _, registry = scheduler(agreement, trends, Clock(utc(2026, 10, 15, 8)), [])
+    for schedule in agreement.publication:
+        for outcome in ("released", "unchanged", "failed"):
+            labels = {"publication": schedule.name, "outcome": outcome}
+            assert registry.get_sample_value("hub_publication_runs_total", labels) == 0.0
+
+
 def test_each_run_is_counted_by_outcome(
     agreement: Agreement, trends: TrendsLog, capsys: pytest.CaptureFixture[str]
 ) -> None:

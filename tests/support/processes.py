@@ -24,20 +24,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
-    """Samples from a Prometheus text endpoint (http://host:port/path) as
-    {"name{labels}": value}, labels sorted by name; OSError when nothing answers."""
+def metrics_text(url: str, timeout: float = 2.0) -> str:
+    """The text a Prometheus endpoint (http://host:port/path) answers; OSError when
+    nothing answers."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(
         parts.hostname or "127.0.0.1", parts.port, timeout=timeout
     )
     try:
         connection.request("GET", parts.path or "/metrics")
-        body = connection.getresponse().read().decode("utf-8")
+        return connection.getresponse().read().decode("utf-8")
     finally:
         connection.close()
+
+
+def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
+    """Samples from a Prometheus text endpoint (http://host:port/path) as
+    {"name{labels}": value}, labels sorted by name; OSError when nothing answers."""
     samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(body):
+    for family in text_string_to_metric_families(metrics_text(url, timeout)):
         for sample in family.samples:
             labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
