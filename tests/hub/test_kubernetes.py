@@ -271,7 +271,7 @@ def test_prometheus_configuration_passes_promtool(
     data = config_map["data"]
     for name, text in data.items():
         (tmp_path / name).write_text(text.replace("/etc/prometheus/", f"{tmp_path}/"))
-    assert "rules.yml" in data
+    assert {"rules.yml", "alerts.yml"} <= set(data)  # recording and alerting rules
     done = subprocess.run(
         [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
         capture_output=True,
