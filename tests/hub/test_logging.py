@@ -10,7 +10,7 @@ import sys
 
 PROGRAM = """
 import logging, sys
-from hub.cli.common import configure_logging
+from hub.logs import configure_logging
 configure_logging(sys.argv[1])
 def fail():
     raise ConnectionResetError(104, "Connection reset by peer")
