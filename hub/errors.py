@@ -8,6 +8,7 @@ tells the user what to do. Anything else is a bug and should crash loudly.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -100,3 +101,12 @@ def extra_needed(what: str) -> Iterator[None]:
         raise ConfigError(
             f"{what} needs the {extra} extra ({module} is missing): {install_command(extra)}"
         ) from exc
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Import every module of `extra` now, so that a command that needs it says so before
+    it does any work (`extra_needed`'s ConfigError)."""
+    with extra_needed(what):
+        for module, owner in EXTRAS.items():
+            if owner == extra:
+                importlib.import_module(module)

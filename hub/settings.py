@@ -402,7 +402,7 @@ def variable_names() -> list[str]:
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """The HUB_ variables of `environ` (os.environ) that nothing reads, each with the
-    nearest known name (None when none is close): ``{"HUB_BROKER_PROT": "HUB_BROKER_PORT"}``."""
+    nearest known name, or None when none is close (a misspelt setting, most likely)."""
     source = os.environ if environ is None else environ
     known = variable_names()
     unknown: dict[str, str | None] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from hub.cli.common import current_agreement, friendly, sigterm_as_ctrl_c
-from hub.errors import extra_needed
+from hub.errors import require_extra
 from hub.settings import HubSettings
 
 
@@ -183,13 +183,12 @@ def subscribe(
 @friendly
 def report(settings: HubSettings, period: str, out: Path) -> None:
     """Write the board pack for a published period: one self-contained HTML file."""
+    require_extra("report", "`hub report`")
+    from hub.report import write_pack
     from hub.subscribe import published_rows
 
     agreement = current_agreement()
-    with extra_needed("`hub report`"):
-        from hub.report import write_pack
-
-        written = write_pack(published_rows(settings), agreement, period, out)
+    written = write_pack(published_rows(settings), agreement, period, out)
     click.echo(
         f"wrote {written.path}: {written.publication} {written.period} revision"
         f" {written.revision}, {written.cells} cells, {written.suppressed} suppressed"
