@@ -7,7 +7,8 @@ the environment. The stream worker keeps this setup too: Faust is told not to
 install its own (streams/worker.py).
 
 Both formats shorten a library's traceback to one line naming the exception, unless
-the level is DEBUG; the hub's own tracebacks are kept whole (they mean a fault).
+the level is DEBUG; the hub's own tracebacks are kept whole (they mean a fault), also
+when a library logs them.
 """
 
 from __future__ import annotations
@@ -30,10 +31,31 @@ LogFormat = Literal["text", "json"]
 
 
 def _library_failure(record: logging.LogRecord, keep_all: bool) -> BaseException | None:
-    """The exception of a library's record whose traceback is shortened, else None."""
+    """The exception of a library's record whose traceback is shortened, else None: a
+    record of the hub's own loggers, or one whose exception passed through the hub's
+    code (an agent of the stream worker failing, logged by Faust), keeps its traceback."""
     if keep_all or record.name.split(".", 1)[0] in OWN or not record.exc_info:
         return None
-    return record.exc_info[1]
+    exc = record.exc_info[1]
+    if exc is None or _through_own_code(exc):
+        return None
+    return exc
+
+
+def _through_own_code(exc: BaseException) -> bool:
+    """Whether a frame of the exception's traceback (or of its causes') is the hub's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            module = str(tb.tb_frame.f_globals.get("__name__", ""))
+            if module.split(".", 1)[0] in OWN:
+                return True
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class TextFormatter(logging.Formatter):

@@ -21,6 +21,11 @@ for name in ("kafka.net.transport", "adapters.pipeline"):
         fail()
     except OSError:
         logging.getLogger(name).exception("receiving from %s", "broker")
+from hub.periods import parse_period
+try:
+    parse_period("the hub's own fault")
+except Exception:
+    logging.getLogger("faust.agents.agent").exception("agent crashed")
 """
 
 
@@ -39,23 +44,30 @@ def test_a_library_traceback_is_one_line_naming_the_exception() -> None:
         "receiving from broker (ConnectionResetError: [Errno 104] Connection reset by peer)"
     )
     assert " ERROR kafka.net.transport: " in kafka[0]
-    assert sum("Traceback" in line for line in lines) == 1  # the hub's own, below
+    assert sum("Traceback" in line for line in lines) == 2  # the hub's own, below
 
 
 def test_the_hubs_own_traceback_is_kept() -> None:
     output = run("WARNING")
-    own = output[output.index("adapters.pipeline") :]
+    own = output[output.index("adapters.pipeline") : output.index("faust.agents.agent")]
     assert "Traceback (most recent call last)" in own and "in fail" in own
 
 
+def test_a_fault_in_the_hubs_code_logged_by_a_library_keeps_its_traceback() -> None:
+    output = run("INFO")
+    agent = output[output.index("faust.agents.agent") :]
+    assert "Traceback (most recent call last)" in agent and "hub/periods.py" in agent
+
+
 def test_at_debug_every_traceback_is_kept() -> None:
-    assert run("debug").count("Traceback (most recent call last)") == 2
+    assert run("debug").count("Traceback (most recent call last)") == 3
 
 
 def test_json_lines_carry_time_level_logger_message_and_exception() -> None:
     lines = run("INFO", "json").splitlines()
-    assert len(lines) == 2  # one line per record, the traceback inside it
-    library, own = (json.loads(line) for line in lines)
+    assert len(lines) == 3  # one line per record, the traceback inside it
+    library, own, agent = (json.loads(line) for line in lines)
+    assert "hub/periods.py" in agent["exception"]
     assert set(library) == {"time", "level", "logger", "message", "exception"}
     assert (library["level"], library["logger"], library["message"]) == (
         "ERROR",
