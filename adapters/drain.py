@@ -39,6 +39,7 @@ from adapters.outbox import Outbox, pending_summary
 from adapters.pipeline import Forwarder
 from adapters.publishers.factory import make_publisher
 from hub.errors import HubError, OutboxError
+from hub.logs import configure_logging
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,14 @@ def drain(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _signum, _frame: stop.set())
+        say(f"sending what {settings.outbox} holds until SIGTERM or Ctrl-C")
         if port == 0:
             forwarder.follow(stop, poll)
-            return forwarder.sent
-        with serve(registry, settings.metrics_host, port) as url:
-            say(f"adapter metrics on {url}")
-            forwarder.follow(stop, poll)
+        else:
+            with serve(registry, settings.metrics_host, port) as url:
+                say(f"adapter metrics on {url}")
+                forwarder.follow(stop, poll)
+        say(f"stopped: {forwarder.sent} events sent")
         return forwarder.sent
     finally:
         forwarder.close()
@@ -222,8 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         " Default: HUB_ADAPTER_METRICS_PORT.",
     )
     args = parser.parse_args(argv)
+    settings = HubSettings()
+    configure_logging(settings.log_level, settings.log_format)  # as the run that started it
     try:
-        drain(HubSettings(), args.timeout, args.follow, args.poll, args.agency, args.metrics_port)
+        drain(settings, args.timeout, args.follow, args.poll, args.agency, args.metrics_port)
     except HubError as exc:
         say(f"error: {exc}", err=True)
         return 1

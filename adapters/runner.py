@@ -498,7 +498,8 @@ def check_file(run: AdapterRun, path: Path) -> RunSummary:
 def watch(
     run: AdapterRun, folder: Path, poll: float = 2.0, settle: float = 1.0, once: bool = False
 ) -> None:
-    """Process each new file in `folder`, moving it to done/ or failed/; Ctrl-C stops.
+    """Process each new file in `folder`, moving it to done/ or failed/; Ctrl-C (and
+    SIGTERM under `hub adapter run --watch`) stops, with "stopped watching".
 
     A file is taken once it has not changed for `settle` seconds, so one still
     being copied in is left for the next pass.

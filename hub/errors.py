@@ -8,6 +8,10 @@ tells the user what to do. Anything else is a bug and should crash loudly.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class HubError(Exception):
     """Root of every error the hub raises on purpose."""
@@ -65,3 +69,44 @@ class RecordError(HubError):
         self.field = field
         self.reason = reason
         super().__init__(f"{source}, row {row}, field {field!r}: {reason}")
+
+
+#: The optional extras of the package (pyproject.toml) by the module each one brings.
+EXTRAS: dict[str, str] = {
+    "confluent_kafka": "confluent",
+    "matplotlib": "report",
+    "jinja2": "report",
+    "python_calamine": "spreadsheet",
+}
+
+
+def install_command(extra: str) -> str:
+    """How to install `extra` beside the hub."""
+    return f"pip install 'online-risk-hub[{extra}]'"
+
+
+@contextmanager
+def extra_needed(what: str) -> Iterator[None]:
+    """Turn the failed import of an extra's module in the block into a ConfigError
+    naming the extra and its install command: "`what` needs the confluent extra
+    (confluent_kafka is missing): pip install 'online-risk-hub[confluent]'". Any other
+    ImportError is a fault of the installation and goes on as it is."""
+    try:
+        yield
+    except ImportError as exc:
+        module = (exc.name or "").split(".", 1)[0]
+        extra = EXTRAS.get(module)
+        if extra is None:
+            raise
+        raise ConfigError(
+            f"{what} needs the {extra} extra ({module} is missing): {install_command(extra)}"
+        ) from exc
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Import every module of `extra` now, so that a command that needs it says so before
+    it does any work (`extra_needed`'s ConfigError)."""
+    with extra_needed(what):
+        for module, owner in EXTRAS.items():
+            if owner == extra:
+                importlib.import_module(module)

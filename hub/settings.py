@@ -1,11 +1,14 @@
 """Hub settings: built once in the entry point and passed down, never read at import.
 
 Every field can be set from the environment with the ``HUB_`` prefix, for
-example ``HUB_BOOTSTRAP_SERVERS`` or ``HUB_BROKER_PORT``.
+example ``HUB_BOOTSTRAP`` or ``HUB_BROKER_PORT``. A ``HUB_`` variable that is neither
+a field nor one of ``READ_ELSEWHERE`` is reported by `unknown_variables` (the `hub`
+command warns about it: most likely a typo).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +34,12 @@ def _default_cache() -> Path:
     return Path.home() / ".cache" / "online-risk-hub"
 
 
+#: HUB_ variables that are read on purpose outside `HubSettings`, and by what.
+READ_ELSEWHERE: dict[str, str] = {
+    "HUB_TEST_PG_BIN": "the test suite: the PostgreSQL server binaries (tests/support/postgres.py)",
+}
+
+
 class HubSettings(BaseSettings):
     """Everything the hub's commands need to know about where things are."""
 
@@ -41,6 +50,13 @@ class HubSettings(BaseSettings):
         pattern=r"(?i)^(debug|info|warning|error|critical)$",
         description="HUB_LOG_LEVEL: the level of what every `hub` command logs to stderr"
         " (DEBUG, INFO, WARNING, ERROR, CRITICAL; any case).",
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="HUB_LOG_FORMAT: text (a line of time, level, logger and message), or"
+        " json (one JSON object per line: time in ISO 8601 UTC, level, logger, message, and"
+        " exception when there is one), for a container's log collector.",
     )
 
     # --- the local development broker (hub broker ...) -----------------------
@@ -376,3 +392,22 @@ class HubSettings(BaseSettings):
     @property
     def worker_app_id(self) -> str:
         return f"{self.topic_namespace}{self.app_id}"
+
+
+def variable_names() -> list[str]:
+    """Every HUB_ variable a hub process reads: the settings' and ``READ_ELSEWHERE``."""
+    fields = [f"HUB_{name.upper()}" for name in HubSettings.model_fields]
+    return sorted({*fields, *READ_ELSEWHERE})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The HUB_ variables of `environ` (os.environ) that nothing reads, each with the
+    nearest known name, or None when none is close (a misspelt setting, most likely)."""
+    source = os.environ if environ is None else environ
+    known = variable_names()
+    unknown: dict[str, str | None] = {}
+    for name in sorted(source):
+        if name.upper().startswith("HUB_") and name.upper() not in known:
+            close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+            unknown[name] = close[0] if close else None
+    return unknown

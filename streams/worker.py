@@ -50,8 +50,12 @@ class _Worker(FaustWorker):
     duplicate at the next start (tests/streams/test_worker_crash.py).
     """
 
-    def __init__(self, app: faust.App, deadline: float, loglevel: str) -> None:
-        super().__init__(app, loglevel=loglevel, quiet=True)
+    def __init__(self, app: faust.App, deadline: float) -> None:
+        # The hub's logging stays (hub.logs: HUB_LOG_LEVEL, HUB_LOG_FORMAT): Faust would
+        # replace the root handler with its own, coloured, on stdout. Without Faust's
+        # setup there is no progress spinner either (it only spins on a terminal).
+        super().__init__(app, quiet=True, override_logging=False)
+        self.spinner = None
         self.deadline = deadline
         self._timer: threading.Timer | None = None
 
@@ -81,7 +85,7 @@ def _give_up(deadline: float) -> None:
     os._exit(3)
 
 
-def run_worker(settings: HubSettings, agreement: Agreement, loglevel: str = "info") -> None:
+def run_worker(settings: HubSettings, agreement: Agreement) -> None:
     """Read the case topics of the agreement's partners until stopped."""
     registry = CollectorRegistry()
     state = WorkerState(disk=open_disk(settings))
@@ -124,4 +128,4 @@ def run_worker(settings: HubSettings, agreement: Agreement, loglevel: str = "inf
         f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics",
         flush=True,
     )
-    _Worker(worker.app, settings.shutdown_timeout, loglevel).execute_from_commandline()
+    _Worker(worker.app, settings.shutdown_timeout).execute_from_commandline()

@@ -38,12 +38,11 @@ from typing import TYPE_CHECKING, TypeAlias
 from adapters.profile import Profile, vocabulary_key
 from adapters.sources.base import SourceKind, SourceRecord
 from adapters.sources.delimited import FileError
-from hub.errors import HubError, RecordError
+from hub.errors import RecordError, extra_needed
 
 if TYPE_CHECKING:
     from python_calamine import CalamineWorkbook
 
-INSTALL = "pip install 'online-risk-hub[spreadsheet]'"
 LOCKED_REASON = (
     "the workbook is password-protected: save a copy without a password to open and read that"
 )
@@ -84,13 +83,8 @@ class SpreadsheetSource:
 
     def _sheet_rows(self) -> tuple[str, list[list[Cell]]]:
         """The chosen sheet's name and every row of it from row 1, cells from column A."""
-        try:
+        with extra_needed(f"{self.name}: reading workbooks (.xlsx, .xls, .ods)"):
             import python_calamine as calamine
-        except ImportError as exc:
-            raise HubError(
-                f"{self.name}: reading workbooks (.xlsx, .xls, .ods) needs python-calamine,"
-                f" the hub's `spreadsheet` extra: {INSTALL}"
-            ) from exc
         with self._open() as workbook:
             sheet = self._sheet_name(workbook)
             try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hub.cli.common import current_agreement, friendly
+from hub.cli.common import current_agreement, friendly, sigterm_as_ctrl_c
 from hub.errors import ConfigError
 from hub.settings import HubSettings
 
@@ -30,7 +30,7 @@ def adapter() -> None:
     "watch_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Process files dropped into this folder until Ctrl-C.",
+    help="Process files dropped into this folder until SIGTERM or Ctrl-C.",
 )
 @click.option(
     "--sql",
@@ -128,8 +128,9 @@ def adapter_run(
         if sql_url is not None and query is not None and watermark is not None:
             runner.run_query(run, sql_url, query, watermark, drain_timeout)
         if watch_dir is not None:
-            click.echo(f"watching {watch_dir} (Ctrl-C stops)")
-            runner.watch(run, watch_dir)
+            click.echo(f"watching {watch_dir} (SIGTERM or Ctrl-C stops)")
+            with sigterm_as_ctrl_c():
+                runner.watch(run, watch_dir)
         if serve_port is not None:
             runner.serve(run, host, serve_port, tokens_file)
 

@@ -1,11 +1,12 @@
-"""What every `hub` command shares: one error style, one logging setup, and the agreement
-loaded once."""
+"""What every `hub` command shares: one error style, one way to stop, and the agreement
+loaded once (the logging setup is hub.logs)."""
 
 from __future__ import annotations
 
-import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -36,59 +37,16 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-#: How every `hub` command writes its log lines to stderr.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-#: Libraries whose INFO lines are their own bookkeeping (a Kafka client's every
-#: connection): they log warnings and errors only, unless the level is DEBUG.
-CHATTY = ("kafka", "aiokafka")
-#: The project's own packages: their tracebacks mean a fault in the hub and are kept.
-OWN = ("hub", "adapters", "streams")
-
-
-class LibraryTracebacksAsOneLine(logging.Formatter):
-    """A library's traceback (a Kafka client losing its connection while the broker
-    restarts) is one line naming the exception, unless the level is DEBUG: the library
-    recovers on its own, and the operator needs what happened, not where in its code."""
-
-    def __init__(self, fmt: str, *, keep_all: bool) -> None:
-        super().__init__(fmt)
-        self.keep_all = keep_all
-
-    def format(self, record: logging.LogRecord) -> str:
-        own = record.name.split(".", 1)[0] in OWN
-        if self.keep_all or own or not record.exc_info or record.exc_info[1] is None:
-            return super().format(record)
-        exc = record.exc_info[1]
-        summary = logging.LogRecord(
-            record.name,
-            record.levelno,
-            record.pathname,
-            record.lineno,
-            f"{record.getMessage()} ({type(exc).__name__}: {exc})",
-            None,
-            None,
-        )
-        summary.created, summary.msecs = record.created, record.msecs
-        return super().format(summary)
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr at `level` (HUB_LOG_LEVEL), with the time and the logger's name.
-
-    Once per process, before any command runs: when the root logger already has a
-    handler (a host application, a test runner, an earlier call) nothing changes.
-    """
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    numeric = logging.getLevelName(level.upper())
-    handler.setFormatter(LibraryTracebacksAsOneLine(LOG_FORMAT, keep_all=numeric <= logging.DEBUG))
-    root.addHandler(handler)
-    root.setLevel(numeric)
-    if numeric > logging.DEBUG:
-        for name in CHATTY:
-            logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a supervisor's stop: systemd, Docker, Kubernetes) does in the block what
+    Ctrl-C does: it raises KeyboardInterrupt in the main thread, so the command stops the
+    same clean way and says the same. Commands that handle Ctrl-C use it."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class AgreementHolder:

@@ -188,8 +188,7 @@ def run_demo(base: HubSettings, agreement: Agreement) -> None:
 
 def _start(settings: HubSettings, service: str) -> subprocess.Popen[bytes]:
     """`hub streams SERVICE` in its own session, logging to .demo/SERVICE.log."""
-    env = dict(os.environ)
-    env["HUB_WORKER_DATA"] = str(settings.worker_data)
+    env = settings.to_env()  # the demo's settings, its log level and format too
     log = (DEMO_DIR / f"{service}.log").open("ab")
     with log:
         return subprocess.Popen(

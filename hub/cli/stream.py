@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from hub.cli.common import current_agreement, friendly
-from hub.errors import HubError
+from hub.cli.common import current_agreement, friendly, sigterm_as_ctrl_c
+from hub.errors import require_extra
 from hub.settings import HubSettings
 
 
@@ -20,14 +20,14 @@ def streams() -> None:
 
 
 @streams.command("worker")
-@click.option("--loglevel", default="info", show_default=True, help="Faust's own log level.")
 @click.pass_obj
 @friendly
-def streams_worker(settings: HubSettings, loglevel: str) -> None:
-    """Run the Faust worker: dedup, count, serve /metrics (HUB_METRICS_PORT)."""
+def streams_worker(settings: HubSettings) -> None:
+    """Run the Faust worker: dedup, count, serve /metrics (HUB_METRICS_PORT), until SIGTERM
+    or Ctrl-C. It logs as every command does (`hub --log-level`, HUB_LOG_LEVEL)."""
     from streams.worker import run_worker
 
-    run_worker(settings, current_agreement(), loglevel)
+    run_worker(settings, current_agreement())
 
 
 @streams.command("publisher")
@@ -35,10 +35,16 @@ def streams_worker(settings: HubSettings, loglevel: str) -> None:
 @friendly
 def streams_publisher(settings: HubSettings) -> None:
     """Publish closed periods on the agreement's timetable; serve the published trends as
-    metrics (HUB_PUBLISHER_METRICS_PORT)."""
+    metrics (HUB_PUBLISHER_METRICS_PORT), until SIGTERM or Ctrl-C."""
     from streams.publish.run import run_publisher
 
-    run_publisher(settings, current_agreement())
+    agreement = current_agreement()
+    with sigterm_as_ctrl_c():  # also while it waits for the worker's changelog
+        try:
+            run_publisher(settings, agreement)
+        except KeyboardInterrupt:
+            pass
+    click.echo("publisher stopped", err=True)
 
 
 @streams.command("replay-deferred")
@@ -151,7 +157,9 @@ def publish(
     show_default=True,
     help="CSV with a header, or one JSON object per line.",
 )
-@click.option("--follow", is_flag=True, help="Keep printing new publications until Ctrl-C.")
+@click.option(
+    "--follow", is_flag=True, help="Keep printing new publications until SIGTERM or Ctrl-C."
+)
 @click.pass_obj
 @friendly
 def subscribe(
@@ -161,7 +169,8 @@ def subscribe(
     defaults to partnership.trends.v1). Suppressed cells have an empty count and suppressed=True."""
     from hub.subscribe import subscribe as run_subscribe
 
-    printed = run_subscribe(settings, topic, since, fmt, follow)
+    with sigterm_as_ctrl_c():
+        printed = run_subscribe(settings, topic, since, fmt, follow)
     click.echo(f"{printed} published cells", err=True)
 
 
@@ -174,13 +183,8 @@ def subscribe(
 @friendly
 def report(settings: HubSettings, period: str, out: Path) -> None:
     """Write the board pack for a published period: one self-contained HTML file."""
-    try:
-        from hub.report import write_pack
-    except ImportError as exc:
-        raise HubError(
-            f"`hub report` needs the report extra ({exc.name} is missing):"
-            " pip install 'online-risk-hub[report]' (make setup installs it)"
-        ) from exc
+    require_extra("report", "`hub report`")
+    from hub.report import write_pack
     from hub.subscribe import published_rows
 
     agreement = current_agreement()

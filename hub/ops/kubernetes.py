@@ -300,6 +300,8 @@ def _client_env(plan: Plan, settings: HubSettings, principal: str) -> list[dict[
         "HUB_CASE_PARTITIONS": str(settings.case_partitions),
         "HUB_REPLICATION_FACTOR": str(plan.replication),
         "HUB_METRICS_HOST": "0.0.0.0",  # noqa: S104 - scraped from other pods
+        # One JSON object per log line, for the cluster's log collector.
+        "HUB_LOG_FORMAT": "json",
     }
     secret = {"secretKeyRef": {"name": user, "key": "password"}}
     return [*_env(plain), {"name": "HUB_SASL_PASSWORD", "valueFrom": secret}]

@@ -127,3 +127,61 @@ class WorkerProcess:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def signal_group(
+    proc: subprocess.Popen[bytes], signum: int, within: float = 60
+) -> tuple[int, float]:
+    """Send `signum` to the process group of `proc` (started in its own session); its exit
+    status and the seconds it took. AssertionError (after SIGKILL) when it outlives `within`."""
+    sent = time.monotonic()
+    os.killpg(proc.pid, signum)
+    try:
+        code = proc.wait(within)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        raise AssertionError(f"still running {within} s after signal {signum}") from None
+    return code, time.monotonic() - sent
+
+
+class Started:
+    """`hub ARGS...` started in its own session, stdout and stderr each in a file, for a
+    test that waits for a line, then stops it with a signal as a supervisor would."""
+
+    def __init__(self, settings: HubSettings, folder: Path, *args: str) -> None:
+        self.out = folder / f"{args[0]}-{time.monotonic_ns()}.out"
+        self.err = self.out.with_suffix(".err")
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", *args],
+                env=settings_env(settings),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Until `text` is on its stdout or stderr; AssertionError when it exits first."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stdout() + self.stderr():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exited {self.proc.returncode}: {self.stderr()[-3000:]}")
+            assert time.monotonic() < deadline, f"no {text!r} in {timeout} s: {self.stderr()}"
+            time.sleep(0.1)
+
+    def signal(self, signum: int, within: float = 60) -> tuple[int, float]:
+        """Send `signum`; its exit status and the seconds it took (SIGKILL after `within`)."""
+        return signal_group(self.proc, signum, within)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
