@@ -5,7 +5,9 @@ exports use; maps the agency's own vocabulary (event types, risk terms,
 outcomes, ...) to the hub's codes; lists the date formats to try, the text
 encodings to try, which fields hold identifiers, and which event fields the
 data-sharing agreement lets this agency share. Shipped profiles live in
-``adapters/profiles/``; `load_profile` takes a shipped name or a path.
+``adapters/profiles/``; `load_profile` takes a shipped name or a path and reads it by
+YAML 1.2 rules (`hub.yamlfile`): an export's ``Yes``/``No``/``on``/``off`` written as
+unquoted keys of a value map stay those words. Its errors name the file and line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,6 +38,7 @@ from hub.models import (
     Sex,
     Vulnerability,
 )
+from hub.yamlfile import read_yaml
 
 PROFILES_DIR = resources.profiles()
 
@@ -196,21 +198,21 @@ def load_profile(name_or_path: str | Path) -> Profile:
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = read_yaml(path)
     except OSError as exc:
         known = ", ".join(shipped_profiles())
         raise ConfigError(
             f"no profile {name_or_path!r} ({exc}); shipped profiles: {known}"
         ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     try:
-        return Profile.model_validate(data)
+        return Profile.model_validate(document.data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+            f"{document.where(error['loc'])}: {'.'.join(str(p) for p in error['loc'])}:"
+            f" {error['msg']}"
+            for error in exc.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(problems) from exc
 
 
 def sharing_scope(

@@ -9,7 +9,10 @@ check finds the mistake it exists for in a copy with that mistake planted.
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,16 +29,41 @@ from hub.agreement.model import check_agreement
 from hub.cli import main
 from hub.ops.broker import kafka_version
 from hub.settings import HubSettings
+from tests.support.locks import lock_at, normal, read_lock
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+IMAGE_LOCK = REPO / "deploy" / "docker" / "requirements.txt"
+#: Packages of the dev extra that nothing else needs: the test, lint and lock tools.
+DEV_TOOLS = {"pytest", "hypothesis", "ruff", "mypy", "import-linter", "deptry", "pip-audit", "uv"}
 HUB_IMAGE = "online-risk-hub:"
 SECRET_KEY = re.compile(r"PASSWORD|PASSPHRASE|TOKEN|SECRET|CREDENTIAL", re.IGNORECASE)
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 Doc = dict[str, Any]
+
+
+def schema_problems(path: Path) -> list[str]:
+    """check-jsonschema's findings for a compose file against the Compose Specification
+    schema it ships (``vendor.compose-spec``). Run behind an unreachable proxy, so the
+    check cannot fetch anything: it passes only on the vendored schema."""
+    offline = "http://127.0.0.1:9"
+    env = os.environ | {"HTTP_PROXY": offline, "HTTPS_PROXY": offline, "NO_PROXY": ""}
+    run = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec"]
+        + ["--no-cache", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if run.returncode == 0:
+        assert "validation done" in run.stdout, run.stdout
+        return []
+    found = [line.strip() for line in run.stdout.splitlines() if "::" in line]
+    return found or [(run.stdout + run.stderr).strip()]
 
 
 def load_compose() -> Doc:
@@ -318,7 +346,7 @@ def secret_problems(services: dict[str, dict[str, Any]]) -> list[str]:
     return problems
 
 
-def dockerfile_problems(text: str, doc: Doc) -> list[str]:
+def dockerfile_problems(text: str, doc: Doc, lock: str) -> list[str]:
     joined = re.sub(r"\\\n", " ", text)
     steps = [line.split(None, 1) for line in joined.splitlines() if line.strip() and line[0] != "#"]
     instructions = [(op.upper(), rest.strip()) for op, rest in steps]
@@ -331,32 +359,65 @@ def dockerfile_problems(text: str, doc: Doc) -> list[str]:
     if not users or users[-1] in ("root", "0"):
         problems.append("runs as root")
     (install,) = [rest for op, rest in instructions if op == "RUN" and "pip install" in rest]
-    if "-c constraints.txt" not in install:
-        problems.append("pip install without -c constraints.txt")
-    match = re.search(r"\.\[([\w,-]+)\]", install)
-    extras = set(match[1].split(",")) if match else set()
+    if f"--require-hashes --no-deps -r {IMAGE_LOCK.relative_to(REPO)}" not in install:
+        problems.append(f"third-party packages not installed hash-checked from {IMAGE_LOCK.name}")
+    if not install.endswith("pip install --no-deps --no-build-isolation ."):
+        problems.append("the hub is not installed last, from the checkout, with the locked backend")
+    return problems + image_lock_problems(lock, doc)
+
+
+def image_lock_problems(lock: str, doc: Doc) -> list[str]:
+    """The image's lock holds the hub's dependencies and the extras the services need,
+    at the pins of constraints.txt, each with its hashes; no dev package."""
     env = {k: v for s in hub_services(doc).values() for k, v in environment(s).items()}
     # report: `docker compose run --rm publisher report ...` (docs/deploy.md)
-    needed = {"report"}
-    needed |= {"confluent"} if env.get("HUB_PUBLISHER") == "confluent" else set()
-    if not needed <= extras or "dev" in extras:
-        problems.append(f"installs extras {sorted(extras)}, needs {sorted(needed)} and not dev")
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pinned = {
-        normal(line.split("==")[0]) for line in (REPO / "constraints.txt").read_text().split()
-    }
-    wanted = project["dependencies"] + [
-        r for extra in extras for r in project["optional-dependencies"].get(extra, [])
-    ]
-    problems += [f"{r} is not pinned" for r in wanted if normal(Requirement(r).name) not in pinned]
+    extras = {"report"} | ({"confluent"} if env.get("HUB_PUBLISHER") == "confluent" else set())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    wanted += [Requirement(r) for e in sorted(extras) for r in project["optional-dependencies"][e]]
+    wanted += [Requirement(r) for r in pyproject["build-system"]["requires"]]
+    pins, full = read_lock(lock), lock_at(REPO / "constraints.txt")
+    problems = [f"{r} is not locked" for r in wanted if normal(r.name) not in pins]
+    problems += [f"installs {name} (dev)" for name in sorted(DEV_TOOLS & set(pins))]
+    for name, pinned in pins.items():
+        versions = {p.version for p in pinned}
+        if versions != {p.version for p in full.get(name, [])}:
+            problems.append(f"{name} {sorted(versions)}: not the version of constraints.txt")
+        problems += [f"{name}: no hash" for p in pinned if not p.hashes]
     return problems
 
 
-def normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 # --- the shipped files -------------------------------------------------------------
+
+
+def test_the_file_follows_the_compose_specification() -> None:
+    assert schema_problems(COMPOSE) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (["servces"], {}, "'servces' does not match any of the regexes"),
+        (
+            ["services", "worker", "depends_on", "kafka", "condition"],
+            "service_ready",
+            "depends_on: {'kafka': {'condition': 'service_ready'}",
+        ),
+        (
+            ["services", "worker", "healthcheck", "intervall"],
+            "5s",
+            "healthcheck: 'intervall' does not match any of the regexes",
+        ),
+    ],
+)
+def test_the_schema_check_finds_a_planted_mistake(
+    tmp_path: Path, path: list[str], value: Any, fragment: str
+) -> None:
+    planted = tmp_path / "docker-compose.yml"
+    planted.write_text(yaml.safe_dump(mutated(path, value)), encoding="utf-8")
+    problems = schema_problems(planted)
+    assert any(fragment in p for p in problems), problems
 
 
 def test_every_hub_service_runs_a_real_hub_command() -> None:
@@ -403,7 +464,7 @@ def test_no_secret_in_the_file() -> None:
 
 
 def test_dockerfile_installs_the_pinned_hub_with_the_extras_needed() -> None:
-    assert dockerfile_problems(DOCKERFILE.read_text(), load_compose()) == []
+    assert dockerfile_problems(DOCKERFILE.read_text(), load_compose(), IMAGE_LOCK.read_text()) == []
 
 
 # --- each check finds its mistake --------------------------------------------------
@@ -428,7 +489,13 @@ def ports_of(*change: Any) -> list[str]:
 
 
 def dockerfile_with(old: str, new: str) -> list[str]:
-    return dockerfile_problems(DOCKERFILE.read_text().replace(old, new), load_compose())
+    return dockerfile_problems(
+        DOCKERFILE.read_text().replace(old, new), load_compose(), IMAGE_LOCK.read_text()
+    )
+
+
+def image_lock_with(old: str, new: str) -> list[str]:
+    return image_lock_problems(IMAGE_LOCK.read_text().replace(old, new), load_compose())
 
 
 WORKER, GRAFANA = ["services", "worker"], ["services", "grafana"]
@@ -474,8 +541,14 @@ MISTAKES: dict[str, Callable[[], list[str]]] = {
     "default password": lambda: secret_problems(
         mutated([*GRAFANA_ENV, "GF_SECURITY_ADMIN_PASSWORD"], "${PW:-admin}")["services"]
     ),
-    "report extra missing": lambda: dockerfile_with("'.[report]'", "'.'"),
-    "constraints missing": lambda: dockerfile_with("-c constraints.txt ", ""),
+    "report extra missing": lambda: image_lock_with("\nmatplotlib==", "\n# matplotlib=="),
+    "dev package locked": lambda: image_lock_problems(
+        (REPO / "constraints.txt").read_text(), load_compose()
+    ),
+    "another version": lambda: image_lock_with("\ncroniter==7.0.0", "\ncroniter==7.0.1"),
+    "no hash": lambda: image_lock_with(" \\\n    --hash=", " #"),
+    "hashes not required": lambda: dockerfile_with("--require-hashes ", ""),
+    "editable hub": lambda: dockerfile_with("isolation .", "isolation -e ."),
     "root user": lambda: dockerfile_with("USER hub", "USER root"),
 }
 

@@ -19,18 +19,22 @@ import shutil
 import site
 import subprocess
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 from hub.codec import versions
 from hub.ops.broker import kafka_version
 from hub.resources import DATA_PACKAGE
 from hub.schema_check import schema_names
 from tests.support.events import sample_event
+from tests.support.locks import lock_at, normal
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
@@ -216,3 +220,48 @@ def test_kafka_python_checks_batches_with_the_c_crc32c() -> None:
     assert util.crc32c_c is not None
     data = memoryview(bytes(range(256)) * 16)
     assert util.calc_crc32c(data) == util.crc32c_py(data)
+
+
+def test_the_lock_pins_every_requirement_with_hashes_and_the_exact_build_backend() -> None:
+    """constraints.txt (`make constraints`) satisfies every requirement of pyproject.toml,
+    its extras and [build-system], and every pin carries the hashes pip checks."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    project = pyproject["project"]
+    wanted = [*project["dependencies"], *pyproject["build-system"]["requires"]]
+    wanted += [r for extra in project["optional-dependencies"].values() for r in extra]
+    lock = lock_at(REPO / "constraints.txt")
+    for text in wanted:
+        requirement = Requirement(text)
+        pins = lock.get(normal(requirement.name), [])
+        assert pins, f"{text} is not in constraints.txt"
+        assert all(requirement.specifier.contains(p.version) for p in pins), (text, pins)
+    assert all(pin.hashes for pins in lock.values() for pin in pins)
+    (backend,) = pyproject["build-system"]["requires"]
+    assert str(Requirement(backend).specifier) == f"=={lock['setuptools'][0].version}"
+
+
+def test_pip_check_reports_only_the_overridden_requirements() -> None:
+    """`pip check` on this environment reports nothing but what constraints-overrides.txt
+    overrides (mode-streaming's croniter<6), and the code behind that runs on the
+    locked croniter."""
+    overridden = {
+        normal(Requirement(line).name)
+        for line in (REPO / "constraints-overrides.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    check = subprocess.run(
+        [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, check=False
+    )
+    reported = [line for line in check.stdout.splitlines() if " has requirement " in line]
+    assert reported, check.stdout
+    for line in reported:
+        needed = Requirement(line.split(" has requirement ")[1].split(", but ")[0])
+        assert normal(needed.name) in overridden, line
+
+    from importlib.metadata import version
+
+    from mode.utils.cron import secs_for_next
+
+    assert version("croniter").startswith("7.")
+    assert 0 < secs_for_next("*/5 * * * *", UTC) <= 300
+    assert 0 < secs_for_next("0 9 * * *") <= 86400

@@ -20,8 +20,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-import yaml
-
 from adapters.profile import PROFILES_DIR, Profile, SourceField, vocabulary_key
 from adapters.synth.cases import (
     DISTRICTS,
@@ -40,6 +38,7 @@ from hub.models import (
     Sex,
     Vulnerability,
 )
+from hub.yamlfile import YamlSyntaxError, read_yaml
 
 #: Postcode district -> the town an anonymous service records as the user's area, and
 #: that area's code in the example agreement (deploy/agreement/example.yaml, ``areas:``).
@@ -175,8 +174,8 @@ def _accented_children() -> list[Child]:
 def _spellings(profile: Profile) -> dict[str, dict[str, str]]:
     """The shipped profile's own spelling of each term (the loaded profile holds them folded)."""
     try:
-        raw = yaml.safe_load((PROFILES_DIR / f"{profile.agency}.yaml").read_text("utf-8"))
-    except (OSError, yaml.YAMLError):
+        raw = read_yaml(PROFILES_DIR / f"{profile.agency}.yaml").data
+    except (OSError, YamlSyntaxError):
         return {}
     values = raw.get("values") if isinstance(raw, dict) else None
     if not isinstance(values, dict):

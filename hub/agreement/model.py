@@ -7,8 +7,9 @@ which topic (invariant 7), the principals of the hub's own services (workers,
 publisher), retention, the partnership's local risk codes and its areas (the
 closed vocabulary of area values an agency may send: `hub.areas`).
 ACLs, topic configs, the publisher's schedule and lateness metrics are derived
-from it. `check_agreement` (behind ``hub agreement check FILE``) lists every
-problem with its location; `load_agreement` raises them all at once.
+from it. The file is read by YAML 1.2 rules (`hub.yamlfile`). `check_agreement` (behind
+``hub agreement check FILE``) lists every problem as ``<file>:<line>: <key>: <message>``;
+`load_agreement` raises them all at once.
 
 Cron expressions are evaluated on local wall-clock time in the agreement's
 timezone, so "0 9 10 * *" in Europe/London is 09:00 local in winter (09:00
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from croniter import croniter
 from pydantic import (
     BaseModel,
@@ -46,6 +46,7 @@ from hub.models import AgencyType
 from hub.periods import period_before, period_containing
 from hub.settings import case_topic_name
 from hub.taxonomy import CELLS, LocalCode, Taxonomy, TaxonomyError
+from hub.yamlfile import YamlSyntaxError, read_yaml
 
 Loc = tuple[str | int, ...]
 _TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
@@ -654,18 +655,17 @@ def format_loc(loc: Loc) -> str:
 
 def _parse(path: Path) -> Agreement:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = read_yaml(path)
     except OSError as exc:
         raise AgreementError([f"{path}: (file): cannot read it: {exc.strerror or exc}"]) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        reason = re.sub(r"\s+", " ", str(getattr(exc, "problem", None) or exc))
-        raise AgreementError([f"{path}: {where}: not valid YAML: {reason}"]) from exc
+    except YamlSyntaxError as exc:
+        raise AgreementError([str(exc)]) from exc
     try:
-        return Agreement.model_validate(data)
+        return Agreement.model_validate(document.data)
     except ValidationError as exc:
-        problems = [f"{path}: {format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{document.where(e['loc'])}: {format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()
+        ]
         raise AgreementError(problems) from exc
 
 
@@ -675,7 +675,9 @@ def load_agreement(path: str | Path) -> Agreement:
 
 
 def check_agreement(path: str | Path) -> list[str]:
-    """One "<file>: <location>: <message>" line per problem; empty when the agreement is fine."""
+    """One "<file>:<line>: <location>: <message>" line per problem (a file that cannot be
+    read: "<file>: (file): ..."; not YAML: "<file>:<line>:<column>: not valid YAML: ...");
+    empty when the agreement is fine."""
     try:
         _parse(Path(path))
     except AgreementError as exc:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +39,18 @@ def write(tmp_path: Path, data: object) -> Path:
     path = tmp_path / "agreement.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def assert_at_its_line(path: Path, problem: str) -> tuple[str, str]:
+    """(location, message) of a "<file>:<line>: <location>: <message>" problem whose line
+    is where the location's last key, or its list item, is written in `path`."""
+    where, loc, message = problem.split(": ", 2)
+    file, line = where.rsplit(":", 1)
+    assert file == str(path), problem
+    text = path.read_text(encoding="utf-8").splitlines()[int(line) - 1]
+    last = re.findall(r"[a-z_]+|\[\d+\]", loc)[-1]
+    assert f"{last}:" in text or text.lstrip().startswith("- "), (problem, text)
+    return loc, message
 
 
 def with_schedule(cron: str) -> Agreement:
@@ -115,11 +128,7 @@ def test_a_broken_agreement_reports_every_problem_with_its_location(tmp_path: Pa
 
     problems = check_agreement(path)
 
-    found: dict[str, str] = {}
-    for line in problems:
-        file, loc, message = line.split(": ", 2)
-        assert file == str(path)
-        found[loc] = message
+    found = dict(assert_at_its_line(path, line) for line in problems)
     assert set(found) == set(EXPECTED_LOCATIONS), problems
     for loc, fragment in EXPECTED_LOCATIONS.items():
         assert fragment in found[loc], (loc, found[loc])
@@ -154,8 +163,8 @@ def test_a_broken_agreement_reports_every_problem_with_its_location(tmp_path: Pa
 def test_field_rules(tmp_path: Path, change: dict[str, object], loc: str, fragment: str) -> None:
     data = example_data()
     data.update(change)
-    [problem] = check_agreement(write(tmp_path, data))
-    assert problem.startswith(f"{tmp_path / 'agreement.yaml'}: {loc}: ")
+    [problem] = check_agreement(path := write(tmp_path, data))
+    assert assert_at_its_line(path, problem)[0] == loc
     assert fragment in problem
 
 
@@ -211,8 +220,8 @@ def test_area_problems_are_each_reported_with_their_location(tmp_path: Path) -> 
         {"name": "No code"},
         {"code": "stourbridge", "name": "Stourbridge", "aliases": ["DY8 1AB"], "ward": 1},
     ]
-    problems = [line.split(": ", 2)[1:] for line in check_agreement(write(tmp_path, data))]
-    found = {loc: message for loc, message in problems}
+    path = write(tmp_path, data)
+    found = dict(assert_at_its_line(path, line) for line in check_agreement(path))
     expected = {
         "areas[1].name": "'DUDLEY' already names the area 'dudley' (areas[0])",
         "areas[2].code": "should match pattern",
@@ -225,7 +234,7 @@ def test_area_problems_are_each_reported_with_their_location(tmp_path: Path) -> 
         "areas[9].aliases": "a full postcode is not an area",
         "areas[9].ward": "Extra inputs are not permitted",
     }
-    assert set(found) == set(expected), problems
+    assert set(found) == set(expected), found
     for loc, fragment in expected.items():
         assert fragment in found[loc], (loc, found[loc])
 
@@ -237,11 +246,16 @@ def test_unreadable_and_invalid_yaml_files_are_reported(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("partnership: [unclosed\n", encoding="utf-8")
     [problem] = check_agreement(bad)
-    assert problem.startswith(f"{bad}: line 2, column 1: not valid YAML")
+    assert problem.startswith(f"{bad}:2:1: not valid YAML: expected ',' or ']'")
+    assert problem.endswith("(while parsing a flow sequence at line 1)")
     empty = tmp_path / "empty.yaml"
     empty.write_text("", encoding="utf-8")
     [problem] = check_agreement(empty)
     assert problem.startswith(f"{empty}: (top level): ")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("partnership: a\ntimezone: UTC\npartnership: b\n", encoding="utf-8")
+    [problem] = check_agreement(twice)
+    assert problem.startswith(f'{twice}:3:1: not valid YAML: found duplicate key "partnership"')
 
 
 def test_format_loc() -> None:
@@ -342,14 +356,15 @@ def test_agreement_check_command(tmp_path: Path) -> None:
     )
     bad = hub(HubSettings(), "agreement", "check", str(broken))
     assert bad.returncode == 1
-    assert f"{broken}: timezone: " in bad.stderr and "Mars/Base" in bad.stderr
+    line = 1 + broken.read_text().splitlines().index("timezone: Mars/Base")
+    assert f"{broken}:{line}: timezone: " in bad.stderr and "Mars/Base" in bad.stderr
 
     # With HUB_AGREEMENT naming the broken file: a command that needs the agreement says
     # what is wrong with it; one that does not, runs.
     settings = HubSettings(agreement=broken)
     refused = hub(settings, "security", "acls")
     assert refused.returncode == 1
-    assert refused.stderr.startswith(f"error: {broken}: timezone: ")
+    assert refused.stderr.startswith(f"error: {broken}:{line}: timezone: ")
     assert "Traceback" not in refused.stderr
     checked = hub(settings, "agreement", "check", "deploy/agreement/example.yaml")
     assert checked.returncode == 0, checked.stderr
