@@ -82,7 +82,7 @@ def test_each_documented_code_from_a_real_run(tmp_path: Path) -> None:
     )
     assert unreadable.returncode == 1, unreadable.stderr
     assert (
-        unreadable.stderr.startswith(f"error: {bad}: line 2")
+        unreadable.stderr.startswith(f"error: {bad}:2:")
         and "Traceback" not in unreadable.stderr
     )
 
