@@ -57,8 +57,9 @@ def _settings() -> HubSettings:
             given = error.get("input")
             shown = f" (given {given!r})" if isinstance(given, str | int | float) else ""
             lines.append(f"error: {name}{shown}: {error['msg']}")
-        help_text = "see `hub --help` and docs/deploy.md for the HUB_* settings"
-        click.secho("\n".join([*lines, help_text]), fg="red", err=True)
+        # One line per bad variable; the last says where the settings are described.
+        lines[-1] += " (HUB_* settings: `hub --help`, docs/deploy.md)"
+        click.secho("\n".join(lines), fg="red", err=True)
         sys.exit(2)
 
 

@@ -66,5 +66,5 @@ def test_a_bad_setting_is_one_line_and_exit_status_2() -> None:
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    first = result.stderr.splitlines()[0]
-    assert first.startswith("error: HUB_BROKER_PORT (given 'abc'): "), result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: HUB_BROKER_PORT (given 'abc'): "), result.stderr
