@@ -81,10 +81,7 @@ def test_each_documented_code_from_a_real_run(tmp_path: Path) -> None:
         "adapter", "check", "--profile", "generic", str(export), HUB_AGREEMENT=str(bad)
     )
     assert unreadable.returncode == 1, unreadable.stderr
-    assert (
-        unreadable.stderr.startswith(f"error: {bad}:2:")
-        and "Traceback" not in unreadable.stderr
-    )
+    assert unreadable.stderr.startswith(f"error: {bad}:2:") and "Traceback" not in unreadable.stderr
 
     setting = run("broker", "status", HUB_BROKER_PORT="abc")
     assert setting.returncode == 2 and setting.stderr.startswith("error: HUB_BROKER_PORT")
