@@ -141,7 +141,7 @@ def derived_acls(agreement: Agreement, settings: HubSettings) -> list[Grant]:
     Nobody is granted anything on the cluster resource. An idempotent producer (the
     adapters', the publisher's) needs no IDEMPOTENT_WRITE there: since Kafka 2.8 (KIP-679)
     the broker allows it to any principal that may WRITE some topic, and the hub's broker
-    is Kafka 3.9 (deploy/kafka/pom.xml). Nor do the workers need CREATE there: CREATE on
+    is Kafka 4.4 (deploy/kafka/pom.xml). Nor do the workers need CREATE there: CREATE on
     a topic's name lets a principal create that topic.
     """
     app = settings.worker_app_id

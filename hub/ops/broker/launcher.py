@@ -72,6 +72,10 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
+# Records a client stamps (CreateTime) are taken however far ahead of this broker's
+# clock, as Kafka 3.x took them; Kafka 4 refuses those more than an hour ahead. The
+# tests move the clients' clocks days on (libfaketime), never the broker's.
+log.message.timestamp.after.max.ms=9223372036854775807
 """
 
 # With HUB_BROKER_SASL_PORT: a second listener where clients log in with SCRAM
@@ -128,7 +132,33 @@ _OPERATOR = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 _SCRAM_MECHANISM = "SCRAM-SHA-512"
 _SCRAM_ITERATIONS = 8192
 
-_LOG4J = """\
+# Kafka 4 logs with log4j 2; the 3.x line with log4j 1 (reload4j). One file
+# logger either way: logs/server.log, 20 MB, three rolled files kept. log4j 2's
+# own shutdown hook is off: it would close the log while the broker still writes
+# its last lines on SIGTERM (each line is flushed as it is written).
+_LOG4J2 = """\
+status = warn
+shutdownHook = disable
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {logs}/server.log
+appender.file.filePattern = {logs}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.raft.name = org.apache.kafka.raft
+logger.raft.level = WARN
+"""
+
+_LOG4J1 = """\
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
 log4j.appender.file.File={logs}/server.log
@@ -253,14 +283,15 @@ class Broker:
             self.state.chmod(0o700)
         self.logs.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        self._format_once(java, artifacts)
+        logging_option = self._write_logging(artifacts.version)
+        self._format_once(java, artifacts, logging_option)
 
         out = (self.logs / "broker.out").open("ab")
         with out:
             proc = subprocess.Popen(
                 [
                     java,
-                    *self._jvm_options(),
+                    *self._jvm_options(logging_option),
                     "-cp",
                     artifacts.classpath,
                     "kafka.Kafka",
@@ -283,7 +314,7 @@ class Broker:
             raise
         return self._status(True, proc.pid)
 
-    def _jvm_options(self) -> list[str]:
+    def _jvm_options(self, logging_option: str) -> list[str]:
         heap = self.settings.broker_heap
         return [
             f"-Xmx{heap}",
@@ -292,7 +323,7 @@ class Broker:
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.logs}",
-            f"-Dlog4j.configuration=file:{self.state / 'log4j.properties'}",
+            logging_option,
         ]
 
     def _write_config(self) -> None:
@@ -324,9 +355,20 @@ class Broker:
             values["security"] = "a SASL_PLAINTEXT listener beside the plain one"
             overlay = _SASL_PROPERTIES.format(**values)
         _write_private(self.config, _overlaid(_SERVER_PROPERTIES.format(**values), overlay))
-        (self.state / "log4j.properties").write_text(_LOG4J.format(logs=self.logs))
 
-    def _format_once(self, java: str, artifacts: KafkaArtifacts) -> None:
+    def _write_logging(self, version: str) -> str:
+        """Write the logging configuration for Kafka `version` and return the JVM option
+        that names it: log4j 2 from Kafka 4 on, log4j 1 (reload4j) before."""
+        logs = _properties_value(str(self.logs))
+        if _major(version) >= 4:
+            path = self.state / "log4j2.properties"
+            path.write_text(_LOG4J2.format(logs=logs))
+            return f"-Dlog4j2.configurationFile={path}"
+        path = self.state / "log4j.properties"
+        path.write_text(_LOG4J1.format(logs=logs))
+        return f"-Dlog4j.configuration=file:{path}"
+
+    def _format_once(self, java: str, artifacts: KafkaArtifacts, logging_option: str) -> None:
         marker = self.state / "scram-operator"
         if (self.data / "meta.properties").exists():
             if self.secured:
@@ -336,7 +378,7 @@ class Broker:
         command = [
             java,
             "-Xmx256m",
-            f"-Dlog4j.configuration=file:{self.state / 'log4j.properties'}",
+            logging_option,
             "-cp",
             artifacts.classpath,
             "kafka.tools.StorageTool",
@@ -528,6 +570,14 @@ def _java_env() -> dict[str, str]:
     """The environment of the Java processes: no HUB_* variable, so no password the
     caller holds in one (Java reads none of them)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+
+
+def _major(version: str) -> int:
+    """The major number of a Kafka version such as 4.4.0."""
+    head = version.split(".", 1)[0]
+    if not head.isdigit():
+        raise BrokerError(f"cannot read the Kafka version {version!r} (deploy/kafka/pom.xml)")
+    return int(head)
 
 
 def _overlaid(base: str, overlay: str) -> str:
