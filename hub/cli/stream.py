@@ -12,6 +12,16 @@ from hub.cli.common import current_agreement, friendly, sigterm_as_ctrl_c
 from hub.errors import require_extra
 from hub.settings import HubSettings
 
+#: `hub subscribe` and `hub audit` print rows the same two ways.
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header, or one JSON object per line.",
+)
+
 
 # --- streams --------------------------------------------------------------------
 @click.group()
@@ -149,14 +159,7 @@ def publish(
 @click.command()
 @click.argument("topic", required=False)
 @click.option("--from", "since", default=None, help="First period: 2026-01 or 2026Q1.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "jsonl"]),
-    default="csv",
-    show_default=True,
-    help="CSV with a header, or one JSON object per line.",
-)
+@_FORMAT
 @click.option(
     "--follow", is_flag=True, help="Keep printing new publications until SIGTERM or Ctrl-C."
 )
@@ -210,14 +213,7 @@ def report(settings: HubSettings, period: str, out: Path) -> None:
     type=click.Choice(["RELEASE", "ACL_APPLY", "KEY_ROTATION", "AGREEMENT_CHANGE", "SUBMISSION"]),
     help="Only entries of this kind (repeatable).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "jsonl"]),
-    default="csv",
-    show_default=True,
-    help="CSV with a header, or one JSON object per line.",
-)
+@_FORMAT
 @click.pass_obj
 @friendly
 def audit(settings: HubSettings, since: datetime | None, kinds: tuple[str, ...], fmt: str) -> None:
