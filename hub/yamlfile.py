@@ -103,8 +103,9 @@ def read_yaml(path: Path) -> YamlDocument:
         reason = f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
         raise YamlSyntaxError(path, None, None, reason) from exc
     try:
-        data = _yaml().load(text)
-        root = _yaml().compose(text)
+        yaml = _yaml()
+        root = yaml.compose(text)  # parsed once: the node tree, then the data built from it
+        data = None if root is None else yaml.constructor.construct_document(root)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)

@@ -119,9 +119,9 @@ class TrendsCollector(Collector):
                 label = period_label(
                     schedule.closes, period_starting(schedule.closes, period_start)
                 )
+                latest_cell = period_start == latest_start
                 for snapshot in mine[period_start].snapshots.values():
                     cell = [name, snapshot["measure"], snapshot["dimension"], snapshot["value"]]
-                    latest_cell = period_start == latest_start
                     if snapshot["suppressed"]:
                         history_suppressed.add_metric([name, label, *cell[1:]], 1)
                         if latest_cell:
