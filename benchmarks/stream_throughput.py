@@ -15,8 +15,9 @@ topics. Then, in the same run, each reading all N events from the start:
 (a) a raw aiokafka consumer (no group) that only decodes each value with
     ``Codec`` (this process);
 (b) a stateless Faust agent that only decodes each event, reading as the worker
-    reads (the worker's app, its topic of bytes, ``stream.events()``, acknowledged
-    per event; a child process, its own app id: ``--role stateless``);
+    reads (``streams.consumer``: the worker's app, its topic of bytes, the buffer
+    taken in one step, acknowledged per event; a child process, its own app id:
+    ``--role stateless``);
 (b0) the same agent as Faust's documentation writes one, on Faust's own consumer and
     stream (``async for value in stream``; ``--role stock``), the (b) of earlier runs;
 (c) the full pipeline, ``streams.app.Worker`` as ``hub streams worker``
@@ -530,9 +531,10 @@ def run_agent(args: argparse.Namespace, app: Any, source: Any, agent: Any, clock
 
 def run_stateless(args: argparse.Namespace) -> None:
     """(b): the decode-only agent reading as the worker reads: the worker's app, the
-    case topics as bytes, ``stream.events()`` with an acknowledgement per event."""
+    case topics as bytes, the stream's buffer taken in one step (``streams.consumer``),
+    an acknowledgement per event."""
     from streams.app import faust_app
-    from streams.consumer import raw_topic
+    from streams.consumer import delivered, raw_topic
 
     settings = child_settings()
     app = faust_app(settings)
@@ -546,6 +548,10 @@ def run_stateless(args: argparse.Namespace) -> None:
             decode(event.value)
             event.ack()
             tick()
+            for waiting in delivered(app, stream):
+                decode(waiting.value)
+                waiting.ack()
+                tick()
 
     run_agent(args, app, raw_topic(app, *case_topics(settings)), decode_only, clock)
 

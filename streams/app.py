@@ -11,6 +11,12 @@ Exactness without a state write per event:
    message to partition p of the record-versions changelog (the changelog
    topic of the Faust table ``record-versions``), and only then are the
    batch's events acknowledged.
+   Each batch also records, per agency topic, the last offset of the partition
+   applied, which is what the publisher waits for; so no event is applied
+   while an earlier offset of its partition is missing (Faust can skip one: its
+   stream drops events it takes while a rebalance or a recovery is under way):
+   the partition is read again from the missing offset first
+   (``streams.consumer.InOrder``).
 3. Faust commits an offset only for acknowledged events, and flushes its
    producer before committing, so a committed offset always has every
    version it produced on the changelog. After a SIGKILL or a rebalance, the
@@ -66,7 +72,7 @@ from hub.errors import CodecError, ImplausibleValueError, UnknownSchemaError
 from hub.kafka.client import min_insync
 from hub.kafka.security import ClientConfig, client_config
 from hub.settings import HubSettings
-from streams import commits, consumer
+from streams import consumer
 from streams.changelog import PartitionLog, partition_of
 from streams.checks import Bounds, Reason
 from streams.deferred import deferred_headers
@@ -147,8 +153,9 @@ def broker_credentials(config: ClientConfig) -> CredentialsT | None:
 
 
 def faust_app(settings: HubSettings) -> faust.App:
-    """The worker's Faust app, connecting with the hub's client configuration, committing
-    only runs of offsets that start at the committed one (``streams.commits``)."""
+    """The worker's Faust app, connecting with the hub's client configuration, delivering
+    each fetched batch in one step and committing only runs of offsets that start at the
+    committed one (``streams.consumer``, ``streams.commits``)."""
     app = faust.App(
         settings.worker_app_id,
         broker=broker_url(settings.bootstrap_servers),
@@ -167,8 +174,10 @@ def faust_app(settings: HubSettings) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
         # Static membership (HUB_WORKER_INSTANCE_ID): a restarted worker rejoins as itself.
         consumer_group_instance_id=settings.worker_instance_id,
+        # The stream takes what is already in its buffer without awaiting it.
+        cython_optimizations=True,
     )
-    return commits.strict(app)
+    return consumer.batched(app)
 
 
 class Worker:
@@ -194,6 +203,8 @@ class Worker:
         self.batch_size = batch_size
         self.on_submission = on_submission
         self.positions: dict[TP, int] = {}  # last offset read per agency-topic partition
+        # Every partition's events applied without a hole, whatever Faust skips.
+        self.in_order = consumer.InOrder(app, self.applied, on_gap=metrics.rereads.inc)
         self.read_count = 0  # events read since start (the watchdog's sign of life)
         self.codec = Codec("case_event", settings.schemas_dir)
         self.pending: dict[int, Pending] = {}
@@ -250,6 +261,11 @@ class Worker:
         app.agent(source, name="record-versions")(self.process)
         app.timer(flush_interval)(self.flush_all)
         app.timer(SWEEP_EVERY)(self.sweep)
+
+    def applied(self, tp: TP) -> int | None:
+        """The last offset of `tp` the changelog records as applied (None: none)."""
+        kept = self.logs.get(tp.partition)
+        return None if kept is None else kept.read.get(tp.topic)
 
     async def flush(self, partition: int) -> None:
         """Write the partition's changed versions as one changelog message, then ack."""
@@ -413,6 +429,7 @@ class Worker:
             await self.flush(partition)
         for tp in revoked:
             self.positions.pop(tp, None)  # the next owner's commits say how far it is read
+        self.in_order.revoked(revoked)
 
     async def process(self, stream: StreamT[bytes]) -> None:
         # A coroutine, not a generator: nothing is yielded per event, so Faust has no
@@ -423,10 +440,16 @@ class Worker:
         stream.enable_acks = False
         async for event in stream.events():
             await self.take(event)
+            for waiting in consumer.delivered(self.app, stream):
+                await self.take(waiting)
 
     async def take(self, event: EventT[bytes]) -> None:
-        """Apply one event to its partition's state; flush the partition's batch when full."""
+        """Apply one event to its partition's state; flush the partition's batch when full.
+        An event that comes before an earlier one of its partition was applied is left to
+        be read again (``streams.consumer.InOrder``)."""
         message = event.message
+        if not await self.in_order.admit(message):
+            return
         self.metrics.consumed.inc()
         self.read_count += 1
         self.positions[message.tp] = message.offset

@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import faust
 from faust.transport.drivers.aiokafka import Consumer, Transport
-from faust.types import TP
+from faust.types import TP, Message
 from faust.utils.functional import consecutive_numbers
 
 
 class StrictConsumer(Consumer):
     """Faust's aiokafka consumer, committing only from the committed offset on."""
+
+    def forget(self, message: Message) -> None:
+        """Stop waiting for `message`'s acknowledgement: it is not applied, and will be
+        read again (a rebalance waits for every message it tracks)."""
+        self._unacked_messages.discard(message)
 
     def _new_offset(self, tp: TP) -> int | None:
         acked: list[int] = self._acked[tp]

@@ -93,6 +93,13 @@ class WorkerMetrics:
             " the batches and snapshot before it (compaction then deletes those).",
             registry=registry,
         )
+        self.rereads = Counter(
+            "hub_worker_rereads",
+            "Times an event of a partition came before one of its earlier offsets had been"
+            " applied, and the partition was read again from that offset (streams.consumer"
+            " .InOrder): nothing was lost, but Faust had skipped an event.",
+            registry=registry,
+        )
         self._by_kind = {
             "duplicate": self.duplicates,
             "replay": self.duplicates,
