@@ -41,13 +41,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.types import TP, AppT, EventT, Message, StreamT, TopicT
-from mode import ServiceT
+from faust.types import TP, AppT, EventT, Message, ServiceT, StreamT, TopicT
 
 from streams.commits import StrictConsumer, StrictTransport
 
@@ -60,14 +59,47 @@ YIELD_EVERY = 100
 class BatchConsumer(StrictConsumer):
     """``StrictConsumer``, delivering what it fetched a batch at a time."""
 
-    #: Partitions sought since the batch being delivered was fetched.
-    _sought: set[TP]
+    #: Seeks made so far: a batch fetched before a partition's latest seek is stale for it.
+    _seeks: int = 0
+    #: Per partition sought, the count of seeks at its latest seek and the offset (None:
+    #: not known yet, or none committed).
+    _sought: dict[TP, tuple[int, int | None]]
+    #: Held while partitions are sought to their committed offsets.
+    _seeking: asyncio.Lock | None = None
+
+    def _lock(self) -> asyncio.Lock:
+        if self._seeking is None:
+            self._seeking = asyncio.Lock()
+        return self._seeking
+
+    def _mark_sought(self, partition: TP, offset: int | None) -> None:
+        self._seeks += 1
+        self.__dict__.setdefault("_sought", {})[partition] = (self._seeks, offset)
+
+    def _sought_since(self, tp: TP, fetched_after: int) -> bool:
+        """Whether `tp` was sought after `fetched_after` seeks."""
+        latest = self._sought.get(tp)
+        return latest is not None and latest[0] > fetched_after
 
     async def seek(self, partition: TP, offset: int) -> None:
-        """Seek, and deliver nothing more of `partition` from the batch fetched before."""
-        self._sought = getattr(self, "_sought", set())
-        self._sought.add(partition)
+        """Seek; messages of `partition` fetched before are not delivered (``_deliver``)."""
+        self._mark_sought(partition, offset)
         await super().seek(partition, offset)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition to its committed offset (after a rebalance, and
+        the watchdog's reseek). Each counts as sought before the seek starts, so that
+        nothing fetched before it is delivered (``_deliver``)."""
+        async with self._lock():
+            assigned = self.assignment()
+            for tp in assigned:
+                self._mark_sought(tp, None)
+            committed = await super().seek_to_committed()
+            for tp in assigned:
+                offset = committed.get(tp)
+                if offset is not None and offset >= 0:
+                    self._sought[tp] = (self._sought[tp][0], offset)
+        return committed
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_stopped = self._stopped.is_set
@@ -77,6 +109,7 @@ class BatchConsumer(StrictConsumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 diag.set_flag(CONSUMER_FETCHING)
+                fetched_after = self._seeks
                 batch = [pair async for pair in self.getmany(timeout=1.0)]
                 # getmany can return at once again and again: let the loop run.
                 await self.sleep(0)
@@ -84,7 +117,9 @@ class BatchConsumer(StrictConsumer):
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
+                    await self.wait_first(
+                        self._deliver(batch, fetched_after), self.suspend_flow.wait()
+                    )
                 diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -102,36 +137,71 @@ class BatchConsumer(StrictConsumer):
         finally:
             diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, batch: Sequence[tuple[TP, Message]]) -> None:
-        """Hand each message of `batch` to the conductor, in order, as Faust's loop does."""
+    async def _deliver(self, batch: Sequence[tuple[TP, Message]], fetched_after: int) -> None:
+        """Hand each message of `batch` to the conductor, in order, as Faust's loop does.
+
+        `batch` was fetched after `fetched_after` seeks. A partition sought since then
+        gets none of it: its messages may be from before the seek, and delivering them
+        would move the partition's read offset past what the seek asked to read again
+        (the messages then fetched from the sought offset would be skipped as read
+        already). Nor is a case-topic message delivered while the app's flow control
+        is suspended: a recovery resumes the stream partitions and seeks them while it
+        is, and the streams drop what they are handed then. Either way the partition
+        is sought again (``_seek_again``), so nothing left out is lost."""
         callback = self.callback
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
         app = self.app
-        sought = self._sought = set()
+        flow_control = app.flow_control
+        sought = self.__dict__.setdefault("_sought", {})
+        left: dict[TP, int] = {}  # per partition, the first offset left out
         since_yield = 0
-        for tp, message in batch:
-            since_yield += 1
-            if since_yield > YIELD_EVERY:
-                await asyncio.sleep(0)
-                since_yield = 0
-            if not self.flow_active or message.generation_id != app.consumer_generation_id:
-                self.log.info("Rebalance: the rest of a fetched batch is left to be read again")
-                return  # what getmany would not have handed over
-            if sought and tp in sought:
-                continue  # fetched before the partition's seek: read again from there
-            offset = message.offset
-            r_offset = read_offset[tp]
-            if r_offset is not None and offset < r_offset:
-                continue  # read already (Faust logs it at its dev level)
-            if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
-                await self._add_gap(tp, r_offset + 1, offset)
-            await callback(message)
-            if not self.flow_active or message.generation_id != app.consumer_generation_id:
-                return  # a rebalance came while the stream's buffer was full: its seek stands
-            if sought and tp in sought:
-                continue  # sought meanwhile: that seek's read offset stands
-            read_offset[tp] = offset
+        try:
+            for tp, message in batch:
+                since_yield += 1
+                if since_yield > YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    since_yield = 0
+                if not self.flow_active or message.generation_id != app.consumer_generation_id:
+                    self.log.info("Rebalance: the rest of a fetched batch is left to be read again")
+                    return  # what getmany would not have handed over
+                if (sought and self._sought_since(tp, fetched_after)) or (
+                    not flow_control.is_active() and acks_enabled_for(message.topic)
+                ):
+                    left.setdefault(tp, message.offset)
+                    continue
+                offset = message.offset
+                r_offset = read_offset[tp]
+                if r_offset is not None and offset < r_offset:
+                    continue  # read already (Faust logs it at its dev level)
+                if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, r_offset + 1, offset)
+                await callback(message)
+                if not self.flow_active or message.generation_id != app.consumer_generation_id:
+                    return  # a rebalance came while the stream's buffer was full: its seek stands
+                if sought and self._sought_since(tp, fetched_after):
+                    continue  # sought meanwhile: that seek's read offset stands
+                read_offset[tp] = offset
+        finally:
+            if left:
+                await self._seek_again(left, fetched_after)
+
+    async def _seek_again(self, left: Mapping[TP, int], fetched_after: int) -> None:
+        """Seek each partition of `left` to the offset it was sought to since the batch
+        was fetched, or else to the first offset of it left out; after any seek to the
+        committed offsets under way (whose offsets it then takes)."""
+        async with self._lock():
+            assignment = self.assignment()
+            for tp, first in left.items():
+                if tp not in assignment:
+                    continue  # its next owner reads it from the committed offset
+                latest = self._sought.get(tp)
+                offset = first
+                if latest is not None and latest[0] > fetched_after and latest[1] is not None:
+                    offset = latest[1]
+                await self.seek(tp, offset)
+        if not self.app.flow_control.is_active():
+            await asyncio.sleep(0.05)  # a recovery under way: no fetching in a tight loop
 
 
 class BatchTransport(StrictTransport):

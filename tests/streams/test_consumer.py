@@ -111,9 +111,28 @@ def test_keys_and_values_pass_through_as_bytes() -> None:
     asyncio.run(run())
 
 
+class Fetching(SimpleNamespace):
+    """A consumer's delivery bookkeeping (``BatchConsumer``'s own), recording what reaches
+    the conductor and the partitions it seeks."""
+
+    _seeks = 0
+    _seeking = None
+    _sought_since = BatchConsumer._sought_since  # noqa: SLF001
+    _mark_sought = BatchConsumer._mark_sought  # noqa: SLF001
+    _seek_again = BatchConsumer._seek_again  # noqa: SLF001
+    _lock = BatchConsumer._lock  # noqa: SLF001
+
+    def assignment(self) -> set[TP]:
+        return {TP(POLICE, 1)}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self._mark_sought(tp, offset)
+        self.seeks.append(offset)
+        self._read_offset[tp] = offset
+
+
 @pytest.fixture
 def fetching() -> Any:
-    """A consumer's delivery bookkeeping, recording what reaches the conductor."""
     reached: list[int] = []
     gaps: list[tuple[int, int]] = []
 
@@ -123,24 +142,31 @@ def fetching() -> Any:
     async def add_gap(tp: TP, start: int, end: int) -> None:
         gaps.append((start, end))
 
-    return SimpleNamespace(
+    flow = SimpleNamespace(active=True)
+    return Fetching(
         callback=callback,
         _read_offset=defaultdict(lambda: None),
         _add_gap=add_gap,
         app=SimpleNamespace(
             topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
             consumer_generation_id=0,
+            flow_control=SimpleNamespace(is_active=lambda: flow.active),
         ),
+        flow=flow,
         flow_active=True,
         log=SimpleNamespace(info=lambda *args: None),
         reached=reached,
         gaps=gaps,
+        seeks=[],
     )
 
 
-def deliver(consumer: Any, offsets: list[int]) -> None:
+def deliver(consumer: Any, offsets: list[int], fetched_after: int | None = None) -> None:
+    """Deliver a batch of `offsets`, fetched after `fetched_after` seeks (by default,
+    all the consumer has made)."""
     batch = [(TP(POLICE, 1), message(offset)) for offset in offsets]
-    asyncio.run(BatchConsumer._deliver(consumer, batch))  # noqa: SLF001
+    after = consumer._seeks if fetched_after is None else fetched_after  # noqa: SLF001
+    asyncio.run(BatchConsumer._deliver(consumer, batch, after))  # noqa: SLF001
 
 
 def test_a_batch_reaches_the_conductor_in_order_and_moves_the_read_offset(fetching: Any) -> None:
@@ -168,7 +194,7 @@ def test_an_interrupted_batch_leaves_the_read_offset_at_the_last_delivered(
 
     async def run() -> None:
         batch = [(TP(POLICE, 1), message(offset)) for offset in (3, 4, 5, 6)]
-        task = asyncio.ensure_future(BatchConsumer._deliver(fetching, batch))  # noqa: SLF001
+        task = asyncio.ensure_future(BatchConsumer._deliver(fetching, batch, 0))  # noqa: SLF001
         await asyncio.sleep(0.05)
         task.cancel()  # what wait_first does when flow is suspended
         with pytest.raises(asyncio.CancelledError):
@@ -213,6 +239,50 @@ def test_delivery_stops_while_flow_is_stopped(fetching: Any) -> None:
     fetching.callback = revoked_after_3
     deliver(fetching, [3, 4])
     assert fetching.reached == [3]
+
+
+def test_a_batch_fetched_before_its_partitions_seek_is_not_delivered(fetching: Any) -> None:
+    tp = TP(POLICE, 1)
+    deliver(fetching, [3, 4])
+    before = fetching._seeks  # noqa: SLF001
+    asyncio.run(fetching.seek(tp, 1))  # read again from 1 (InOrder) after 5 and 6 were fetched
+    fetching.seeks.clear()
+    deliver(fetching, [5, 6], fetched_after=before)
+    assert fetching.reached == [3, 4]
+    # Not moved past the sought offset, and sought there again: the batch could have been
+    # the first read from it.
+    assert fetching._read_offset[tp] == 1  # noqa: SLF001
+    assert fetching.seeks == [1]
+    deliver(fetching, [1, 2, 3, 4, 5])  # fetched after the seek: delivered
+    assert fetching.reached == [3, 4, 1, 2, 3, 4, 5]
+
+
+def test_nothing_is_delivered_while_the_apps_flow_is_suspended(fetching: Any) -> None:
+    # A recovery resumes the stream partitions and seeks them before it resumes the app's
+    # flow; the streams would drop what they were handed meanwhile.
+    fetching.flow.active = False
+    deliver(fetching, [7, 8, 9])
+    assert fetching.reached == []
+    assert fetching.seeks == [7]  # read again from the first left out
+    fetching.flow.active = True
+    deliver(fetching, [7, 8, 9])
+    assert fetching.reached == [7, 8, 9]
+
+
+def test_a_seek_to_the_committed_offsets_under_way_decides_where_it_is_read_again(
+    fetching: Any,
+) -> None:
+    tp = TP(POLICE, 1)
+    fetching._mark_sought(tp, None)  # its offset known once the seek is done  # noqa: SLF001
+    fetching._sought[tp] = (fetching._seeks, 2)  # noqa: SLF001
+    deliver(fetching, [6, 7], fetched_after=0)
+    assert fetching.reached == []
+    assert fetching.seeks == [2]
+    # With no offset committed the partition is read again from the first left out.
+    fetching._mark_sought(tp, None)  # noqa: SLF001
+    fetching.seeks.clear()
+    deliver(fetching, [6, 7], fetched_after=0)
+    assert fetching.seeks == [6]
 
 
 class Partitions:
@@ -307,14 +377,14 @@ def test_a_partition_sought_during_delivery_gets_nothing_more_of_the_batch(
 
     async def sought_at_4(each: ConsumerMessage) -> None:
         fetching.reached.append((each.partition, each.offset))
-        if each.offset == 4:  # what BatchConsumer.seek does, its read offset included
-            fetching._sought.add(police)  # noqa: SLF001
-            fetching._read_offset[police] = 2  # noqa: SLF001
+        if each.offset == 4:
+            await fetching.seek(police, 2)
 
     fetching.callback = sought_at_4
     batch = [(police, message(3)), (police, message(4)), (other, message(9, partition=2))]
     batch.append((police, message(5)))
-    asyncio.run(BatchConsumer._deliver(fetching, batch))  # noqa: SLF001
+    asyncio.run(BatchConsumer._deliver(fetching, batch, 0))  # noqa: SLF001
     assert fetching.reached == [(1, 3), (1, 4), (2, 9)]
     assert fetching._read_offset[police] == 2  # noqa: SLF001
     assert fetching._read_offset[other] == 9  # noqa: SLF001
+    assert fetching.seeks == [2, 2]  # and again once the batch is delivered
