@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -110,15 +110,20 @@ class BatchConsumer(StrictConsumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 diag.set_flag(CONSUMER_FETCHING)
                 fetched_after = self._seeks
-                batch = [pair async for pair in self.getmany(timeout=1.0)]
+                # The fetch (and any wait for flow) happens here; the batch's messages
+                # are made one at a time as they are delivered, as in Faust's loop, so
+                # a large fetch is never all Faust messages at once.
+                batch = self.getmany(timeout=1.0)
+                first = await anext(batch, None)
                 # getmany can return at once again and again: let the loop run.
                 await self.sleep(0)
-                if batch and not self.should_stop:
+                if first is not None and not self.should_stop:
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
                     await self.wait_first(
-                        self._deliver(batch, fetched_after), self.suspend_flow.wait()
+                        self._deliver(_chained(first, batch), fetched_after),
+                        self.suspend_flow.wait(),
                     )
                 diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
@@ -137,7 +142,7 @@ class BatchConsumer(StrictConsumer):
         finally:
             diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, batch: Sequence[tuple[TP, Message]], fetched_after: int) -> None:
+    async def _deliver(self, batch: AsyncIterator[tuple[TP, Message]], fetched_after: int) -> None:
         """Hand each message of `batch` to the conductor, in order, as Faust's loop does.
 
         `batch` was fetched after `fetched_after` seeks. A partition sought since then
@@ -157,7 +162,7 @@ class BatchConsumer(StrictConsumer):
         left: dict[TP, int] = {}  # per partition, the first offset left out
         since_yield = 0
         try:
-            for tp, message in batch:
+            async for tp, message in batch:
                 since_yield += 1
                 if since_yield > YIELD_EVERY:
                     await asyncio.sleep(0)
@@ -202,6 +207,14 @@ class BatchConsumer(StrictConsumer):
                 await self.seek(tp, offset)
         if not self.app.flow_control.is_active():
             await asyncio.sleep(0.05)  # a recovery under way: no fetching in a tight loop
+
+
+async def _chained(
+    first: tuple[TP, Message], rest: AsyncIterator[tuple[TP, Message]]
+) -> AsyncIterator[tuple[TP, Message]]:
+    yield first
+    async for each in rest:
+        yield each
 
 
 class BatchTransport(StrictTransport):

@@ -166,7 +166,13 @@ def deliver(consumer: Any, offsets: list[int], fetched_after: int | None = None)
     all the consumer has made)."""
     batch = [(TP(POLICE, 1), message(offset)) for offset in offsets]
     after = consumer._seeks if fetched_after is None else fetched_after  # noqa: SLF001
-    asyncio.run(BatchConsumer._deliver(consumer, batch, after))  # noqa: SLF001
+    asyncio.run(BatchConsumer._deliver(consumer, fetched(batch), after))  # noqa: SLF001
+
+
+async def fetched(batch: list[tuple[TP, ConsumerMessage]]) -> AsyncIterator[tuple[TP, Any]]:
+    """`batch` as Faust's ``getmany`` hands it over."""
+    for each in batch:
+        yield each
 
 
 def test_a_batch_reaches_the_conductor_in_order_and_moves_the_read_offset(fetching: Any) -> None:
@@ -194,7 +200,7 @@ def test_an_interrupted_batch_leaves_the_read_offset_at_the_last_delivered(
 
     async def run() -> None:
         batch = [(TP(POLICE, 1), message(offset)) for offset in (3, 4, 5, 6)]
-        task = asyncio.ensure_future(BatchConsumer._deliver(fetching, batch, 0))  # noqa: SLF001
+        task = asyncio.ensure_future(BatchConsumer._deliver(fetching, fetched(batch), 0))  # noqa: SLF001
         await asyncio.sleep(0.05)
         task.cancel()  # what wait_first does when flow is suspended
         with pytest.raises(asyncio.CancelledError):
@@ -383,7 +389,7 @@ def test_a_partition_sought_during_delivery_gets_nothing_more_of_the_batch(
     fetching.callback = sought_at_4
     batch = [(police, message(3)), (police, message(4)), (other, message(9, partition=2))]
     batch.append((police, message(5)))
-    asyncio.run(BatchConsumer._deliver(fetching, batch, 0))  # noqa: SLF001
+    asyncio.run(BatchConsumer._deliver(fetching, fetched(batch), 0))  # noqa: SLF001
     assert fetching.reached == [(1, 3), (1, 4), (2, 9)]
     assert fetching._read_offset[police] == 2  # noqa: SLF001
     assert fetching._read_offset[other] == 9  # noqa: SLF001
