@@ -86,6 +86,14 @@ class BatchConsumer(StrictConsumer):
         self._mark_sought(partition, offset)
         await super().seek(partition, offset)
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """aiokafka's seek, run on the consumer's own thread. Faust calls it from the
+        app's thread; there it drops the partition's prefetched records while that
+        thread's fetcher may be reading them, and completes a future of the other
+        thread's event loop to wake the fetcher, which does not wake that loop."""
+        thread: Any = self._thread
+        await thread.call_thread(thread._ensure_consumer().seek, partition, offset)  # noqa: SLF001
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every assigned partition to its committed offset (after a rebalance, and
         the watchdog's reseek). Each counts as sought before the seek starts, so that
