@@ -8,19 +8,17 @@ blocked (the stream's buffer full, flow control closed). Measured on the worker,
 that was about a quarter of its CPU per event.
 
 Here the same loop runs once per fetched batch: the batch's messages are delivered
-one after the other inside one ``wait_first``, which a rebalance interrupts as before.
-Faust's ``getmany`` hands over a fetched batch lazily and stops as soon as flow is
-stopped or the consumer's generation changes; a batch taken whole must stop there
-too. Otherwise its remaining messages, from the old generation, would move the
-read offsets that the rebalance has just set back to the committed ones: the
-stream drops such messages, and the same offsets, fetched again, would be skipped
-as read already. So each message is delivered only while flow is active and its
-generation is the consumer's, and the read offset moves only past messages
-delivered (Faust's moves past the one a rebalance interrupted too;
-``streams.commits`` covers the commits of that case). A partition sought while a
-batch is delivered gets nothing more of that batch. Each message is still
-checked as Faust checks it (read offsets, gaps for offsets the broker skipped),
-and the loop still gives the event loop a turn every 100 messages.
+one after the other inside one ``wait_first``, which a rebalance interrupts as before,
+and each is made from its record as it is delivered, as in Faust's loop. A message
+is delivered only while flow is active and its generation is the consumer's, and the
+read offset moves only past messages delivered (Faust's moves past the one a
+rebalance interrupted too; ``streams.commits`` covers the commits of that case).
+Nothing fetched before a partition's latest seek is delivered, nor a case-topic
+message while the app's flow control is suspended; the partition is sought again
+instead (``BatchConsumer._deliver``), so a fetched batch never moves a read offset
+past what a seek asked to read again. Each message is still checked as Faust checks
+it (read offsets, gaps for offsets the broker skipped), and the loop still gives the
+event loop a turn every 100 messages.
 
 An agent takes the events already in its stream's buffer in one step too
 (``delivered``), rather than one turn of the event loop per event, checking each as
