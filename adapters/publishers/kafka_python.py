@@ -5,8 +5,10 @@ kafka-python is the default; confluent-kafka (librdkafka, install extra
 lazily, so an adapter starts and keeps accepting input while Kafka is down;
 `send` returns the ids Kafka acknowledged and raises `KafkaUnavailable`
 when it cannot deliver at all (after HUB_PUBLISH_TIMEOUT seconds). A producer
-that failed is discarded without waiting: closing it never raises and never
-delivers its abandoned batch later behind the outbox's back.
+that failed (any event of a send not acknowledged) is discarded without waiting:
+closing it never raises and never delivers its abandoned batch later behind the
+outbox's back, and the next send starts a fresh one, which connects at once. No
+producer is built while nothing accepts connections at the bootstrap servers.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from kafka.errors import AuthorizationError, KafkaError
 
 from adapters.outbox import OutboxItem
 from adapters.publishers.base import KafkaUnavailable
-from hub.kafka.client import bootstrap_watch, connection_problem
+from hub.kafka.client import accepts_connections, bootstrap_watch, connection_problem
 from hub.kafka.security import client_config, principal
 from hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
+#: Seconds `send` waits for delivery reports beyond the producer's delivery timeout.
+FLUSH_MARGIN = 2.0
 
 
 class KafkaPythonPublisher:
@@ -34,13 +38,23 @@ class KafkaPythonPublisher:
         self.config = client_config(settings)
         self.client_id = client_id
         self._producer: Any = None
-        #: Seconds to wait for delivery reports before treating Kafka as unavailable.
-        self.flush_timeout = settings.publish_timeout
+        #: Seconds the producer tries to deliver a batch (its delivery timeout).
+        self.delivery_timeout = settings.publish_timeout
+        #: Seconds to wait for delivery reports before treating Kafka as unavailable: a
+        #: little longer than the delivery timeout, so that a batch Kafka did not take in
+        #: time is reported as such by its own future.
+        self.flush_timeout = settings.publish_timeout + FLUSH_MARGIN
 
     def _connect(self) -> Any:
         if self._producer is None:
-            timeout_ms = max(1000, int(self.flush_timeout * 1000))
+            timeout_ms = max(1000, int(self.delivery_timeout * 1000))
             bootstrap = self.settings.bootstrap_servers
+            if not accepts_connections(bootstrap, min(5.0, self.delivery_timeout)):
+                # Not a producer that would retry (and leak a socket per refusal) until
+                # its bootstrap timeout: nothing is listening.
+                raise KafkaUnavailable(
+                    f"cannot reach Kafka at {bootstrap} (nothing accepts connections there)"
+                )
             with bootstrap_watch() as watch:
                 try:
                     self._producer = KafkaProducer(
@@ -54,6 +68,7 @@ class KafkaPythonPublisher:
                         # kafka-python wants delivery > linger + request timeouts
                         request_timeout_ms=min(10_000, timeout_ms // 2),
                         delivery_timeout_ms=timeout_ms,
+                        bootstrap_timeout_ms=timeout_ms,
                         **self.config.kafka_python(),
                     )
                 except KafkaError as exc:
@@ -91,11 +106,15 @@ class KafkaPythonPublisher:
                 failures.append(exc)
                 if isinstance(exc, AuthorizationError):
                     refused.add(item.topic)
+        if failures:
+            # A producer with undelivered batches is dropped (every future is done, so
+            # nothing it holds is lost): after an outage it would wait out its own
+            # reconnect backoff, up to 30 s, before seeing Kafka again, and a refused
+            # produce request leaves kafka-python's idempotent producer failing every
+            # later send. A fresh one connects at once at the next send.
+            self._reset(timeout=0)
         if refused and not acknowledged:
             # Nothing got through because the broker refused this principal: said as such.
-            # A refused produce request leaves kafka-python's idempotent producer failing
-            # every later send, so it is dropped.
-            self._reset(timeout=0)
             raise self._refused(refused, failures[0])
         if failures:
             log.warning(

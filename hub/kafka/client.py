@@ -31,7 +31,10 @@ def min_insync(replication: int) -> str:
     return str(max(1, min(2, replication - 1)))
 
 
-def _accepts_connections(bootstrap: str, timeout: float) -> bool:
+def accepts_connections(bootstrap: str, timeout: float) -> bool:
+    """Whether anything at `bootstrap` accepts a TCP connection within `timeout`: a check
+    to make before building a kafka-python client, which leaks a socket per refused
+    connection."""
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
@@ -46,7 +49,7 @@ def broker_answers(bootstrap: str, timeout: float, config: ClientConfig = PLAINT
     """True when a broker at `bootstrap` answers a metadata request within `timeout`, to
     a client connecting with `config` (default: a plain listener)."""
     # A plain TCP check first: kafka-python leaks a socket per refused connection.
-    if not _accepts_connections(bootstrap, timeout):
+    if not accepts_connections(bootstrap, timeout):
         return False
     # kafka-python logs every refused connection; while polling that is expected.
     quiet = logging.getLogger("kafka")
