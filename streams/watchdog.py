@@ -10,10 +10,7 @@ strict commits then refuse to pass: its partition stops committing.
 
 Every few seconds (a Faust timer) the watchdog looks at what the worker has read
 and committed, and at the lag probe's view of its partitions. When the worker
-is not recovering and has read nothing for ``after`` seconds (``first_read_within``
-seconds, at most 10, when it has read nothing since its latest recovery: a worker
-that comes out of one ready reads at once, and the stall above is seen right
-after one, where waiting ``after`` would add that to every restart it hits):
+is not recovering and has read nothing for ``after`` seconds:
 
 * if its partitions have events waiting, it logs what Faust's consumer holds
   (flow, active, paused and buffered partitions), resumes its partitions and
@@ -48,8 +45,6 @@ log = logging.getLogger(__name__)
 
 #: The process's exit status when it gives up on a stall.
 STALLED = 4
-#: Seconds, at most, a worker may read nothing after a recovery with events waiting.
-FIRST_READ_WITHIN = 10.0
 ACTIONS = ("rejoin", "exit", "reseek")
 
 
@@ -61,18 +56,14 @@ class Watchdog:
         registry: CollectorRegistry,
         after: float,
         clock: Callable[[], float] = time.monotonic,
-        first_read_within: float | None = None,
     ) -> None:
         self.worker = worker
         self.lag = lag
         self.after = after
-        self.first_read_within = min(after, first_read_within or FIRST_READ_WITHIN)
         self.clock = clock
         self.seen = -1
         self.since = clock()
         self.step = 0
-        #: Nothing read since the latest recovery (the worker starts with one).
-        self.fresh = True
         self.actions = Counter(
             "hub_worker_stall_actions",
             "What the worker did about reading nothing: rejoin (its partitions resumed,"
@@ -106,17 +97,12 @@ class Watchdog:
     async def check(self) -> None:
         now = self.clock()
         read = self.worker.read_count
-        if self.worker.recovering:
-            self.fresh = True
-        elif read != self.seen and self.seen >= 0:
-            self.fresh = False
         waiting = 0 if self.worker.recovering else self.waiting()
         behind = 0 if self.worker.recovering or waiting else self.uncommitted()
         if read != self.seen or not (waiting or behind):
             self.seen, self.since, self.step = read, now, 0
             return
-        first = self.first_read_within if self.fresh and waiting else self.after
-        if now - self.since < first + self.after * self.step:
+        if now - self.since < self.after * (self.step + 1):
             return
         self.step += 1
         stalled = now - self.since

@@ -50,7 +50,6 @@ def watchdog(worker: Reading, waiting: list[int], now: list[float]) -> Recorded:
     dog = Recorded(worker, lag, registry, after=30, clock=lambda: now[0])  # type: ignore[arg-type]
     dog.taken = []
     dog.registry = registry
-    dog.fresh = False  # a worker that has read since its latest recovery
     return dog
 
 
@@ -102,36 +101,3 @@ def test_nothing_waiting_or_recovering_is_not_a_stall() -> None:
     worker.recovering = True
     tick(dog, now, 400)
     assert dog.taken == []
-
-
-def test_nothing_read_since_a_recovery_is_acted_on_sooner() -> None:
-    """faust-streaming's stall is seen right after a recovery: a worker that has read
-    nothing since its latest one rejoins after 10 s, not the full 30."""
-    worker, waiting, now = Reading(recovering=True), [120], [0.0]
-    dog = watchdog(worker, waiting, now)
-    tick(dog, now, 20)
-    worker.recovering = False  # ready at 20 s, and reads nothing
-    tick(dog, now, 25)
-    assert dog.taken == []
-    tick(dog, now, 30)
-    assert dog.taken == ["resume after 10", "rejoin after 10"]
-    tick(dog, now, 65)
-    assert dog.taken[2:] == ["exit after 40"]
-
-
-def test_a_worker_that_has_read_since_its_recovery_gets_the_full_time() -> None:
-    worker, waiting, now = Reading(recovering=True), [120], [0.0]
-    dog = watchdog(worker, waiting, now)
-    tick(dog, now, 10)
-    worker.recovering = False
-    tick(dog, now, 15)
-    worker.read_count += 5  # it reads, then stops with events waiting
-    tick(dog, now, 40)
-    assert dog.taken == []
-    tick(dog, now, 50)
-    assert dog.taken == ["resume after 30", "rejoin after 30"]
-    worker.recovering = True  # the rejoin's recovery, then nothing read again
-    tick(dog, now, 55)
-    worker.recovering = False
-    tick(dog, now, 70)
-    assert dog.taken[2:] == ["resume after 10", "rejoin after 10"]
