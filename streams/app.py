@@ -405,7 +405,8 @@ class Worker:
             if value is None:
                 continue
             if partition in missing or self.in_memory:
-                versions, offsets = decode_batch(value)
+                # Records on disk are written as they are read: nothing to share.
+                versions, offsets = decode_batch(value, share=self.in_memory)
                 left = self.state.partitions[partition].merge(versions, self.state.since)
                 if left:  # the changelog holds versions past retention: swept next
                     self.metrics.expired.inc(left)

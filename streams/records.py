@@ -80,37 +80,44 @@ class RecordVersion(NamedTuple):
         """From a decoded case event (fastavro's dict).
 
         Every value but the record key repeats across records (a child's
-        pseudonym, agency, date, codes...), so each is interned: a million
-        records then share one copy of each, not a million.
+        pseudonym, agency, date, codes...), so each is shared: a million
+        records then hold one copy of each, not a million. fastavro hands
+        every enum value over as its schema's one copy of the symbol already;
+        the other strings are interned, days and tuples looked up.
         """
         subject = record.get("subject")
-        earlier = [*(record.get("previous_subjects") or ()), *(record.get("other_subjects") or ())]
-        occurred = record["occurred_on"]
-        reported = record["reported_at"]
         online = record["online_component"]
         if online == "NOT_ASSESSED" and not record.get("online_recorded", True):
             online = NOT_RECORDED
+        earlier = record.get("previous_subjects") or record.get("other_subjects")
+        if earlier:
+            earlier = [
+                *(record.get("previous_subjects") or ()),
+                *(record.get("other_subjects") or ()),
+            ]
+        vulnerabilities = record["vulnerabilities"]
+        risks = record["online_risks"]
         return cls(
-            record_key=record["record_key"],
-            version=int(record["record_version"]),
-            live=record["event_type"] != "WITHDRAWN",
-            agency=_text(record["agency_id"]),
-            agency_type=_text(record["agency_type"]),
-            event_type=_text(record["event_type"]),
-            subject=_text(subject["value"]) if subject else None,
-            basis=_text(subject["basis"]) if subject else "NONE",
-            occurred_on=_text(occurred if isinstance(occurred, str) else occurred.isoformat()),
-            age_band=_text(record["age_band"]),
-            sex=_text(record["sex"]),
-            area=_text(record["area_code"]),
-            threshold=record["threshold_level"],
-            vulnerabilities=_shared(tuple(sorted(record["vulnerabilities"]))),
-            online=_text(online),
-            codes=_shared(tuple(sorted(set(record["online_risks"])))),
-            role=_text(record["role"]),
-            outcome=_text(record["outcome"]),
-            previous=_aliases(subject, earlier) if earlier else (),
-            shared_on=_text(_utc_day(reported)),
+            record["record_key"],
+            int(record["record_version"]),
+            record["event_type"] != "WITHDRAWN",
+            intern(record["agency_id"]),
+            _symbol(record["agency_type"]),
+            _symbol(record["event_type"]),
+            intern(subject["value"]) if subject else None,
+            _symbol(subject["basis"]) if subject else "NONE",
+            _day(record["occurred_on"]),
+            intern(record["age_band"]),
+            _symbol(record["sex"]),
+            intern(record["area_code"]),
+            record["threshold_level"],
+            _shared(tuple(sorted(vulnerabilities))) if vulnerabilities else (),
+            _symbol(online),
+            _shared(tuple(sorted(set(risks)))) if risks else (),
+            _symbol(record["role"]),
+            _symbol(record["outcome"]),
+            _aliases(subject, earlier) if earlier else (),
+            _shared_day(record["reported_at"]),
         )
 
     def to_json(self) -> list[Any]:
@@ -147,6 +154,36 @@ class RecordVersion(NamedTuple):
         version written before that was kept, the day it occurred (no later: an event
         is not reported before it happens, ``streams.checks``)."""
         return self.shared_on or self.occurred_on
+
+
+#: ISO text of each day seen (a few thousand over years of history).
+_DAYS: dict[Any, str] = {}
+
+
+def _day(day: Any) -> str:
+    """A day (a date, or ISO text) as one shared copy of its ISO text."""
+    text = _DAYS.get(day)
+    if text is None:
+        if len(_DAYS) > DAYS_HELD:
+            _DAYS.clear()
+        text = _DAYS[day] = intern(day if isinstance(day, str) else day.isoformat())
+    return text
+
+
+#: Days of ISO text kept by ``_day`` before it starts again.
+DAYS_HELD = 100_000
+
+
+def _shared_day(reported: Any) -> str:
+    """The UTC day of a report time as ``_day`` shares it."""
+    if reported.__class__ is datetime and reported.tzinfo is UTC:
+        return _day(reported.date())
+    return _day(_utc_day(reported))
+
+
+def _symbol(value: Any) -> str:
+    """An enum value: a string already (fastavro's symbol), or an enum member."""
+    return value if value.__class__ is str else _text(value)
 
 
 def _utc_day(reported: Any) -> str:
@@ -238,14 +275,18 @@ def encode_batch(versions: Iterable[RecordVersion], read: Mapping[str, int] | No
     return msgspec.json.encode({"versions": list(versions), "read": dict(read or {})})
 
 
-def decode_batch(data: bytes) -> tuple[list[RecordVersion], dict[str, int]]:
+def decode_batch(data: bytes, share: bool = True) -> tuple[list[RecordVersion], dict[str, int]]:
     """A changelog message's versions and read offsets.
 
     Decoded in one pass straight into versions (msgspec checks every field's type
-    as it goes), then each repeated value is shared (``_shared_values``).
-    Batches written before versions carried ``previous`` (18 fields) read too.
+    as it goes), then, with `share`, each repeated value is shared
+    (``_shared_values``): worth it for versions that are kept in memory, not for
+    those written to disk at once. Batches written before versions carried
+    ``previous`` (18 fields) read too.
     """
     batch = _BATCH.decode(data)
+    if not share:
+        return batch.versions, batch.read
     return [_shared_values(v) for v in batch.versions], batch.read
 
 

@@ -47,26 +47,43 @@ class PartitionState:
         kind = classify(version, held)
         if kind in ("duplicate", "stale"):
             return kind
-        if kind == "replay":  # the same content under a higher version: held, not counted
-            self.records[version.record_key] = version
-            return kind
+        self._replace(held, version, kind)
+        self.records[version.record_key] = version
+        return kind
+
+    def _replace(self, held: RecordVersion | None, version: RecordVersion, kind: Kind) -> None:
+        """Move the counts from `held` to `version`, which supersedes it."""
+        if kind == "replay":  # the same content under a higher version: counted already
+            return
         if held is not None and held.live:
             self._count(held, -1)
         if version.live:
             self._count(version, 1)
-        self.records[version.record_key] = version
-        return kind
 
     def merge(self, versions: Iterable[RecordVersion], since: str = "") -> int:
         """Fold versions from the changelog in; any order, any number of times. Versions
         shared before `since` have passed retention (``streams.retention``): left out;
-        how many were."""
+        how many were.
+
+        The highest version of each record among `versions` is found first; the
+        records' held versions are then read, and the ones superseded written, in one
+        step each. The same as applying them one by one: the counts depend only on
+        the version held before and the one held after."""
         left = 0
+        newest: dict[str, RecordVersion] = {}
         for version in versions:
             if since and expired(version, since):
                 left += 1
-            elif supersedes(version, self.records.get(version.record_key)):
-                self.apply(version)
+            elif supersedes(version, newest.get(version.record_key)):
+                newest[version.record_key] = version
+        if not newest:
+            return left
+        changed: dict[str, RecordVersion] = {}
+        for version, held in zip(newest.values(), self.records.get_many(list(newest)), strict=True):
+            if supersedes(version, held):
+                self._replace(held, version, classify(version, held))
+                changed[version.record_key] = version
+        self.records.put_many(changed)
         return left
 
     def expire(self, since: str) -> int:
@@ -85,7 +102,9 @@ class PartitionState:
             self.by_code[code] += sign
         if version.subject is None:
             return
-        agencies = self.agencies_of.setdefault(version.subject, Counter())
+        agencies = self.agencies_of.get(version.subject)
+        if agencies is None:
+            agencies = self.agencies_of[version.subject] = Counter()
         before = len(agencies)
         agencies[version.agency] += sign
         if agencies[version.agency] <= 0:

@@ -15,12 +15,12 @@ Each version is stored as MessagePack (``msgspec``), under its partition
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import msgspec
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteOptions
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from hub.settings import HubSettings
 from streams.records import RecordVersion
@@ -36,6 +36,14 @@ class Records(Protocol):
 
     def get(self, key: str) -> RecordVersion | None: ...
 
+    def get_many(self, keys: Sequence[str]) -> list[RecordVersion | None]:
+        """The versions of `keys`, in order (None: not held), in one read."""
+        ...
+
+    def put_many(self, versions: Mapping[str, RecordVersion]) -> None:
+        """Hold each of `versions` under its key, in one write."""
+        ...
+
     def __setitem__(self, key: str, version: RecordVersion) -> None: ...
 
     def __delitem__(self, key: str) -> None: ...
@@ -49,6 +57,12 @@ class MemoryRecords(dict[str, RecordVersion]):
     def values(self) -> Iterator[RecordVersion]:  # type: ignore[override]
         """The records now: a copy, so it can be read while records change."""
         return iter(list(super().values()))
+
+    def get_many(self, keys: Sequence[str]) -> list[RecordVersion | None]:
+        return [self.get(key) for key in keys]
+
+    def put_many(self, versions: Mapping[str, RecordVersion]) -> None:
+        self.update(versions)
 
 
 class Disk:
@@ -95,6 +109,18 @@ class DiskRecords:
     def get(self, key: str) -> RecordVersion | None:
         value = self.db.get(self.prefix + key.encode())
         return None if value is None else self._decode(value)
+
+    def get_many(self, keys: Sequence[str]) -> list[RecordVersion | None]:
+        prefix, decode = self.prefix, self._decode
+        values = cast(list[bytes | None], self.db.get([prefix + key.encode() for key in keys]))
+        return [None if value is None else decode(value) for value in values]
+
+    def put_many(self, versions: Mapping[str, RecordVersion]) -> None:
+        prefix, encode = self.prefix, self._encode
+        batch = WriteBatch(raw_mode=True)
+        for key, version in versions.items():
+            batch.put(prefix + key.encode(), encode(version))
+        self.db.write(batch)
 
     def __setitem__(self, key: str, version: RecordVersion) -> None:
         self.db.put(self.prefix + key.encode(), self._encode(version))

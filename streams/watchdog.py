@@ -143,6 +143,17 @@ class Watchdog:
             _partitions(consumer._paused_partitions),  # noqa: SLF001
             _partitions(consumer._buffered_partitions),  # noqa: SLF001
         )
+        thread: Any = consumer._thread  # noqa: SLF001
+        try:
+            fetcher = await thread.call_thread(_fetcher_state, thread._ensure_consumer())  # noqa: SLF001
+        except Exception as exc:  # a diagnosis only: never in the way of the remedy
+            fetcher = f"not read ({type(exc).__name__})"
+        log.warning("the consumer's fetcher, before the remedy: %s", fetcher)
+        try:
+            loop = _fetch_loop()
+        except Exception as exc:  # a diagnosis only, as above
+            loop = f"not read ({type(exc).__name__})"
+        log.warning("the app's fetch loop, before the remedy: %s", loop)
         consumer.resume_partitions(assigned)
         consumer.resume_flow()
         app.flow_control.resume()
@@ -172,6 +183,93 @@ class Watchdog:
 async def _request_rejoin(consumer: Any) -> None:
     """Runs in the consumer's own thread: aiokafka's coordinator belongs to its loop."""
     consumer._coordinator.request_rejoin()  # noqa: SLF001
+
+
+async def _fetcher_state(consumer: Any) -> str:
+    """Runs in the consumer's own thread: what aiokafka's fetcher is doing (partitions,
+    positions and offsets only)."""
+    fetcher = consumer._fetcher  # noqa: SLF001
+    subscription = consumer._subscription.subscription  # noqa: SLF001
+    assignment = None if subscription is None else subscription.assignment
+    parts = []
+    if assignment is None:
+        parts.append("no assignment")
+    else:
+        parts.append(f"assignment {'active' if assignment.active else 'inactive'}")
+        for tp in sorted(assignment.tps):
+            state = assignment.state_value(tp)
+            where = state._position if state.has_valid_position else "awaiting reset"  # noqa: SLF001
+            flags = " paused" if state.paused else ""
+            parts.append(f"{tp.topic}[{tp.partition}] at {where}{flags}")
+    parts.append(f"buffered {_partitions(fetcher._records)}")  # noqa: SLF001
+    parts.append(f"in flight to nodes {sorted(fetcher._in_flight)}")  # noqa: SLF001
+    for task in list(fetcher._pending_tasks) + [fetcher._fetch_task]:  # noqa: SLF001
+        where = "done" if task.done() else _awaiting(task.get_coro())
+        parts.append(f"task {where}")
+    for (node, group), conn in list(consumer._client._conns.items()):  # noqa: SLF001
+        parts.append(f"connection {node}/{getattr(group, 'name', group)}: {_connection(conn)}")
+    waiting = fetcher._wait_consume_future  # noqa: SLF001
+    parts.append(f"consume future {'done' if waiting is None or waiting.done() else 'pending'}")
+    parts.append(f"reassignment in progress {consumer._subscription.reassignment_in_progress}")  # noqa: SLF001
+    return "; ".join(parts)
+
+
+def _connection(conn: Any) -> str:
+    """An aiokafka connection: open or not, its loop and reader, what it awaits."""
+    import asyncio
+
+    private = vars(conn)
+    pending = [f"{type(request).__name__}#{number}" for number, request, _ in private["_requests"]]
+    reader = private["_read_task"]
+    return ", ".join(
+        [
+            "connected" if conn.connected() else "closed",
+            f"{'this' if private['_loop'] is asyncio.get_running_loop() else 'another'} loop",
+            f"reader {'none' if reader is None else 'done' if reader.done() else 'reading'}",
+            f"last action {time.monotonic() - private['_last_action']:.1f} s ago",
+            f"awaiting {', '.join(pending) or 'nothing'}",
+        ]
+    )
+
+
+def _fetch_loop() -> str:
+    """Where the app's tasks that fetch and deliver are waiting (code locations only)."""
+    import asyncio
+
+    chains = (_awaiting(task.get_coro()) for task in asyncio.all_tasks())
+    words = ("_drain_messages", "getmany", "_fetch", "_deliver", "call_thread")
+    return "; ".join(c for c in chains if any(w in c for w in words)) or "no such task"
+
+
+_FRAMES = ("cr_frame", "gi_frame", "ag_frame")
+_AWAITS = ("cr_await", "gi_yieldfrom", "ag_await")
+
+
+def _awaiting(coro: Any) -> str:
+    """A suspended coroutine's chain of awaits, outermost first (code locations only)."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < 20:
+        frame = next(
+            (
+                getattr(coro, a)
+                for a in ("cr_frame", "gi_frame", "ag_frame")
+                if getattr(coro, a, None)
+            ),
+            None,
+        )
+        if frame is None:
+            chain.append(type(coro).__name__)
+            break
+        chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = next(
+            (
+                getattr(coro, a)
+                for a in ("cr_await", "gi_yieldfrom", "ag_await")
+                if getattr(coro, a, None)
+            ),
+            None,
+        )
+    return " -> ".join(chain)
 
 
 def _partitions(tps: Any) -> str:

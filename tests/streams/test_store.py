@@ -3,6 +3,7 @@ partition's records apart from another's, and nothing left from an earlier run."
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,42 @@ def test_records_on_disk_give_what_records_in_memory_give(
         assert on_disk.records.get(key) == in_memory.records.get(key)
     assert +on_disk.by_code == +in_memory.by_code
     assert (on_disk.live, on_disk.multi_agency) == (in_memory.live, in_memory.multi_agency)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes, st.integers(0, 300), st.randoms(use_true_random=False))
+def test_batches_merged_on_disk_give_the_versions_applied_one_by_one(
+    disk: Disk,
+    stream: list[tuple[str, int, bool, str, tuple[str, ...]]],
+    partition: int,
+    rnd: random.Random,
+) -> None:
+    """A recovery merges each changelog batch in one read and one write (``merge``):
+    batches in any order, twice over, give what applying each version once gives."""
+    disk.drop(partition)
+    versions = [
+        version(key, number, live=live, agency=agency, codes=codes)
+        for key, number, live, agency, codes in stream
+    ]
+    applied = PartitionState()
+    for v in versions:
+        applied.apply(v)
+    shuffled = versions * 2
+    rnd.shuffle(shuffled)
+    merged = PartitionState(disk.partition(partition))
+    while shuffled:
+        size = rnd.randint(1, 10)
+        merged.merge(shuffled[:size])
+        shuffled = shuffled[size:]
+    assert sorted(merged.records.values()) == sorted(applied.records.values())
+    assert +merged.by_code == +applied.by_code
+    assert +merged.by_basis == +applied.by_basis
+    assert (merged.live, merged.multi_agency) == (applied.live, applied.multi_agency)
+    assert {s: +c for s, c in merged.agencies_of.items()} == {
+        s: +c for s, c in applied.agencies_of.items()
+    }
 
 
 def test_partitions_apart_and_dropped_when_they_leave(tmp_path: Path) -> None:
