@@ -10,7 +10,13 @@ strict commits then refuse to pass: its partition stops committing.
 
 Every few seconds (a Faust timer) the watchdog looks at what the worker has read
 and committed, and at the lag probe's view of its partitions. When the worker
-is not recovering and has read nothing for ``after`` seconds:
+is not recovering and has read nothing for 5 s with events waiting, it looks
+once whether its consumer has fetched past what it read: a restarted worker
+was seen with every partition fetched to its end and 2 of 4,221 events
+delivered, the rest of the fetched batch dropped, and nothing new arriving to
+show the hole. If so, it seeks each such partition back to the next offset
+the worker needs (``refetch``; not to the committed offset, which the group
+may not have yet). When it has read nothing for ``after`` seconds:
 
 * if its partitions have events waiting, it logs what Faust's consumer holds
   (flow, active, paused and buffered partitions), resumes its partitions and
@@ -29,6 +35,7 @@ and logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -45,7 +52,10 @@ log = logging.getLogger(__name__)
 
 #: The process's exit status when it gives up on a stall.
 STALLED = 4
-ACTIONS = ("rejoin", "exit", "reseek")
+ACTIONS = ("refetch", "rejoin", "exit", "reseek")
+#: Reading nothing for this long with events waiting, the watchdog looks once whether
+#: the consumer has fetched past what the worker read (``_fetched_past``).
+REFETCH_AFTER = 5.0
 
 
 class Watchdog:
@@ -64,9 +74,13 @@ class Watchdog:
         self.seen = -1
         self.since = clock()
         self.step = 0
+        self.refetch_after = min(REFETCH_AFTER, after)
+        self.refetched = False  # looked already, since the worker last read anything
         self.actions = Counter(
             "hub_worker_stall_actions",
-            "What the worker did about reading nothing: rejoin (its partitions resumed,"
+            "What the worker did about reading nothing: refetch (sought back to the next"
+            " offset it needs: its consumer had fetched past events it never delivered),"
+            " rejoin (its partitions resumed,"
             " sought to committed offsets, the group asked to rebalance) and exit (status"
             " 4, for a supervisor) when events are waiting; reseek (sought back to the"
             " committed offsets) when events it read are not committed.",
@@ -100,8 +114,15 @@ class Watchdog:
         waiting = 0 if self.worker.recovering else self.waiting()
         behind = 0 if self.worker.recovering or waiting else self.uncommitted()
         if read != self.seen or not (waiting or behind):
-            self.seen, self.since, self.step = read, now, 0
+            self.seen, self.since, self.step, self.refetched = read, now, 0, False
             return
+        if waiting and not self.refetched and now - self.since >= self.refetch_after:
+            self.refetched = True
+            past = await self.fetched_past()
+            if past:
+                self.actions.labels("refetch").inc()
+                await self._refetch(now - self.since, past)
+                return
         if now - self.since < self.after * (self.step + 1):
             return
         self.step += 1
@@ -116,6 +137,73 @@ class Watchdog:
         else:
             self.actions.labels("exit").inc()
             self._exit(stalled)
+
+    async def fetched_past(self) -> dict[Any, int]:
+        """This worker's partitions whose consumer position is past the next offset the
+        worker has to read, with nothing fetched for them waiting to be delivered: events
+        fetched and never handed to the worker (Faust can drop the rest of a fetched
+        batch), which nothing reads again until the partition is sought back. Each with
+        the offset to read it from again."""
+        consumer: Any = self.worker.app._consumer  # noqa: SLF001
+        if consumer is None:
+            return {}
+        committed: dict[Any, int | None] = dict(consumer._committed_offset)  # noqa: SLF001
+        known = {
+            tp: self.next_offset(tp, committed.get(tp))
+            for tp in consumer.assignment()
+            if tp.topic in self.worker.topics
+        }
+        nexts = {tp: offset for tp, offset in known.items() if offset is not None}
+        unknown = [tp for tp, offset in known.items() if offset is None]
+        if unknown:  # the first offset each holds, asked in one request
+            earliest = await consumer.earliest_offsets(*unknown)
+            nexts.update({tp: int(earliest.get(tp) or 0) for tp in unknown})
+        thread: Any = consumer._thread  # noqa: SLF001
+        past = await thread.call_thread(_fetched_past, thread._ensure_consumer(), nexts)  # noqa: SLF001
+        return {tp: nexts[tp] for tp in past}
+
+    def next_offset(self, tp: Any, committed: int | None) -> int | None:
+        """The next offset of `tp` the worker has to read: after the last it read, or
+        where ``InOrder`` expects it to go on, or after the last the changelog records
+        as applied, or the committed offset; None: the first the partition holds."""
+        worker = self.worker
+        last = worker.positions.get(tp)
+        if last is not None:
+            return last + 1
+        expected = worker.in_order.expected.get(tp)
+        if expected is not None:
+            return expected
+        applied = worker.applied(tp)
+        if applied is not None:
+            return applied + 1
+        return committed
+
+    async def _refetch(self, stalled: float, past: dict[Any, int]) -> None:
+        log.warning(
+            "read nothing for %.0f s with events waiting, and its consumer has fetched past"
+            " them on %d of its partitions: reading those again from the next offset the"
+            " worker needs (events read again are dropped as duplicates)",
+            stalled,
+            len(past),
+        )
+        await self._log_fetcher()
+        consumer: Any = self.worker.app.consumer
+        for tp, offset in past.items():
+            await consumer.seek(tp, offset)
+
+    async def _log_fetcher(self) -> None:
+        """Log what aiokafka's fetcher and the app's fetch loop are doing (a diagnosis)."""
+        consumer: Any = self.worker.app.consumer
+        thread: Any = consumer._thread  # noqa: SLF001
+        try:
+            fetcher = await thread.call_thread(_fetcher_state, thread._ensure_consumer())  # noqa: SLF001
+        except Exception as exc:  # a diagnosis only: never in the way of the remedy
+            fetcher = f"not read ({type(exc).__name__})"
+        try:
+            loop = _fetch_loop()
+        except Exception as exc:  # as above
+            loop = f"not read ({type(exc).__name__})"
+        log.warning("the consumer's fetcher: %s; the app's fetch loop: %s", fetcher, loop)
 
     async def _reseek(self, stalled: float, behind: int) -> None:
         log.warning(
@@ -134,26 +222,18 @@ class Watchdog:
         assigned = {tp for tp in consumer.assignment() if tp.topic in self.worker.topics}
         log.warning(
             "read nothing for %.0f s with %d events waiting on its partitions: resuming"
-            " them, seeking to the committed offsets (flow %s; active %s; paused %s;"
-            " buffered %s)",
+            " them, seeking to the committed offsets (flow %s; flow control %s; seeks %s;"
+            " active %s; paused %s; buffered %s)",
             stalled,
             self.waiting(),
             "on" if consumer.flow_active else "off",
+            "active" if app.flow_control.is_active() else "suspended",
+            getattr(consumer, "_seeks", "-"),
             _partitions(consumer._active_partitions),  # noqa: SLF001
             _partitions(consumer._paused_partitions),  # noqa: SLF001
             _partitions(consumer._buffered_partitions),  # noqa: SLF001
         )
-        thread: Any = consumer._thread  # noqa: SLF001
-        try:
-            fetcher = await thread.call_thread(_fetcher_state, thread._ensure_consumer())  # noqa: SLF001
-        except Exception as exc:  # a diagnosis only: never in the way of the remedy
-            fetcher = f"not read ({type(exc).__name__})"
-        log.warning("the consumer's fetcher, before the remedy: %s", fetcher)
-        try:
-            loop = _fetch_loop()
-        except Exception as exc:  # a diagnosis only, as above
-            loop = f"not read ({type(exc).__name__})"
-        log.warning("the app's fetch loop, before the remedy: %s", loop)
+        await self._log_fetcher()
         consumer.resume_partitions(assigned)
         consumer.resume_flow()
         app.flow_control.resume()
@@ -185,6 +265,25 @@ async def _request_rejoin(consumer: Any) -> None:
     consumer._coordinator.request_rejoin()  # noqa: SLF001
 
 
+async def _fetched_past(consumer: Any, nexts: dict[Any, int]) -> list[Any]:
+    """Runs in the consumer's own thread: the partitions of `nexts` (partition -> the
+    next offset the worker has to read) aiokafka has fetched past, nothing of them
+    buffered."""
+    subscription = consumer._subscription.subscription  # noqa: SLF001
+    assignment = None if subscription is None else subscription.assignment
+    if assignment is None or not assignment.active:
+        return []
+    buffered = consumer._fetcher._records  # noqa: SLF001
+    past = []
+    for tp, offset in nexts.items():
+        if tp in buffered or tp not in assignment.tps:
+            continue
+        state = assignment.state_value(tp)
+        if state.has_valid_position and state.position > offset:
+            past.append(tp)
+    return past
+
+
 async def _fetcher_state(consumer: Any) -> str:
     """Runs in the consumer's own thread: what aiokafka's fetcher is doing (partitions,
     positions and offsets only)."""
@@ -200,7 +299,8 @@ async def _fetcher_state(consumer: Any) -> str:
             state = assignment.state_value(tp)
             where = state._position if state.has_valid_position else "awaiting reset"  # noqa: SLF001
             flags = " paused" if state.paused else ""
-            parts.append(f"{tp.topic}[{tp.partition}] at {where}{flags}")
+            high = getattr(state, "highwater", None)
+            parts.append(f"{tp.topic}[{tp.partition}] at {where} of {high}{flags}")
     parts.append(f"buffered {_partitions(fetcher._records)}")  # noqa: SLF001
     parts.append(f"in flight to nodes {sorted(fetcher._in_flight)}")  # noqa: SLF001
     for task in list(fetcher._pending_tasks) + [fetcher._fetch_task]:  # noqa: SLF001
@@ -216,10 +316,11 @@ async def _fetcher_state(consumer: Any) -> str:
 
 def _connection(conn: Any) -> str:
     """An aiokafka connection: open or not, its loop and reader, what it awaits."""
-    import asyncio
-
     private = vars(conn)
-    pending = [f"{type(request).__name__}#{number}" for number, request, _ in private["_requests"]]
+    pending = [
+        f"{type(request).__name__}#{number}{_fetching(request)}"
+        for number, request, _ in private["_requests"]
+    ]
     reader = private["_read_task"]
     return ", ".join(
         [
@@ -228,14 +329,27 @@ def _connection(conn: Any) -> str:
             f"reader {'none' if reader is None else 'done' if reader.done() else 'reading'}",
             f"last action {time.monotonic() - private['_last_action']:.1f} s ago",
             f"awaiting {', '.join(pending) or 'nothing'}",
+            f"last request #{private['_correlation_id']}",
         ]
     )
 
 
+def _fetching(request: Any) -> str:
+    """What a fetch request asks for: each partition and the offset it is read from."""
+    topics = getattr(request, "topics", None)
+    if not topics or not type(request).__name__.startswith("Fetch"):
+        return ""
+    asked = [
+        f"{topic.rsplit('.', 1)[-1]}[{fields[0]}]@{fields[-3] if len(fields) >= 4 else fields[1]}"
+        for topic, partitions in topics
+        for fields in partitions
+    ]
+    wait = getattr(request, "max_wait_time", "?")
+    return f" (wait {wait} ms: {' '.join(asked)})"
+
+
 def _fetch_loop() -> str:
     """Where the app's tasks that fetch and deliver are waiting (code locations only)."""
-    import asyncio
-
     chains = (_awaiting(task.get_coro()) for task in asyncio.all_tasks())
     words = ("_drain_messages", "getmany", "_fetch", "_deliver", "call_thread")
     return "; ".join(c for c in chains if any(w in c for w in words)) or "no such task"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -20,6 +21,7 @@ class Reading:
     recovering: bool = False
     read_count: int = 0
     behind: int = 0  # partitions read past their committed offset
+    past: int = 0  # partitions fetched past what the worker read, nothing buffered
 
 
 class Recorded(Watchdog):
@@ -28,6 +30,12 @@ class Recorded(Watchdog):
 
     def uncommitted(self) -> int:
         return self.worker.behind  # type: ignore[attr-defined,no-any-return]
+
+    async def fetched_past(self) -> dict[Any, int]:
+        return {f"t[{n}]": 0 for n in range(self.worker.past)}  # type: ignore[attr-defined]
+
+    async def _refetch(self, stalled: float, past: dict[Any, int]) -> None:
+        self.taken.append(f"refetch {len(past)} after {stalled:.0f}")
 
     async def _resume(self, stalled: float) -> None:
         self.taken.append(f"resume after {stalled:.0f}")
@@ -101,3 +109,27 @@ def test_nothing_waiting_or_recovering_is_not_a_stall() -> None:
     worker.recovering = True
     tick(dog, now, 400)
     assert dog.taken == []
+
+
+def test_events_fetched_past_are_sought_back_once_after_five_seconds() -> None:
+    """A consumer that fetched past events it never delivered is sought back at the
+    first look (5 s), once per stall; the usual steps follow if that does not help."""
+    worker, waiting, now = Reading(past=3), [120], [0.0]
+    dog = watchdog(worker, waiting, now)
+    tick(dog, now, 10)  # the first check (at 5) sees the worker for the first time
+    assert dog.taken == ["refetch 3 after 5"]
+    tick(dog, now, 35)
+    assert dog.taken == ["refetch 3 after 5", "resume after 30", "rejoin after 30"]
+    assert (
+        dog.registry.get_sample_value("hub_worker_stall_actions_total", {"action": "refetch"}) == 1
+    )
+    worker.read_count += 1  # reading again: the next stall is looked at afresh
+    tick(dog, now, 45)
+    assert dog.taken[3:] == ["refetch 3 after 5"]
+
+
+def test_nothing_fetched_past_goes_on_to_the_usual_steps() -> None:
+    worker, waiting, now = Reading(past=0), [120], [0.0]
+    dog = watchdog(worker, waiting, now)
+    tick(dog, now, 35)
+    assert dog.taken == ["resume after 30", "rejoin after 30"]
