@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.state import PartitionState
-from tests.support.versions import version
+from tests.support.versions import applied_once, twice_shuffled, version
 
 
 def test_replay_older_version_correction_and_withdrawal() -> None:
@@ -59,11 +59,8 @@ def test_merge_in_any_order_and_twice_equals_applying_once(
         version(k, v, live=live, agency=a, subject={"r1": "s1", "r2": "s1"}.get(k, s))
         for k, v, live, a, s in stream
     ]
-    applied = PartitionState()
-    for v in versions:
-        applied.apply(v)
-    shuffled = versions * 2
-    rnd.shuffle(shuffled)
+    applied = applied_once(versions)
+    shuffled = twice_shuffled(versions, rnd)
     merged = PartitionState()
     merged.merge(shuffled)
     assert merged.records == applied.records

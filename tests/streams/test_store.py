@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from streams.state import PartitionState, WorkerState
 from streams.store import Disk
-from tests.support.versions import version
+from tests.support.versions import applied_once, twice_shuffled, version
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,8 @@ def test_batches_merged_on_disk_give_the_versions_applied_one_by_one(
         version(key, number, live=live, agency=agency, codes=codes)
         for key, number, live, agency, codes in stream
     ]
-    applied = PartitionState()
-    for v in versions:
-        applied.apply(v)
-    shuffled = versions * 2
-    rnd.shuffle(shuffled)
+    applied = applied_once(versions)
+    shuffled = twice_shuffled(versions, rnd)
     merged = PartitionState(disk.partition(partition))
     while shuffled:
         size = rnd.randint(1, 10)

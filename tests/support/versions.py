@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
+
 from streams.records import RecordVersion
+from streams.state import PartitionState
 
 
 def version(
@@ -34,3 +38,18 @@ def version(
         role="VICTIM",
         outcome="UNKNOWN",
     )
+
+
+def applied_once(versions: Sequence[RecordVersion]) -> PartitionState:
+    """A partition's state with each of `versions` applied once, in order."""
+    state = PartitionState()
+    for v in versions:
+        state.apply(v)
+    return state
+
+
+def twice_shuffled(versions: Sequence[RecordVersion], rnd: random.Random) -> list[RecordVersion]:
+    """`versions` twice over, in `rnd`'s order: what a changelog read again may hold."""
+    shuffled = [*versions, *versions]
+    rnd.shuffle(shuffled)
+    return shuffled
