@@ -118,7 +118,11 @@ class Watchdog:
             return
         if waiting and not self.refetched and now - self.since >= self.refetch_after:
             self.refetched = True
-            past = await self.fetched_past()
+            try:
+                past = await self.fetched_past()
+            except Exception as exc:  # Kafka unreachable meanwhile: the later steps remain
+                log.warning("could not look at what the consumer has fetched: %r", exc)
+                past = {}
             if past:
                 self.actions.labels("refetch").inc()
                 await self._refetch(now - self.since, past)

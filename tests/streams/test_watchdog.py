@@ -32,6 +32,8 @@ class Recorded(Watchdog):
         return self.worker.behind  # type: ignore[attr-defined,no-any-return]
 
     async def fetched_past(self) -> dict[Any, int]:
+        if self.worker.past < 0:  # type: ignore[attr-defined]
+            raise ConnectionError("Kafka unreachable")
         return {f"t[{n}]": 0 for n in range(self.worker.past)}  # type: ignore[attr-defined]
 
     async def _refetch(self, stalled: float, past: dict[Any, int]) -> None:
@@ -130,6 +132,13 @@ def test_events_fetched_past_are_sought_back_once_after_five_seconds() -> None:
 
 def test_nothing_fetched_past_goes_on_to_the_usual_steps() -> None:
     worker, waiting, now = Reading(past=0), [120], [0.0]
+    dog = watchdog(worker, waiting, now)
+    tick(dog, now, 35)
+    assert dog.taken == ["resume after 30", "rejoin after 30"]
+
+
+def test_a_failed_look_at_the_consumer_leaves_the_usual_steps() -> None:
+    worker, waiting, now = Reading(past=-1), [120], [0.0]
     dog = watchdog(worker, waiting, now)
     tick(dog, now, 35)
     assert dog.taken == ["resume after 30", "rejoin after 30"]
