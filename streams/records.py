@@ -89,12 +89,8 @@ class RecordVersion(NamedTuple):
         online = record["online_component"]
         if online == "NOT_ASSESSED" and not record.get("online_recorded", True):
             online = NOT_RECORDED
-        earlier = record.get("previous_subjects") or record.get("other_subjects")
-        if earlier:
-            earlier = [
-                *(record.get("previous_subjects") or ()),
-                *(record.get("other_subjects") or ()),
-            ]
+        previous = record.get("previous_subjects") or ()
+        others = record.get("other_subjects") or ()
         vulnerabilities = record["vulnerabilities"]
         risks = record["online_risks"]
         return cls(
@@ -116,7 +112,7 @@ class RecordVersion(NamedTuple):
             _shared(tuple(sorted(set(risks)))) if risks else (),
             _symbol(record["role"]),
             _symbol(record["outcome"]),
-            _aliases(subject, earlier) if earlier else (),
+            _aliases(subject, [*previous, *others]) if previous or others else (),
             _shared_day(record["reported_at"]),
         )
 
@@ -158,6 +154,8 @@ class RecordVersion(NamedTuple):
 
 #: ISO text of each day seen (a few thousand over years of history).
 _DAYS: dict[Any, str] = {}
+#: Days of ISO text kept by ``_day`` before it starts again.
+DAYS_HELD = 100_000
 
 
 def _day(day: Any) -> str:
@@ -168,10 +166,6 @@ def _day(day: Any) -> str:
             _DAYS.clear()
         text = _DAYS[day] = intern(day if isinstance(day, str) else day.isoformat())
     return text
-
-
-#: Days of ISO text kept by ``_day`` before it starts again.
-DAYS_HELD = 100_000
 
 
 def _shared_day(reported: Any) -> str:

@@ -368,11 +368,7 @@ def _awaiting(coro: Any) -> str:
     chain: list[str] = []
     while coro is not None and len(chain) < 20:
         frame = next(
-            (
-                getattr(coro, a)
-                for a in ("cr_frame", "gi_frame", "ag_frame")
-                if getattr(coro, a, None)
-            ),
+            (getattr(coro, a) for a in _FRAMES if getattr(coro, a, None)),
             None,
         )
         if frame is None:
@@ -380,11 +376,7 @@ def _awaiting(coro: Any) -> str:
             break
         chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
         coro = next(
-            (
-                getattr(coro, a)
-                for a in ("cr_await", "gi_yieldfrom", "ag_await")
-                if getattr(coro, a, None)
-            ),
+            (getattr(coro, a) for a in _AWAITS if getattr(coro, a, None)),
             None,
         )
     return " -> ".join(chain)

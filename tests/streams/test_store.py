@@ -88,6 +88,28 @@ def test_batches_merged_on_disk_give_the_versions_applied_one_by_one(
     }
 
 
+def test_one_batch_with_a_correction_a_withdrawal_and_a_replay(tmp_path: Path) -> None:
+    """Counted by hand: r1 corrected to cyberbullying, r2 withdrawn, r3 sent again
+    under a higher version with the same content, r4 new for a second agency."""
+    disk = Disk(tmp_path / "records")
+    state = PartitionState(disk.partition(0))
+    state.merge([version("r1"), version("r2"), version("r3", codes=("CYBERBULLYING",))])
+    state.merge(
+        [
+            version("r2", 2, live=False),
+            version("r1", 2, codes=("CYBERBULLYING",)),
+            version("r3", 5, codes=("CYBERBULLYING",)),
+            version("r1", 1),  # older: changes nothing
+            version("r4", agency="police"),
+        ]
+    )
+    assert dict(+state.by_code) == {"CYBERBULLYING": 2, "GROOMING": 1}
+    assert (state.live, state.multi_agency) == (3, 1)
+    assert state.records.get("r3") == version("r3", 5, codes=("CYBERBULLYING",))
+    assert state.records.get("r2") == version("r2", 2, live=False)
+    disk.close()
+
+
 def test_partitions_apart_and_dropped_when_they_leave(tmp_path: Path) -> None:
     disk = Disk(tmp_path / "records")
     state = WorkerState(disk=disk)
