@@ -206,6 +206,7 @@ class Worker:
         # Every partition's events applied without a hole, whatever Faust skips.
         self.in_order = consumer.InOrder(app, self.applied, on_gap=metrics.rereads.inc)
         self.read_count = 0  # events read since start (the watchdog's sign of life)
+        self.recoveries = 0  # recoveries completed since start (the watchdog's too)
         self.codec = Codec("case_event", settings.schemas_dir)
         self.pending: dict[int, Pending] = {}
         self.logs: dict[int, PartitionLog] = {}  # per owned partition, its changelog
@@ -386,6 +387,7 @@ class Worker:
             self.settled = True
         log.info("record versions recovered for partitions %s", sorted(missing))
         self.recovering = False
+        self.recoveries += 1
         try:
             await self.sweep()  # what passed retention while the partitions were elsewhere
         except Exception as exc:  # the timer sweeps again; recovery itself is done

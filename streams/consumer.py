@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any
 
 import faust
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.types import TP, AppT, EventT, Message, ServiceT, StreamT, TopicT
 
 from streams.commits import StrictConsumer, StrictTransport
@@ -91,6 +91,21 @@ class BatchConsumer(StrictConsumer):
         thread's event loop to wake the fetcher, which does not wake that loop."""
         thread: Any = self._thread
         await thread.call_thread(thread._ensure_consumer().seek, partition, offset)  # noqa: SLF001
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        """Fetch what aiokafka holds for the partitions active now, as they are now.
+
+        Faust passes its own set of active partitions, which it changes in place as
+        partitions are paused and resumed, and aiokafka reads it again each time it
+        looks while the fetch waits; an empty set means every partition to aiokafka.
+        A recovery that pauses the changelog partitions it has read, while a fetch
+        waits, empties the set: aiokafka then handed over everything it had fetched
+        of the case partitions, still paused, moving their positions to the end, and
+        Faust's ``getmany`` skipped those records as not active. A restarted worker
+        with no committed offsets then read nothing (the watchdog's ``refetch``
+        found it, seconds later). A copy cannot change under the fetch."""
+        frozen = None if active_partitions is None else frozenset(active_partitions)
+        return await super()._getmany(frozen, timeout)  # type: ignore[arg-type]
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every assigned partition to its committed offset (after a rebalance, and

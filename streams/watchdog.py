@@ -12,16 +12,18 @@ Every few seconds (a Faust timer) the watchdog looks at what the worker has read
 and committed, and at the lag probe's view of its partitions. When the worker
 is not recovering and has read nothing for 5 s with events waiting, it looks
 once whether its consumer has fetched past what it read: a restarted worker
-was seen with every partition fetched to its end and 2 of 4,221 events
-delivered, the rest of the fetched batch dropped, and nothing new arriving to
-show the hole. If so, it seeks each such partition back to the next offset
+was seen with every partition fetched to its end and none of it delivered,
+and nothing new arriving to show the hole (a fetch handed over partitions
+Faust still held paused; ``BatchConsumer._getmany`` explains it and closes
+that way in). If so, it seeks each such partition back to the next offset
 the worker needs (``refetch``; not to the committed offset, which the group
 may not have yet). When it has read nothing for ``after`` seconds:
 
 * if its partitions have events waiting, it logs what Faust's consumer holds
   (flow, active, paused and buffered partitions), resumes its partitions and
   flow, seeks them to their committed offsets and asks the consumer group to
-  rebalance (a rejoin); if it still reads nothing after as long again, it exits
+  rebalance (a rejoin); if it still reads nothing after as long again (from the
+  end of the rejoin's recovery, which it looks at the consumer after too), it exits
   with status 4 and says so: a supervisor (Kubernetes, systemd, `docker
   compose`) starts it again, and the next owner of its partitions reads them
   from the committed offsets;
@@ -72,8 +74,10 @@ class Watchdog:
         self.after = after
         self.clock = clock
         self.seen = -1
+        self.recoveries = -1  # the worker's recoveries when it last read anything
         self.since = clock()
         self.step = 0
+        self.before = 0  # the steps taken before the last recovery of this stall
         self.refetch_after = min(REFETCH_AFTER, after)
         self.refetched = False  # looked already, since the worker last read anything
         self.actions = Counter(
@@ -111,10 +115,19 @@ class Watchdog:
     async def check(self) -> None:
         now = self.clock()
         read = self.worker.read_count
+        recoveries = self.worker.recoveries
         waiting = 0 if self.worker.recovering else self.waiting()
         behind = 0 if self.worker.recovering or waiting else self.uncommitted()
         if read != self.seen or not (waiting or behind):
-            self.seen, self.since, self.step, self.refetched = read, now, 0, False
+            self.seen, self.recoveries = read, recoveries
+            self.since, self.step, self.before, self.refetched = now, 0, 0, False
+            return
+        if recoveries != self.recoveries:
+            # A recovery (the rejoin's, say) that began and ended between two checks,
+            # and still nothing read: the next step comes `after` seconds from now, not
+            # from the start of the stall, and the consumer is looked at again.
+            self.recoveries = recoveries
+            self.since, self.before, self.refetched = now, self.step, False
             return
         if waiting and not self.refetched and now - self.since >= self.refetch_after:
             self.refetched = True
@@ -127,7 +140,7 @@ class Watchdog:
                 self.actions.labels("refetch").inc()
                 await self._refetch(now - self.since, past)
                 return
-        if now - self.since < self.after * (self.step + 1):
+        if now - self.since < self.after * (self.step - self.before + 1):
             return
         self.step += 1
         stalled = now - self.since

@@ -19,6 +19,7 @@ from streams.watchdog import Watchdog
 @dataclass
 class Reading:
     recovering: bool = False
+    recoveries: int = 0
     read_count: int = 0
     behind: int = 0  # partitions read past their committed offset
     past: int = 0  # partitions fetched past what the worker read, nothing buffered
@@ -142,3 +143,21 @@ def test_a_failed_look_at_the_consumer_leaves_the_usual_steps() -> None:
     dog = watchdog(worker, waiting, now)
     tick(dog, now, 35)
     assert dog.taken == ["resume after 30", "rejoin after 30"]
+
+
+def test_a_recovery_between_two_checks_gives_the_next_step_its_full_wait() -> None:
+    """The rejoin's recovery can begin and end between two checks (5 s apart), so the
+    watchdog never sees the worker recovering. If nothing is read after it, the exit
+    comes `after` seconds from the recovery, not sooner, and the consumer is looked at
+    again first."""
+    worker, waiting, now = Reading(), [120], [0.0]
+    dog = watchdog(worker, waiting, now)
+    tick(dog, now, 35)
+    assert dog.taken == ["resume after 30", "rejoin after 30"]
+    worker.recoveries += 1  # the rejoin's recovery, unseen, and still nothing read
+    worker.past = 2
+    tick(dog, now, 40)  # the recovery noticed at 40
+    tick(dog, now, 65)
+    assert dog.taken[2:] == ["refetch 2 after 5"]
+    tick(dog, now, 70)
+    assert dog.taken[2:] == ["refetch 2 after 5", "exit after 30"]
