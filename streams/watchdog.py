@@ -37,7 +37,6 @@ and logged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -209,18 +208,14 @@ class Watchdog:
             await consumer.seek(tp, offset)
 
     async def _log_fetcher(self) -> None:
-        """Log what aiokafka's fetcher and the app's fetch loop are doing (a diagnosis)."""
+        """Log where aiokafka's fetcher stands on each partition (a diagnosis)."""
         consumer: Any = self.worker.app.consumer
         thread: Any = consumer._thread  # noqa: SLF001
         try:
             fetcher = await thread.call_thread(_fetcher_state, thread._ensure_consumer())  # noqa: SLF001
         except Exception as exc:  # a diagnosis only: never in the way of the remedy
             fetcher = f"not read ({type(exc).__name__})"
-        try:
-            loop = _fetch_loop()
-        except Exception as exc:  # as above
-            loop = f"not read ({type(exc).__name__})"
-        log.warning("the consumer's fetcher: %s; the app's fetch loop: %s", fetcher, loop)
+        log.warning("the consumer's fetcher: %s", fetcher)
 
     async def _reseek(self, stalled: float, behind: int) -> None:
         log.warning(
@@ -302,97 +297,21 @@ async def _fetched_past(consumer: Any, nexts: dict[Any, int]) -> list[Any]:
 
 
 async def _fetcher_state(consumer: Any) -> str:
-    """Runs in the consumer's own thread: what aiokafka's fetcher is doing (partitions,
-    positions and offsets only)."""
+    """Runs in the consumer's own thread: where aiokafka's fetcher stands on each
+    partition (position and high watermark) and which it holds records for."""
     fetcher = consumer._fetcher  # noqa: SLF001
     subscription = consumer._subscription.subscription  # noqa: SLF001
     assignment = None if subscription is None else subscription.assignment
-    parts = []
     if assignment is None:
-        parts.append("no assignment")
-    else:
-        parts.append(f"assignment {'active' if assignment.active else 'inactive'}")
-        for tp in sorted(assignment.tps):
-            state = assignment.state_value(tp)
-            where = state._position if state.has_valid_position else "awaiting reset"  # noqa: SLF001
-            flags = " paused" if state.paused else ""
-            high = getattr(state, "highwater", None)
-            parts.append(f"{tp.topic}[{tp.partition}] at {where} of {high}{flags}")
+        return "no assignment"
+    parts = [f"assignment {'active' if assignment.active else 'inactive'}"]
+    for tp in sorted(assignment.tps):
+        state = assignment.state_value(tp)
+        where = state.position if state.has_valid_position else "awaiting reset"
+        flags = " paused" if state.paused else ""
+        parts.append(f"{tp.topic}[{tp.partition}] at {where} of {state.highwater}{flags}")
     parts.append(f"buffered {_partitions(fetcher._records)}")  # noqa: SLF001
-    parts.append(f"in flight to nodes {sorted(fetcher._in_flight)}")  # noqa: SLF001
-    for task in list(fetcher._pending_tasks) + [fetcher._fetch_task]:  # noqa: SLF001
-        where = "done" if task.done() else _awaiting(task.get_coro())
-        parts.append(f"task {where}")
-    for (node, group), conn in list(consumer._client._conns.items()):  # noqa: SLF001
-        parts.append(f"connection {node}/{getattr(group, 'name', group)}: {_connection(conn)}")
-    waiting = fetcher._wait_consume_future  # noqa: SLF001
-    parts.append(f"consume future {'done' if waiting is None or waiting.done() else 'pending'}")
-    parts.append(f"reassignment in progress {consumer._subscription.reassignment_in_progress}")  # noqa: SLF001
     return "; ".join(parts)
-
-
-def _connection(conn: Any) -> str:
-    """An aiokafka connection: open or not, its loop and reader, what it awaits."""
-    private = vars(conn)
-    pending = [
-        f"{type(request).__name__}#{number}{_fetching(request)}"
-        for number, request, _ in private["_requests"]
-    ]
-    reader = private["_read_task"]
-    return ", ".join(
-        [
-            "connected" if conn.connected() else "closed",
-            f"{'this' if private['_loop'] is asyncio.get_running_loop() else 'another'} loop",
-            f"reader {'none' if reader is None else 'done' if reader.done() else 'reading'}",
-            f"last action {time.monotonic() - private['_last_action']:.1f} s ago",
-            f"awaiting {', '.join(pending) or 'nothing'}",
-            f"last request #{private['_correlation_id']}",
-        ]
-    )
-
-
-def _fetching(request: Any) -> str:
-    """What a fetch request asks for: each partition and the offset it is read from."""
-    topics = getattr(request, "topics", None)
-    if not topics or not type(request).__name__.startswith("Fetch"):
-        return ""
-    asked = [
-        f"{topic.rsplit('.', 1)[-1]}[{fields[0]}]@{fields[-3] if len(fields) >= 4 else fields[1]}"
-        for topic, partitions in topics
-        for fields in partitions
-    ]
-    wait = getattr(request, "max_wait_time", "?")
-    return f" (wait {wait} ms: {' '.join(asked)})"
-
-
-def _fetch_loop() -> str:
-    """Where the app's tasks that fetch and deliver are waiting (code locations only)."""
-    chains = (_awaiting(task.get_coro()) for task in asyncio.all_tasks())
-    words = ("_drain_messages", "getmany", "_fetch", "_deliver", "call_thread")
-    return "; ".join(c for c in chains if any(w in c for w in words)) or "no such task"
-
-
-_FRAMES = ("cr_frame", "gi_frame", "ag_frame")
-_AWAITS = ("cr_await", "gi_yieldfrom", "ag_await")
-
-
-def _awaiting(coro: Any) -> str:
-    """A suspended coroutine's chain of awaits, outermost first (code locations only)."""
-    chain: list[str] = []
-    while coro is not None and len(chain) < 20:
-        frame = next(
-            (getattr(coro, a) for a in _FRAMES if getattr(coro, a, None)),
-            None,
-        )
-        if frame is None:
-            chain.append(type(coro).__name__)
-            break
-        chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
-        coro = next(
-            (getattr(coro, a) for a in _AWAITS if getattr(coro, a, None)),
-            None,
-        )
-    return " -> ".join(chain)
 
 
 def _partitions(tps: Any) -> str:

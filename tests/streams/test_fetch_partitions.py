@@ -9,8 +9,9 @@ fetch hand over what aiokafka held of the case partitions, still paused; their p
 moved to the end, Faust skipped the records as not active, and a restarted worker with
 no committed offsets read nothing until its watchdog sought the partitions back.
 
-The first test shows that, against the broker, with aiokafka's own consumer; the second
-that the worker's consumer gives the fetch a copy."""
+The first test shows that, against the broker, with aiokafka's own consumer (and what
+the watchdog logs of such a fetcher); the second that the worker's consumer gives the
+fetch a copy."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from kafka import KafkaProducer
 
 from hub.settings import HubSettings
 from streams.consumer import BatchConsumer
+from streams.watchdog import _fetcher_state
 
 RECORDS = 5
 
@@ -35,9 +37,10 @@ def test_a_fetch_given_a_frozen_set_leaves_the_other_partitions_where_they_are(
     topic = topics.case_topic("police")
     waited, paused = TopicPartition(topic, 0), TopicPartition(topic, 1)
 
-    async def fetch(frozen: bool) -> tuple[dict[Any, list[Any]], int]:
+    async def fetch(frozen: bool) -> tuple[dict[Any, list[Any]], int, str, int]:
         """Wait for `waited`, empty the active set meanwhile, then let `paused` receive
-        records: what the fetch hands over, and `paused`'s position after it."""
+        records: what the fetch hands over, how far `paused`'s position moved, what the
+        watchdog logs of the fetcher then, and where `paused` started."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=topics.bootstrap_servers,
             enable_auto_commit=False,
@@ -56,17 +59,21 @@ def test_a_fetch_given_a_frozen_set_leaves_the_other_partitions_where_they_are(
             active.clear()  # a recovery pauses the partitions it was reading
             await asyncio.to_thread(send, topics.bootstrap_servers, topic, paused.partition)
             records = await handed
-            return records, await consumer.position(paused) - start
+            moved = await consumer.position(paused) - start
+            return records, moved, await _fetcher_state(consumer), start
         finally:
             await consumer.stop()
 
-    live, live_moved = asyncio.run(fetch(frozen=False))
+    live, live_moved, _, _ = asyncio.run(fetch(frozen=False))
     assert list(live) == [paused]  # the hazard: what arrived for `paused` is handed over
     assert live_moved == len(live[paused]) > 0
 
-    copied, copied_moved = asyncio.run(fetch(frozen=True))
+    copied, copied_moved, fetcher, start = asyncio.run(fetch(frozen=True))
     assert copied == {}
     assert copied_moved == 0  # read from where it was once it is resumed
+    # The watchdog's diagnosis: the records are held for `paused`, which stands where it was.
+    assert f"{topic}[1] at {start} of " in fetcher
+    assert fetcher.endswith(f"buffered {topic}[1]")
 
 
 def send(bootstrap: str, topic: str, partition: int) -> None:
